@@ -1,0 +1,24 @@
+// The single list of public entry points. tsup builds exactly these, package.json's exports map must
+// list exactly these (scripts/check-entries.mjs fails the build otherwise), and typedoc documents them.
+/** @type {ReadonlyArray<{ subpath: string, name: string, source: string, platform: 'neutral' | 'node' }>} */
+export const entries = [
+  { subpath: '.', name: 'index', source: 'src/index.ts', platform: 'neutral' },
+  { subpath: './client', name: 'client', source: 'src/client/index.ts', platform: 'neutral' },
+  { subpath: './server', name: 'server', source: 'src/server/index.ts', platform: 'neutral' },
+];
+
+/** The exports-map entry that a built entry point must have. */
+export function exportFor(name) {
+  return {
+    import: { types: `./dist/${name}.d.ts`, default: `./dist/${name}.js` },
+    require: { types: `./dist/${name}.d.cts`, default: `./dist/${name}.cjs` },
+  };
+}
+
+/** The whole exports map derived from the entry list. */
+export function expectedExports() {
+  const map = {};
+  for (const entry of entries) map[entry.subpath] = exportFor(entry.name);
+  map['./package.json'] = './package.json';
+  return map;
+}

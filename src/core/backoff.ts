@@ -1,0 +1,202 @@
+/**
+ * Backoff policies as pure functions of the attempt number and the previous delay. Formulas from AWS's
+ * "Exponential Backoff and Jitter" (none, full, equal, decorrelated) and gRPC's connection-backoff
+ * (proportional ±20 %). Randomness is a parameter, drawn per attempt, so two clients started in the
+ * same instant diverge from their very first delay.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from './errors.js';
+
+/**
+ * How randomness is applied to the exponential curve `min(max, initial × factor^attempt)`:
+ * - `none`: the curve itself (lockstep; for tests and comparisons only).
+ * - `full`: uniform in [0, curve] (AWS "full jitter").
+ * - `equal`: curve/2 + uniform in [0, curve/2] (AWS "equal jitter").
+ * - `decorrelated`: uniform in [initial, previous × 3], capped (AWS "decorrelated jitter"; ignores `factor`).
+ * - `proportional`: curve × (1 ± `jitter`) (gRPC connection backoff).
+ */
+export type JitterStrategy = 'none' | 'full' | 'equal' | 'decorrelated' | 'proportional';
+
+/** Options for {@link backoff}. */
+export interface BackoffOptions {
+  /** The jitter strategy. Default `"full"`. */
+  readonly strategy?: JitterStrategy;
+  /** The base delay in milliseconds (attempt 0's curve value). Default `1000`. */
+  readonly initial?: number;
+  /** Growth per attempt, at least 1. Default `2`. */
+  readonly factor?: number;
+  /** The cap in milliseconds, at least `initial`. Default `30000`. */
+  readonly max?: number;
+  /** The relative spread of the `proportional` strategy, in [0, 1]. Default `0.2`. */
+  readonly jitter?: number;
+}
+
+/**
+ * A validated backoff policy. `delay` is pure: the same attempt, previous delay and random draw always
+ * give the same result.
+ *
+ * @example
+ * ```ts
+ * import { backoff } from 'pollkit';
+ * const policy = backoff({ strategy: 'equal', initial: 500, max: 10_000 });
+ * console.log(policy.delay(3, undefined, Math.random));
+ * ```
+ */
+export interface BackoffPolicy {
+  /** The resolved options, every default filled in. */
+  readonly options: Readonly<Required<BackoffOptions>>;
+  /**
+   * The delay before retry number `attempt + 1`, in milliseconds.
+   *
+   * @param attempt - 0 for the first retry, 1 for the second, …
+   * @param previous - the delay this policy returned for the previous attempt (decorrelated needs it).
+   * @param random - a source of uniform numbers in [0, 1); called at most once.
+   */
+  delay(attempt: number, previous: number | undefined, random: () => number): number;
+}
+
+function check(name: string, value: number, ok: boolean, rule: string): void {
+  if (!ok) throw new InvalidArgumentError(`backoff option "${name}" must be ${rule}, got ${String(value)}`, name);
+}
+
+const STRATEGIES: readonly JitterStrategy[] = ['none', 'full', 'equal', 'decorrelated', 'proportional'];
+
+/**
+ * Creates a validated backoff policy. Throws {@link InvalidArgumentError} for negative, NaN or
+ * infinite values, `factor < 1`, `max < initial` or `jitter` outside [0, 1].
+ *
+ * @example
+ * ```ts
+ * import { backoff } from 'pollkit';
+ * const policy = backoff({ strategy: 'full', initial: 1000, factor: 2, max: 30_000 });
+ * const first = policy.delay(0, undefined, Math.random); // uniform in [0, 1000]
+ * ```
+ */
+export function backoff(options: BackoffOptions = {}): BackoffPolicy {
+  const resolved = Object.freeze({
+    strategy: options.strategy ?? 'full',
+    initial: options.initial ?? 1000,
+    factor: options.factor ?? 2,
+    max: options.max ?? 30_000,
+    jitter: options.jitter ?? 0.2,
+  });
+  if (!STRATEGIES.includes(resolved.strategy)) {
+    throw new InvalidArgumentError(
+      `backoff option "strategy" must be one of ${STRATEGIES.join(', ')}, got ${String(resolved.strategy)}`,
+      'strategy',
+    );
+  }
+  const { initial, factor, max, jitter, strategy } = resolved;
+  check('initial', initial, Number.isFinite(initial) && initial >= 0, 'a finite number >= 0');
+  check('factor', factor, Number.isFinite(factor) && factor >= 1, 'a finite number >= 1');
+  check('max', max, Number.isFinite(max) && max >= initial, `a finite number >= initial (${initial})`);
+  check('jitter', jitter, jitter >= 0 && jitter <= 1, 'a number in [0, 1]');
+
+  const curve = (attempt: number): number => Math.min(max, initial * factor ** Math.max(0, attempt));
+
+  return Object.freeze({
+    options: resolved,
+    delay(attempt: number, previous: number | undefined, random: () => number): number {
+      switch (strategy) {
+        case 'none':
+          return curve(attempt);
+        case 'full':
+          return random() * curve(attempt);
+        case 'equal': {
+          const half = curve(attempt) / 2;
+          return half + random() * half;
+        }
+        case 'decorrelated': {
+          const upper = Math.max(initial, (previous ?? initial) * 3);
+          return Math.min(max, initial + random() * (upper - initial));
+        }
+        case 'proportional':
+          return Math.min(max, curve(attempt)) * (1 + jitter * (2 * random() - 1));
+      }
+    },
+  });
+}
+
+/**
+ * gRPC's connection backoff (doc/connection-backoff.md): 1 s initial, ×1.6 per attempt, ±20 % jitter,
+ * capped at 120 s. The default reconnect policy of pollkit's subscriber.
+ *
+ * @example
+ * ```ts
+ * import { grpcBackoff } from 'pollkit';
+ * const delay = grpcBackoff.delay(0, undefined, Math.random); // 800..1200 ms
+ * ```
+ */
+export const grpcBackoff: BackoffPolicy = backoff({
+  strategy: 'proportional',
+  initial: 1000,
+  factor: 1.6,
+  max: 120_000,
+  jitter: 0.2,
+});
+
+/**
+ * Applies a server's hint (`Retry-After`, SSE `retry:`, a close code's delay) as a floor, with jitter
+ * above it so that every client told "come back in 5 s" does not come back in the same millisecond.
+ * The result is `max(computed, hint + uniform[0, hint × spread])`.
+ *
+ * @param computed - the policy's own delay.
+ * @param hintMs - the server's hint in milliseconds, or `undefined` for none.
+ * @param random - a source of uniform numbers in [0, 1).
+ * @param spread - the width of the band above the hint, relative to it. Default `0.2`.
+ *
+ * @example
+ * ```ts
+ * import { withHint } from 'pollkit';
+ * withHint(300, 5000, Math.random); // between 5000 and 6000
+ * ```
+ */
+export function withHint(computed: number, hintMs: number | undefined, random: () => number, spread = 0.2): number {
+  if (hintMs === undefined || !Number.isFinite(hintMs) || hintMs <= 0) return computed;
+  return Math.max(computed, hintMs + random() * hintMs * spread);
+}
+
+/**
+ * A stateful walk along a policy: remembers the attempt count and the previous delay, and can be reset
+ * after a stable success.
+ *
+ * @example
+ * ```ts
+ * import { Backoff, backoff } from 'pollkit';
+ * const schedule = new Backoff(backoff({ initial: 100 }), Math.random);
+ * const first = schedule.next();
+ * const second = schedule.next();
+ * schedule.reset();
+ * ```
+ */
+export class Backoff {
+  readonly #policy: BackoffPolicy;
+  readonly #random: () => number;
+  #attempt = 0;
+  #previous: number | undefined;
+
+  constructor(policy: BackoffPolicy, random: () => number) {
+    this.#policy = policy;
+    this.#random = random;
+  }
+
+  /** How many delays have been taken since the last reset. */
+  get attempt(): number {
+    return this.#attempt;
+  }
+
+  /** The next delay in milliseconds, advancing the attempt count. */
+  next(hintMs?: number): number {
+    const computed = this.#policy.delay(this.#attempt, this.#previous, this.#random);
+    this.#attempt++;
+    this.#previous = computed;
+    return withHint(computed, hintMs, this.#random);
+  }
+
+  /** Starts over from attempt 0. */
+  reset(): void {
+    this.#attempt = 0;
+    this.#previous = undefined;
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * The wire protocol of `PROTOCOL.md`, version 1, as types and constants: the one source of truth that
+ * the client and the server both import, so the two sides cannot drift apart.
+ *
+ * @module
+ */
+
+/** The protocol version these types describe. */
+export const PROTOCOL_VERSION = 1;
+
+/** The path prefix servers mount under by default. */
+export const DEFAULT_PREFIX = '/pollkit';
+
+/** The server's default cap on `wait`, in seconds. */
+export const DEFAULT_MAX_WAIT_SECONDS = 30;
+
+/** The default interval between SSE heartbeat comments, in milliseconds. */
+export const DEFAULT_HEARTBEAT_MS = 15_000;
+
+/** The default request body limit, in bytes (100 KiB). */
+export const DEFAULT_BODY_LIMIT_BYTES = 100 * 1024;
+
+/**
+ * Every state a job can be in. Strings are lowercase on the wire.
+ *
+ * @example
+ * ```ts
+ * import { JOB_STATUSES } from 'pollkit';
+ * console.log(JOB_STATUSES.includes('running')); // true
+ * ```
+ */
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+
+/** A job's state. */
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** The states after which a job never changes again. */
+export type TerminalJobStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'canceled'>;
+
+/**
+ * True for `succeeded`, `failed` and `canceled`.
+ *
+ * @example
+ * ```ts
+ * import { isTerminalStatus } from 'pollkit';
+ * console.log(isTerminalStatus('running'), isTerminalStatus('failed')); // false true
+ * ```
+ */
+export function isTerminalStatus(status: JobStatus): status is TerminalJobStatus {
+  return status === 'succeeded' || status === 'failed' || status === 'canceled';
+}
+
+/**
+ * An RFC 9457 problem details object, with pollkit's stable `code` and Azure's `message` mirror.
+ *
+ * @example
+ * ```ts
+ * import type { Problem } from 'pollkit';
+ * const problem: Problem = { type: 'urn:pollkit:problem:job-not-found', title: 'Job not found', status: 404, code: 'job-not-found' };
+ * ```
+ */
+export interface Problem {
+  /** A URI naming the problem type; pollkit's are `urn:pollkit:problem:<code>`. */
+  readonly type: string;
+  /** A short, human-readable summary of the problem type. */
+  readonly title: string;
+  /** The HTTP status code. */
+  readonly status: number;
+  /** A human-readable explanation of this occurrence. */
+  readonly detail?: string;
+  /** The stable, documented identifier of the problem. */
+  readonly code: string;
+  /** Mirrors `detail`, for clients that read `message` (Azure). */
+  readonly message?: string;
+  /** Problem-specific extension members, such as `earliestOffset` and `epoch` on 410. */
+  readonly [extension: string]: unknown;
+}
+
+/** A job's last reported progress. */
+export interface JobProgress {
+  /** Completion in percent, 0–100. */
+  readonly percent?: number;
+  /** A short human-readable note. */
+  readonly message?: string;
+  /** Arbitrary JSON the handler chose to share. */
+  readonly data?: unknown;
+}
+
+/**
+ * A job as it travels on the wire (`GET {p}/jobs/{id}`).
+ *
+ * @example
+ * ```ts
+ * import type { JobSnapshot } from 'pollkit';
+ * function describe(job: JobSnapshot): string {
+ *   return `${job.type} ${job.status} v${job.version}`;
+ * }
+ * ```
+ */
+export interface JobSnapshot<Result = unknown> {
+  /** Opaque id with at least 122 random bits. */
+  readonly id: string;
+  /** The job type it was submitted as. */
+  readonly type: string;
+  readonly status: JobStatus;
+  /** True exactly for terminal statuses. */
+  readonly done: boolean;
+  readonly progress: JobProgress | null;
+  /** Set exactly when `status` is `succeeded`. */
+  readonly result: Result | null;
+  /** Set exactly when `status` is `failed` or `canceled`. */
+  readonly error: Problem | null;
+  /** Rises by one on every observable change; sent as a strong `ETag`. */
+  readonly version: number;
+  /** ISO-8601 UTC timestamps. */
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+  readonly expiresAt: string | null;
+}
+
+/** One page of `GET {p}/jobs`. */
+export interface JobPage<Result = unknown> {
+  readonly jobs: readonly JobSnapshot<Result>[];
+  /** Present when more jobs follow. */
+  readonly nextPageToken?: string;
+}
+
+/**
+ * One record of a topic log.
+ *
+ * @example
+ * ```ts
+ * import type { TopicRecord } from 'pollkit';
+ * const record: TopicRecord<string> = { offset: 0, timestamp: new Date().toISOString(), key: null, value: 'hi' };
+ * ```
+ */
+export interface TopicRecord<Value = unknown> {
+  readonly offset: number;
+  /** ISO-8601 UTC time of the append. */
+  readonly timestamp: string;
+  readonly key: string | null;
+  readonly value: Value;
+}
+
+/** The body of `GET {p}/topics/{t}/records`. */
+export interface TopicFetchResult<Value = unknown> {
+  readonly topic: string;
+  /** Changes whenever the log is reset; a stale epoch is answered with 410. */
+  readonly epoch: string;
+  readonly records: readonly TopicRecord<Value>[];
+  /** The offset to ask for next. */
+  readonly nextOffset: number;
+  /** The offset the next appended record will get. */
+  readonly highWatermark: number;
+  /** The first offset still retained. */
+  readonly earliestOffset: number;
+}
+
+/**
+ * Header names the protocol uses, lowercase as HTTP/2 and the fetch API present them.
+ *
+ * @example
+ * ```ts
+ * import { HEADERS } from 'pollkit';
+ * const headers = { [HEADERS.ifNoneMatch]: '"7"', [HEADERS.prefer]: 'wait=25' };
+ * ```
+ */
+export const HEADERS = Object.freeze({
+  location: 'location',
+  operationLocation: 'operation-location',
+  retryAfter: 'retry-after',
+  etag: 'etag',
+  ifNoneMatch: 'if-none-match',
+  prefer: 'prefer',
+  preferenceApplied: 'preference-applied',
+  vary: 'vary',
+  cacheControl: 'cache-control',
+  expires: 'expires',
+  idempotencyKey: 'idempotency-key',
+  lastEventId: 'last-event-id',
+  contentType: 'content-type',
+  pollInterval: 'x-poll-interval',
+});
+
+/** Media types the protocol uses. */
+export const MEDIA_TYPES = Object.freeze({
+  json: 'application/json',
+  problem: 'application/problem+json',
+  eventStream: 'text/event-stream',
+});
+
+/**
+ * Every stable problem `code`, with the status and title it is sent with.
+ *
+ * @example
+ * ```ts
+ * import { PROBLEMS } from 'pollkit';
+ * console.log(PROBLEMS['job-not-found'].status); // 404
+ * ```
+ */
+export const PROBLEMS = Object.freeze({
+  'bad-request': { status: 400, title: 'Bad request' },
+  'invalid-parameter': { status: 400, title: 'Invalid parameter' },
+  'invalid-input': { status: 400, title: 'Invalid job input' },
+  'unknown-job-type': { status: 400, title: 'Unknown job type' },
+  'idempotency-key-reused': { status: 400, title: 'Idempotency key reused with a different body' },
+  'offset-out-of-range': { status: 400, title: 'Offset out of range' },
+  'job-not-found': { status: 404, title: 'Job not found' },
+  'topic-not-found': { status: 404, title: 'Topic not found' },
+  'not-found': { status: 404, title: 'Not found' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'job-not-finished': { status: 409, title: 'Job not finished' },
+  'offset-gone': { status: 410, title: 'Offset gone' },
+  'payload-too-large': { status: 413, title: 'Payload too large' },
+  'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
+  'too-many-held-requests': { status: 429, title: 'Too many held requests' },
+  'appends-disabled': { status: 403, title: 'Appends disabled' },
+  overloaded: { status: 503, title: 'Server overloaded' },
+  'shutting-down': { status: 503, title: 'Server shutting down' },
+  canceled: { status: 409, title: 'Job canceled' },
+  'job-failed': { status: 500, title: 'Job failed' },
+  'job-timeout': { status: 504, title: 'Job timed out' },
+} as const satisfies Record<string, { status: number; title: string }>);
+
+/** A problem code the protocol defines. */
+export type ProblemCode = keyof typeof PROBLEMS;
+
+/**
+ * The URI of a pollkit problem type.
+ *
+ * @example
+ * ```ts
+ * import { problemType } from 'pollkit';
+ * console.log(problemType('offset-gone')); // "urn:pollkit:problem:offset-gone"
+ * ```
+ */
+export function problemType(code: string): string {
+  return `urn:pollkit:problem:${code}`;
+}
+
+/**
+ * Builds a problem object for a pollkit code, with `message` mirroring `detail`.
+ *
+ * @example
+ * ```ts
+ * import { problem } from 'pollkit';
+ * const body = problem('job-not-found', 'No job 3f1c is visible to this caller.');
+ * ```
+ */
+export function problem(code: ProblemCode, detail?: string, extensions: Record<string, unknown> = {}): Problem {
+  const { status, title } = PROBLEMS[code];
+  return {
+    ...extensions,
+    type: problemType(code),
+    title,
+    status,
+    code,
+    ...(detail === undefined ? {} : { detail, message: detail }),
+  };
+}

@@ -1,0 +1,13 @@
+/**
+ * The server side: the timing wheel, the purgatory that holds long polls, jobs and topics. Runs on
+ * Node and on any runtime with web-standard APIs. Re-exports the core.
+ *
+ * @example
+ * ```ts
+ * import { ManualClock } from 'pollkit/server';
+ * const clock = new ManualClock();
+ * ```
+ *
+ * @module pollkit/server
+ */
+export * from '../core/index.js';

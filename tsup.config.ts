@@ -1,0 +1,28 @@
+import { defineConfig, type Options } from 'tsup';
+import { entries } from './scripts/entries.mjs';
+
+const entry = Object.fromEntries(entries.map((e) => [e.name, e.source]));
+
+const shared: Options = {
+  entry,
+  outDir: 'dist',
+  target: 'es2022',
+  sourcemap: true,
+  // Splitting puts src/core in one shared chunk per format, so `instanceof PollkitError` holds
+  // whichever subpath created the error.
+  splitting: true,
+  treeshake: true,
+  dts: true,
+  external: ['ws', 'ioredis', 'express', 'fastify', 'koa', 'hono'],
+};
+
+export default defineConfig([
+  { ...shared, format: 'esm', clean: true },
+  {
+    ...shared,
+    format: 'cjs',
+    // p-retry (and its one dependency) ship ESM only. Node 20 before 20.19 cannot require() ESM,
+    // so the CommonJS build carries its own copy; the ESM build imports the real package.
+    noExternal: ['p-retry', 'is-network-error'],
+  },
+]);
