@@ -102,9 +102,11 @@ export interface JobSnapshot<Result = unknown> {
   readonly id: string;
   /** The job type it was submitted as. */
   readonly type: string;
+  /** The job's state. */
   readonly status: JobStatus;
   /** True exactly for terminal statuses. */
   readonly done: boolean;
+  /** The last reported progress, or `null` before any. */
   readonly progress: JobProgress | null;
   /** Set exactly when `status` is `succeeded`. */
   readonly result: Result | null;
@@ -112,16 +114,21 @@ export interface JobSnapshot<Result = unknown> {
   readonly error: Problem | null;
   /** Rises by one on every observable change; sent as a strong `ETag`. */
   readonly version: number;
-  /** ISO-8601 UTC timestamps. */
+  /** When the job was submitted (ISO-8601 UTC). */
   readonly createdAt: string;
+  /** When the job last changed (ISO-8601 UTC). */
   readonly updatedAt: string;
+  /** When the job started running, or `null`. */
   readonly startedAt: string | null;
+  /** When the job finished, or `null` while not done. */
   readonly finishedAt: string | null;
+  /** When the server forgets the job, or `null` if it keeps it until finished. */
   readonly expiresAt: string | null;
 }
 
 /** One page of `GET {p}/jobs`. */
 export interface JobPage<Result = unknown> {
+  /** The jobs on this page, newest first. */
   readonly jobs: readonly JobSnapshot<Result>[];
   /** Present when more jobs follow. */
   readonly nextPageToken?: string;
@@ -137,18 +144,23 @@ export interface JobPage<Result = unknown> {
  * ```
  */
 export interface TopicRecord<Value = unknown> {
+  /** The record's position in the log; gap-free within an epoch. */
   readonly offset: number;
   /** ISO-8601 UTC time of the append. */
   readonly timestamp: string;
+  /** The optional key given at append time. */
   readonly key: string | null;
+  /** The appended value. */
   readonly value: Value;
 }
 
 /** The body of `GET {p}/topics/{t}/records`. */
 export interface TopicFetchResult<Value = unknown> {
+  /** The topic's name. */
   readonly topic: string;
   /** Changes whenever the log is reset; a stale epoch is answered with 410. */
   readonly epoch: string;
+  /** The records fetched, in offset order; empty at timeout. */
   readonly records: readonly TopicRecord<Value>[];
   /** The offset to ask for next. */
   readonly nextOffset: number;
@@ -168,28 +180,94 @@ export interface TopicFetchResult<Value = unknown> {
  * ```
  */
 export const HEADERS = Object.freeze({
+  /** Where the new job lives (relative or absolute). */
   location: 'location',
+  /** The job's absolute URL (Azure long-running operations). */
   operationLocation: 'operation-location',
+  /** Seconds or an HTTP-date to wait before polling again. */
   retryAfter: 'retry-after',
+  /** A job's version, as a strong entity tag. */
   etag: 'etag',
+  /** The version the client already has. */
   ifNoneMatch: 'if-none-match',
+  /** `wait=N`: hold the request up to N seconds (RFC 7240). */
   prefer: 'prefer',
+  /** The wait the server actually applied. */
   preferenceApplied: 'preference-applied',
+  /** Sent as `Prefer` on poll responses. */
   vary: 'vary',
+  /** Always `no-store` on poll responses. */
   cacheControl: 'cache-control',
+  /** When a finished job will be forgotten. */
   expires: 'expires',
+  /** Makes a submit safe to repeat. */
   idempotencyKey: 'idempotency-key',
+  /** The last SSE event id the client saw. */
   lastEventId: 'last-event-id',
+  /** The body media type. */
   contentType: 'content-type',
+  /** A server's suggested short-poll interval in seconds. */
   pollInterval: 'x-poll-interval',
 });
 
-/** Media types the protocol uses. */
+/**
+ * Media types the protocol uses.
+ *
+ * @example
+ * ```ts
+ * import { MEDIA_TYPES } from 'pollkit';
+ * const isProblem = (type: string | null) => type?.startsWith(MEDIA_TYPES.problem) === true;
+ * ```
+ */
 export const MEDIA_TYPES = Object.freeze({
+  /** Job, page and fetch bodies. */
   json: 'application/json',
+  /** RFC 9457 problem details. */
   problem: 'application/problem+json',
+  /** Server-sent events. */
   eventStream: 'text/event-stream',
 });
+
+/** The status and title a problem code is always sent with. */
+export interface ProblemDefinition {
+  /** The HTTP status code. */
+  readonly status: number;
+  /** The problem type's short summary. */
+  readonly title: string;
+}
+
+/**
+ * Every stable problem code the protocol defines; `PROBLEMS` maps each to its status and title.
+ *
+ * @example
+ * ```ts
+ * import type { ProblemCode } from 'pollkit';
+ * const code: ProblemCode = 'offset-gone';
+ * ```
+ */
+export type ProblemCode =
+  | 'bad-request'
+  | 'invalid-parameter'
+  | 'invalid-input'
+  | 'unknown-job-type'
+  | 'idempotency-key-reused'
+  | 'offset-out-of-range'
+  | 'job-not-found'
+  | 'topic-not-found'
+  | 'not-found'
+  | 'method-not-allowed'
+  | 'job-not-finished'
+  | 'illegal-transition'
+  | 'offset-gone'
+  | 'payload-too-large'
+  | 'unsupported-media-type'
+  | 'too-many-held-requests'
+  | 'appends-disabled'
+  | 'overloaded'
+  | 'shutting-down'
+  | 'canceled'
+  | 'job-failed'
+  | 'job-timeout';
 
 /**
  * Every stable problem `code`, with the status and title it is sent with.
@@ -200,7 +278,7 @@ export const MEDIA_TYPES = Object.freeze({
  * console.log(PROBLEMS['job-not-found'].status); // 404
  * ```
  */
-export const PROBLEMS = Object.freeze({
+export const PROBLEMS: Readonly<Record<ProblemCode, ProblemDefinition>> = Object.freeze({
   'bad-request': { status: 400, title: 'Bad request' },
   'invalid-parameter': { status: 400, title: 'Invalid parameter' },
   'invalid-input': { status: 400, title: 'Invalid job input' },
@@ -212,6 +290,7 @@ export const PROBLEMS = Object.freeze({
   'not-found': { status: 404, title: 'Not found' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'job-not-finished': { status: 409, title: 'Job not finished' },
+  'illegal-transition': { status: 409, title: 'Illegal state transition' },
   'offset-gone': { status: 410, title: 'Offset gone' },
   'payload-too-large': { status: 413, title: 'Payload too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
@@ -222,10 +301,7 @@ export const PROBLEMS = Object.freeze({
   canceled: { status: 409, title: 'Job canceled' },
   'job-failed': { status: 500, title: 'Job failed' },
   'job-timeout': { status: 504, title: 'Job timed out' },
-} as const satisfies Record<string, { status: number; title: string }>);
-
-/** A problem code the protocol defines. */
-export type ProblemCode = keyof typeof PROBLEMS;
+});
 
 /**
  * The URI of a pollkit problem type.
