@@ -14,7 +14,8 @@ import { InvalidArgumentError } from './errors.js';
  * - `full`: uniform in [0, curve] (AWS "full jitter").
  * - `equal`: curve/2 + uniform in [0, curve/2] (AWS "equal jitter").
  * - `decorrelated`: uniform in [initial, previous × 3], capped (AWS "decorrelated jitter"; ignores `factor`).
- * - `proportional`: curve × (1 ± `jitter`) (gRPC connection backoff).
+ * - `proportional`: curve × (1 ± `jitter`) (gRPC connection backoff); like gRPC, the jitter applies
+ *   around the capped curve, so the result can exceed `max` by up to `jitter`.
  */
 export type JitterStrategy = 'none' | 'full' | 'equal' | 'decorrelated' | 'proportional';
 
@@ -93,7 +94,13 @@ export function backoff(options: BackoffOptions = {}): BackoffPolicy {
   check('max', max, Number.isFinite(max) && max >= initial, `a finite number >= initial (${initial})`);
   check('jitter', jitter, jitter >= 0 && jitter <= 1, 'a number in [0, 1]');
 
-  const curve = (attempt: number): number => Math.min(max, initial * factor ** Math.max(0, attempt));
+  const curve = (attempt: number): number => {
+    // Guarded because IEEE arithmetic turns edge cases into NaN, which a timer treats as "now": 0 × ∞
+    // (initial 0 at a huge attempt) and 1 ** ∞. A NaN or negative attempt counts as the first.
+    if (initial === 0 || factor === 1) return initial;
+    const exponent = attempt > 0 ? attempt : 0;
+    return Math.min(max, initial * factor ** exponent);
+  };
 
   return Object.freeze({
     options: resolved,
@@ -112,7 +119,9 @@ export function backoff(options: BackoffOptions = {}): BackoffPolicy {
           return Math.min(max, initial + random() * (upper - initial));
         }
         case 'proportional':
-          return Math.min(max, curve(attempt)) * (1 + jitter * (2 * random() - 1));
+          // Jitter is applied around the capped curve, as gRPC does, so a capped delay may land up to
+          // `jitter` above `max`: capping after jitter would pile every long-failing client onto `max`.
+          return curve(attempt) * (1 + jitter * (2 * random() - 1));
       }
     },
   });

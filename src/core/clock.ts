@@ -42,6 +42,9 @@ export interface Clock {
   random(): number;
 }
 
+/** The longest delay a platform timer honours (about 24.8 days); longer ones are clamped to it. */
+const MAX_TIMER_DELAY_MS = 2_147_483_647;
+
 /**
  * The real clock: `performance.now()`, `Date.now()`, the global timers and `Math.random()`, each
  * looked up when called.
@@ -57,7 +60,10 @@ export const systemClock: Clock = Object.freeze({
   now: () => globalThis.performance.now(),
   wallNow: () => Date.now(),
   setTimeout(callback: () => void, ms: number, options?: TimerOptions): TimerHandle {
-    const handle = globalThis.setTimeout(callback, Math.max(0, ms)) as unknown as TimerHandle;
+    // Node and browsers fire a delay above 2^31 - 1 ms (or NaN) after about 1 ms; clamping keeps an
+    // "effectively never" delay (a far Retry-After date, an Infinity timeout) from firing at once.
+    const delay = ms > 0 ? Math.min(ms, MAX_TIMER_DELAY_MS) : 0;
+    const handle = globalThis.setTimeout(callback, delay) as unknown as TimerHandle;
     if (options?.unref === true) (handle as { unref?: () => void }).unref?.();
     return handle;
   },
@@ -153,7 +159,8 @@ export class ManualClock implements Clock {
   }
 
   setTimeout(callback: () => void, ms: number): TimerHandle {
-    const timer: ManualTimer = { id: this.#nextId++, at: this.#now + Math.max(0, ms), callback };
+    // NaN counts as 0, as platform timers treat it; otherwise a NaN deadline would become `now()`.
+    const timer: ManualTimer = { id: this.#nextId++, at: this.#now + (ms > 0 ? ms : 0), callback };
     let index = this.#timers.length;
     while (index > 0 && this.#timers[index - 1]!.at > timer.at) index--;
     this.#timers.splice(index, 0, timer);
@@ -203,6 +210,7 @@ export class ManualClock implements Clock {
    */
   async advanceAsync(ms: number): Promise<void> {
     const target = this.#now + ms;
+    if (!(target >= this.#now)) throw new RangeError(`ManualClock cannot go back from ${this.#now} to ${target}`);
     await flushPromises();
     for (;;) {
       const next = this.#timers[0];

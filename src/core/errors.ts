@@ -89,7 +89,7 @@ function hasCode(value: unknown, code: string): boolean {
  */
 export class TimeoutError extends PollkitError {
   constructor(message = 'The operation timed out', options: PollkitErrorOptions = {}) {
-    super(message, 'timeout', { retryable: true, ...options });
+    super(message, 'timeout', { ...options, retryable: options.retryable ?? true });
   }
   /** Cross-realm guard. @example `TimeoutError.is(error)` */
   static override is(value: unknown): value is TimeoutError {
@@ -171,8 +171,8 @@ export class HttpError extends PollkitError {
   constructor(status: number, options: HttpErrorOptions = {}) {
     const problem = options.problem;
     super(problem?.detail ?? problem?.title ?? `HTTP ${status}`, problem?.code ?? `http-${status}`, {
-      retryable: isRetryableStatus(status),
       ...options,
+      retryable: options.retryable ?? isRetryableStatus(status),
     });
     this.status = status;
     this.problem = problem;
@@ -373,7 +373,7 @@ export class OverloadedError extends PollkitError {
   /** A suggested delay before retrying, in milliseconds. */
   readonly retryAfterMs: number | undefined;
   constructor(message: string, options: PollkitErrorOptions & { readonly retryAfterMs?: number } = {}) {
-    super(message, 'overloaded', { retryable: true, ...options });
+    super(message, 'overloaded', { ...options, retryable: options.retryable ?? true });
     this.retryAfterMs = options.retryAfterMs;
   }
   /** Cross-realm guard. @example `OverloadedError.is(error)` */

@@ -7,7 +7,7 @@ import pRetry from 'p-retry';
 import { sleep } from './abort.js';
 import { Backoff, type BackoffPolicy, backoff } from './backoff.js';
 import { type Clock, systemClock } from './clock.js';
-import { PollkitError } from './errors.js';
+import { InvalidArgumentError, PollkitError } from './errors.js';
 
 /** What a retry decision sees. */
 export interface RetryContext {
@@ -21,13 +21,17 @@ export interface RetryContext {
 
 /** Options for {@link retry}. */
 export interface RetryOptions {
-  /** Retries after the first attempt. Default `5`; `Infinity` retries until aborted. */
+  /**
+   * Retries after the first attempt: an integer >= 0, or `Infinity` to retry until aborted. Default `5`.
+   */
   readonly retries?: number;
   /** The delay policy. Default `backoff()` (full jitter, 1 s, ×2, 30 s cap). */
   readonly policy?: BackoffPolicy;
   /**
    * Whether a failure is worth retrying. Default: pollkit errors retry when `retryable`, other errors
-   * retry (network failures surface as plain errors from `fetch`).
+   * retry (network failures surface as plain errors from `fetch`). Not consulted for a `TypeError`
+   * that is not a network error, nor for a thrown non-`Error`: those are programming mistakes and
+   * end the retries at once (p-retry's rule).
    */
   readonly shouldRetry?: (context: RetryContext) => boolean;
   /** A server hint for the next delay, in milliseconds, taken as a floor (see `withHint`). */
@@ -48,6 +52,11 @@ function defaultShouldRetry({ error }: RetryContext): boolean {
  * Calls `operation` until it resolves, a failure is not retryable, the retries run out, or the signal
  * aborts. Delays come from the policy with per-attempt randomness from the injected clock.
  *
+ * A `TypeError` is retried only when it is a network error (`fetch failed`, `Failed to fetch`, …);
+ * any other `TypeError` (`x is not a function`) rejects after the first attempt without calling
+ * `shouldRetry`, as does a thrown value that is not an `Error`. Throws {@link InvalidArgumentError}
+ * for a negative, fractional or NaN `retries`.
+ *
  * @example
  * ```ts
  * import { retry, backoff } from 'pollkit';
@@ -65,12 +74,19 @@ export async function retry<T>(
   operation: (attemptNumber: number) => Promise<T>,
   options: RetryOptions = {},
 ): Promise<T> {
+  const retries = options.retries ?? 5;
+  if (!(retries === Number.POSITIVE_INFINITY || (Number.isInteger(retries) && retries >= 0))) {
+    throw new InvalidArgumentError(
+      `retry option "retries" must be an integer >= 0 or Infinity, got ${retries}`,
+      'retries',
+    );
+  }
   const clock = options.clock ?? systemClock;
   const schedule = new Backoff(options.policy ?? backoff(), () => clock.random());
   const shouldRetry = options.shouldRetry ?? defaultShouldRetry;
   const { signal } = options;
   return pRetry(operation, {
-    retries: options.retries ?? 5,
+    retries,
     // p-retry's own delay formula is switched off (minTimeout 0): the sleep happens in shouldRetry,
     // which p-retry calls only once it has decided that another attempt will follow, so the delay
     // comes from our policy and our injectable clock rather than from Math.random and setTimeout.
