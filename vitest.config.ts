@@ -9,7 +9,7 @@ export default defineConfig({
     alias: [
       { find: /^pollkit$/, replacement: src('index.ts') },
       { find: /^pollkit\/(client|server)$/, replacement: src('$1/index.ts') },
-      { find: /^pollkit\/(node|express|fastify|koa|hono|ws|redis)$/, replacement: src('adapters/$1.ts') },
+      { find: /^pollkit\/(node|fetch|express|fastify|koa|hono|ws|redis)$/, replacement: src('adapters/$1.ts') },
     ],
   },
   test: {
