@@ -1,6 +1,7 @@
 import { Backoff, backoff, retry, sleep, systemClock } from 'pollkit';
 
-const report = ((window as unknown as { __pollkit: Record<string, unknown> }).__pollkit = {});
+const report: Record<string, unknown> = {};
+(window as unknown as { __pollkit: Record<string, unknown> }).__pollkit = report;
 
 const policy = backoff({ strategy: 'full', initial: 1000 });
 report['firstDelays'] = Array.from({ length: 1000 }, () => new Backoff(policy, () => systemClock.random()).next());
