@@ -11,3 +11,5 @@
  * @module pollkit/server
  */
 export * from '../core/index.js';
+export * from './timing-wheel.js';
+export * from './purgatory.js';
