@@ -19,3 +19,7 @@ export * from './stores/topic-store.js';
 export * from './stores/memory-topic-store.js';
 export * from './job-registry.js';
 export * from './topic.js';
+export * from './http-types.js';
+export * from './problems.js';
+export * from './sse.js';
+export * from './handler.js';
