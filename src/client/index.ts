@@ -10,3 +10,21 @@
  * @module pollkit/client
  */
 export * from '../core/index.js';
+export * from './activity.js';
+export * from './http.js';
+export * from './long-poller.js';
+export type {
+  DelayReason,
+  EndInfo,
+  EndReason,
+  PauseInfo,
+  PollContext,
+  PollerState,
+  ResumeInfo,
+  RetryInfo,
+  ScheduleInfo,
+  WaitForOptions,
+} from './poller-support.js';
+export * from './protocol-pollers.js';
+export * from './retry-budget.js';
+export * from './short-poller.js';

@@ -1,0 +1,160 @@
+/**
+ * Page visibility and network state as a gate that pollers wait on before each request. A hidden tab
+ * or an offline laptop that keeps polling spends the user's battery and the server's capacity on
+ * answers nobody reads; when the page is shown or the network returns, the poller asks at once instead
+ * of finishing a stale wait. Opt-in, and inert where there is no `document` or `navigator` (Node).
+ *
+ * @module
+ */
+import { abortReason } from '../core/abort.js';
+
+/** The part of `EventTarget` the gate uses. */
+export interface EventTargetLike {
+  addEventListener(type: string, listener: () => void): void;
+  removeEventListener(type: string, listener: () => void): void;
+}
+
+/** The part of `document` the gate uses (inject one in tests). */
+export interface VisibilityLike extends EventTargetLike {
+  readonly visibilityState?: string;
+  readonly hidden?: boolean;
+}
+
+/** Where the gate learns the network state: `navigator.onLine` and the `online`/`offline` events of `window`. */
+export interface NetworkLike {
+  readonly navigator: { readonly onLine: boolean };
+  readonly events: EventTargetLike;
+}
+
+/**
+ * The activity options every poller accepts. Pausing only holds back the *next* request: one already
+ * in flight when the page hides or the network drops is never aborted and re-sent, so a request is
+ * never replayed because of a pause (which matters for anything not idempotent).
+ */
+export interface ActivityOptions {
+  /**
+   * Pause while the page is hidden and poll at once when it is shown again. `true` uses
+   * `globalThis.document` (inert without one); pass a document-like object to inject. Default `false`.
+   */
+  readonly pauseWhenHidden?: boolean | VisibilityLike;
+  /**
+   * Pause while the browser reports being offline and poll at once when it is back online. `true` uses
+   * `globalThis.navigator` and `globalThis` for the events (inert without them). Default `false`.
+   */
+  readonly pauseWhenOffline?: boolean | NetworkLike;
+}
+
+/** Why a poller is paused. */
+export type PauseReason = 'hidden' | 'offline';
+
+function isEventTarget(value: unknown): value is EventTargetLike {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as EventTargetLike).addEventListener === 'function' &&
+    typeof (value as EventTargetLike).removeEventListener === 'function'
+  );
+}
+
+/**
+ * Tracks visibility and connectivity; {@link ActivityGate.whenActive} resolves once both allow polling.
+ *
+ * @example
+ * ```ts
+ * import { ActivityGate } from 'pollkit/client';
+ *
+ * const gate = new ActivityGate({ pauseWhenHidden: true, pauseWhenOffline: true });
+ * await gate.whenActive(); // immediate in Node; waits for a visible, online page in browsers
+ * gate.dispose();
+ * ```
+ */
+export class ActivityGate {
+  readonly #document: VisibilityLike | undefined;
+  readonly #network: NetworkLike | undefined;
+  readonly #waiters = new Set<() => void>();
+  readonly #onChange = (): void => {
+    if (!this.active) return;
+    for (const wake of [...this.#waiters]) wake();
+  };
+  #listening = false;
+
+  constructor(options: ActivityOptions = {}) {
+    const { pauseWhenHidden = false, pauseWhenOffline = false } = options;
+    if (pauseWhenHidden === true) {
+      const candidate = (globalThis as { document?: unknown }).document;
+      if (isEventTarget(candidate)) this.#document = candidate as VisibilityLike;
+    } else if (pauseWhenHidden !== false) {
+      this.#document = pauseWhenHidden;
+    }
+    if (pauseWhenOffline === true) {
+      const navigator = (globalThis as { navigator?: { onLine?: unknown } }).navigator;
+      if (typeof navigator?.onLine === 'boolean' && isEventTarget(globalThis)) {
+        this.#network = { navigator: navigator as { onLine: boolean }, events: globalThis };
+      }
+    } else if (pauseWhenOffline !== false) {
+      this.#network = pauseWhenOffline;
+    }
+  }
+
+  /** Why polling should pause now, or `undefined` when it may go on. */
+  get pauseReason(): PauseReason | undefined {
+    const document = this.#document;
+    if (document !== undefined && (document.visibilityState === 'hidden' || document.hidden === true)) return 'hidden';
+    if (this.#network !== undefined && !this.#network.navigator.onLine) return 'offline';
+    return undefined;
+  }
+
+  /** True when nothing asks polling to pause. */
+  get active(): boolean {
+    return this.pauseReason === undefined;
+  }
+
+  /**
+   * Resolves at once when active, otherwise as soon as the page is visible and online again; rejects
+   * with the signal's reason if it aborts first.
+   */
+  whenActive(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted === true) return Promise.reject(abortReason(signal));
+    if (this.active) return Promise.resolve();
+    this.#listen();
+    return new Promise<void>((resolve, reject) => {
+      const finish = (): void => {
+        this.#waiters.delete(wake);
+        signal?.removeEventListener('abort', onAbort);
+        if (this.#waiters.size === 0) this.#unlisten();
+      };
+      const wake = (): void => {
+        finish();
+        resolve();
+      };
+      const onAbort = (): void => {
+        finish();
+        reject(abortReason(signal!));
+      };
+      this.#waiters.add(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Removes every listener the gate added; pending waits stay pending until their signal aborts. */
+  dispose(): void {
+    this.#unlisten();
+  }
+
+  // Listeners exist only while someone waits, so an idle poller leaves the page's targets untouched.
+  #listen(): void {
+    if (this.#listening) return;
+    this.#listening = true;
+    this.#document?.addEventListener('visibilitychange', this.#onChange);
+    this.#network?.events.addEventListener('online', this.#onChange);
+    this.#network?.events.addEventListener('offline', this.#onChange);
+  }
+
+  #unlisten(): void {
+    if (!this.#listening) return;
+    this.#listening = false;
+    this.#document?.removeEventListener('visibilitychange', this.#onChange);
+    this.#network?.events.removeEventListener('online', this.#onChange);
+    this.#network?.events.removeEventListener('offline', this.#onChange);
+  }
+}

@@ -1,0 +1,710 @@
+/**
+ * The client side of the pollkit wire protocol (PROTOCOL.md) over any `fetch`. It exists so that
+ * pollers, subscribers and applications never parse status codes or headers themselves: every answer
+ * comes back typed, every failure as a pollkit error whose class says what to do next (retry, restart
+ * from an earlier offset, give up), and the headers a poller schedules by (`Retry-After`,
+ * `X-Poll-Interval`, `ETag`) are parsed once, here.
+ *
+ * @module
+ */
+import { abortReason } from '../core/abort.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import {
+  HttpError,
+  InvalidArgumentError,
+  OffsetGoneError,
+  OffsetOutOfRangeError,
+  PollkitError,
+  ProtocolError,
+} from '../core/errors.js';
+import {
+  DEFAULT_PREFIX,
+  HEADERS,
+  JOB_STATUSES,
+  type JobPage,
+  type JobSnapshot,
+  type JobStatus,
+  MEDIA_TYPES,
+  type Problem,
+  type TopicFetchResult,
+} from '../core/protocol.js';
+import { parseRetryAfter } from '../core/retry-after.js';
+
+/** The subset of the WHATWG `fetch` signature the clients call. */
+export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;
+
+/** Extra request headers: fixed, or computed per request (a fresh auth token, say). */
+export type HeadersOption =
+  | Readonly<Record<string, string>>
+  | (() => Readonly<Record<string, string>> | Promise<Readonly<Record<string, string>>>);
+
+/** Options shared by {@link JobClient} and {@link TopicClient}. */
+export interface HttpClientOptions {
+  /** The server's origin, optionally with a base path (`https://api.example.com/v2`). Required. */
+  readonly baseUrl: string | URL;
+  /** The path prefix the server mounts the protocol under. Default `"/pollkit"`; `""` for none. */
+  readonly prefix?: string;
+  /** The `fetch` to call. Default `globalThis.fetch`, looked up at call time (so later polyfills and mocks apply). */
+  readonly fetch?: FetchFunction;
+  /** Headers added to every request. Default none. */
+  readonly headers?: HeadersOption;
+  /** Wall-clock source for `Retry-After` HTTP-dates. Default `systemClock`. */
+  readonly clock?: Clock;
+}
+
+/** What a poller needs from a response besides its body. */
+export interface ResponseMeta {
+  /** The HTTP status code. */
+  readonly status: number;
+  /** All response headers, for anything not parsed here. */
+  readonly headers: Headers;
+  /** The raw `ETag`, if any. */
+  readonly etag: string | undefined;
+  /** The job version carried by a numeric `ETag` (`"7"` → 7), if any. */
+  readonly version: number | undefined;
+  /** `Retry-After` in milliseconds (seconds or HTTP-date form), if sent and valid. */
+  readonly retryAfterMs: number | undefined;
+  /** `X-Poll-Interval` in milliseconds (seconds on the wire, as GitHub sends it), if sent and valid. */
+  readonly pollIntervalMs: number | undefined;
+  /** The wait the server applied, from `Preference-Applied: wait=N`, in seconds. */
+  readonly appliedWaitSeconds: number | undefined;
+  /** The larger of `retryAfterMs` and `pollIntervalMs`: the least a poller should wait. */
+  readonly hintMs: number | undefined;
+}
+
+/** Options every request method accepts. */
+export interface RequestOptions {
+  /** Aborts the request, including reading its body; the call rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+/** The answer to a conditional or long-polling job read: a new snapshot, or "still the version you have". */
+export type JobPollResult<Result = unknown> =
+  | { readonly changed: true; readonly job: JobSnapshot<Result>; readonly meta: ResponseMeta }
+  | { readonly changed: false; readonly job: undefined; readonly meta: ResponseMeta };
+
+/** The answer to {@link JobClient.submit}. */
+export interface SubmitResult<Result = unknown> {
+  readonly job: JobSnapshot<Result>;
+  /** The absolute URL of the job (`Operation-Location`, else `Location`). */
+  readonly location: string;
+  /** The server's suggested delay before the first poll, in milliseconds. */
+  readonly retryAfterMs: number | undefined;
+  readonly meta: ResponseMeta;
+}
+
+/** Options for {@link JobClient.submit}. */
+export interface SubmitRequestOptions extends RequestOptions {
+  /** Sent as `Idempotency-Key`: the same key and body give back the same job. */
+  readonly idempotencyKey?: string;
+}
+
+/** Options for {@link JobClient.get}. */
+export interface GetJobOptions extends RequestOptions {
+  /** The version the caller already has; sent as `If-None-Match: "<version>"` so an unchanged job costs a 304. */
+  readonly ifNoneMatch?: number;
+}
+
+/** Options for {@link JobClient.wait}. */
+export interface WaitJobOptions extends RequestOptions {
+  /** The version the caller already has. Required. */
+  readonly version: number;
+  /** How long the server should hold the request, in seconds (the server caps it, 30 s by default). Required. */
+  readonly waitSeconds: number;
+}
+
+/** Options for {@link JobClient.list}. */
+export interface ListJobsOptions extends RequestOptions {
+  readonly status?: JobStatus;
+  readonly pageSize?: number;
+  readonly pageToken?: string;
+}
+
+/** Options for {@link TopicClient.fetch}. */
+export interface TopicFetchOptions extends RequestOptions {
+  /** The first offset wanted. Required. */
+  readonly offset: number;
+  /** The most records to return. Default: the server's. */
+  readonly limit?: number;
+  /** Hold the request until this many records exist (or the wait ends). Default: the server's (1). */
+  readonly minRecords?: number;
+  /** How long the server may hold the request, in seconds. Default: no wait (answer at once). */
+  readonly waitSeconds?: number;
+  /** The epoch the caller's offset belongs to; a reset log answers 410 instead of silently restarting. */
+  readonly epoch?: string;
+}
+
+/** A topic fetch's body with the response's metadata. */
+export type TopicFetchResponse<Value = unknown> = TopicFetchResult<Value> & { readonly meta: ResponseMeta };
+
+/** Options for {@link TopicClient.append}. */
+export interface AppendOptions extends RequestOptions {
+  /** The record's key. Default `null`. */
+  readonly key?: string | null;
+}
+
+/** Options for {@link JobClient}. */
+export interface JobClientOptions extends HttpClientOptions {
+  /**
+   * Long-poll with the CORS-simple form `?version=7&wait=25` instead of `If-None-Match` and `Prefer`
+   * headers, which saves a preflight per poll in browsers talking to another origin. Default `false`.
+   */
+  readonly simpleRequests?: boolean;
+}
+
+/** Options for {@link TopicClient}. */
+export type TopicClientOptions = HttpClientOptions;
+
+const ACCEPT = `${MEDIA_TYPES.json}, ${MEDIA_TYPES.problem}`;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isAborted(signal: AbortSignal | undefined): signal is AbortSignal {
+  return signal?.aborted === true;
+}
+
+function isWhole(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** `"7"`, `W/"7"` → 7; anything else → undefined. */
+function etagVersion(etag: string | undefined): number | undefined {
+  const match = etag === undefined ? null : /^(?:W\/)?"(\d+)"$/.exec(etag.trim());
+  return match === null ? undefined : Number(match[1]);
+}
+
+function appliedWait(value: string | null): number | undefined {
+  const match = value === null ? null : /(?:^|[,;\s])wait=(\d+(?:\.\d+)?)/.exec(value);
+  return match === null ? undefined : Number(match[1]);
+}
+
+function readMeta(response: Response, wallNow: number): ResponseMeta {
+  const headers = response.headers;
+  const etag = headers.get(HEADERS.etag) ?? undefined;
+  const retryAfterMs = parseRetryAfter(headers.get(HEADERS.retryAfter), wallNow);
+  const pollIntervalMs = parseRetryAfter(headers.get(HEADERS.pollInterval), wallNow);
+  const hints = [retryAfterMs, pollIntervalMs].filter((value): value is number => value !== undefined);
+  return {
+    status: response.status,
+    headers,
+    etag,
+    version: etagVersion(etag),
+    retryAfterMs,
+    pollIntervalMs,
+    appliedWaitSeconds: appliedWait(headers.get(HEADERS.preferenceApplied)),
+    hintMs: hints.length === 0 ? undefined : Math.max(...hints),
+  };
+}
+
+function asProblem(value: unknown, status: number): Problem | undefined {
+  if (!isRecord(value) || typeof value['code'] !== 'string') return undefined;
+  return {
+    ...value,
+    type: typeof value['type'] === 'string' ? value['type'] : 'about:blank',
+    title: typeof value['title'] === 'string' ? value['title'] : value['code'],
+    status: typeof value['status'] === 'number' ? value['status'] : status,
+    code: value['code'],
+  };
+}
+
+/**
+ * Validates a job as it arrives; everything downstream trusts these fields.
+ *
+ * @internal
+ */
+function asJob(value: unknown, what: string): JobSnapshot {
+  if (
+    !isRecord(value) ||
+    typeof value['id'] !== 'string' ||
+    typeof value['type'] !== 'string' ||
+    !JOB_STATUSES.includes(value['status'] as JobStatus) ||
+    typeof value['done'] !== 'boolean' ||
+    !isWhole(value['version'])
+  ) {
+    throw new ProtocolError(`${what}: the body is not a job (needs id, type, status, done, version)`);
+  }
+  return value as unknown as JobSnapshot;
+}
+
+function asTopicResult(value: unknown, what: string): TopicFetchResult {
+  if (
+    !isRecord(value) ||
+    !Array.isArray(value['records']) ||
+    typeof value['epoch'] !== 'string' ||
+    !isWhole(value['nextOffset']) ||
+    !isWhole(value['highWatermark']) ||
+    !isWhole(value['earliestOffset']) ||
+    !value['records'].every((record) => isRecord(record) && isWhole(record['offset']))
+  ) {
+    throw new ProtocolError(`${what}: the body is not a topic fetch result`);
+  }
+  return value as unknown as TopicFetchResult;
+}
+
+function checkWhole(name: string, value: number | undefined, min: number): void {
+  if (value !== undefined && !(Number.isSafeInteger(value) && value >= min)) {
+    throw new InvalidArgumentError(`"${name}" must be an integer >= ${min}, got ${String(value)}`, name);
+  }
+}
+
+function checkSeconds(name: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
+    throw new InvalidArgumentError(`"${name}" must be a finite number of seconds >= 0, got ${String(value)}`, name);
+  }
+}
+
+interface Exchange {
+  readonly response: Response;
+  readonly meta: ResponseMeta;
+  /** The parsed JSON body; undefined for 204 and 304. */
+  readonly body: unknown;
+}
+
+interface RequestSpec extends RequestOptions {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly path: string;
+  readonly query?: Readonly<Record<string, string | number | undefined>>;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: unknown;
+  /** Turns an error answer into a more specific error (410 → OffsetGoneError); undefined keeps the HttpError. */
+  readonly mapError?: (error: HttpError) => Error | undefined;
+}
+
+/** The request/response plumbing both clients share. */
+class ProtocolTransport {
+  readonly #base: string;
+  readonly #fetch: FetchFunction | undefined;
+  readonly #headers: HeadersOption | undefined;
+  readonly #clock: Clock;
+
+  constructor(options: HttpClientOptions, owner: string) {
+    if (!isRecord(options)) throw new InvalidArgumentError(`${owner} needs an options object`, 'options');
+    let base: URL;
+    try {
+      base = new URL(String(options.baseUrl));
+    } catch (error) {
+      throw new InvalidArgumentError(
+        `${owner} option "baseUrl" must be an absolute URL, got ${String(options.baseUrl)}`,
+        'baseUrl',
+        { cause: error },
+      );
+    }
+    const prefix = options.prefix ?? DEFAULT_PREFIX;
+    if (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/'))) {
+      throw new InvalidArgumentError(`${owner} option "prefix" must be "" or start with "/", got ${prefix}`, 'prefix');
+    }
+    if (options.fetch !== undefined && typeof options.fetch !== 'function') {
+      throw new InvalidArgumentError(`${owner} option "fetch" must be a function`, 'fetch');
+    }
+    const basePath = base.pathname.replace(/\/+$/, '');
+    this.#base = `${base.origin}${basePath}${prefix.replace(/\/+$/, '')}`;
+    this.#fetch = options.fetch;
+    this.#headers = options.headers;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** The absolute URL of a path under the prefix. */
+  url(path: string, query?: RequestSpec['query']): string {
+    const search = new URLSearchParams();
+    for (const [name, value] of Object.entries(query ?? {})) if (value !== undefined) search.set(name, String(value));
+    const qs = search.toString();
+    return `${this.#base}${path}${qs === '' ? '' : `?${qs}`}`;
+  }
+
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  async request(spec: RequestSpec): Promise<Exchange> {
+    const { signal } = spec;
+    if (signal?.aborted === true) throw abortReason(signal);
+    const fetchFn = this.#fetch ?? (globalThis.fetch as FetchFunction | undefined);
+    if (typeof fetchFn !== 'function') {
+      throw new PollkitError('No fetch function: pass one as the "fetch" option', 'no-fetch');
+    }
+    const extra = typeof this.#headers === 'function' ? await this.#headers() : (this.#headers ?? {});
+    const headers: Record<string, string> = { accept: ACCEPT, ...extra, ...spec.headers };
+    const init: RequestInit = { method: spec.method, headers, cache: 'no-store' };
+    if (spec.body !== undefined) {
+      headers[HEADERS.contentType] = MEDIA_TYPES.json;
+      init.body = JSON.stringify(spec.body);
+    }
+    if (signal !== undefined) init.signal = signal;
+    const url = this.url(spec.path, spec.query);
+    const what = `${spec.method} ${url}`;
+
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetchFn(url, init);
+      text = response.status === 204 || response.status === 304 ? '' : await response.text();
+    } catch (error) {
+      // Re-read: the signal may have aborted while fetch was pending (TS narrowed it above).
+      if (isAborted(signal)) throw abortReason(signal);
+      if (PollkitError.is(error)) throw error;
+      // fetch rejects with a bare TypeError for DNS failures, resets and CORS refusals alike; all of
+      // them may succeed on a later try, so they stay retryable.
+      throw new PollkitError(
+        `${what} failed: ${error instanceof Error ? error.message : String(error)}`,
+        'network-error',
+        {
+          cause: error,
+          retryable: true,
+        },
+      );
+    }
+    const meta = readMeta(response, this.#clock.wallNow());
+    const contentType = response.headers.get(HEADERS.contentType) ?? '';
+    const declaredJson = /json/i.test(contentType);
+    let body: unknown;
+    let parseError: unknown;
+    if (text !== '') {
+      try {
+        body = JSON.parse(text) as unknown;
+      } catch (error) {
+        parseError = error;
+      }
+    }
+
+    if (response.ok || response.status === 304) {
+      if (parseError !== undefined) {
+        throw new ProtocolError(`${what}: the ${response.status} body is not JSON`, { cause: parseError });
+      }
+      return { response, meta, body };
+    }
+
+    const problem = parseError === undefined ? asProblem(body, response.status) : undefined;
+    const httpError = new HttpError(response.status, {
+      ...(problem === undefined ? {} : { problem }),
+      ...(meta.retryAfterMs === undefined ? {} : { retryAfterMs: meta.retryAfterMs }),
+    });
+    if (declaredJson && (parseError !== undefined || problem === undefined)) {
+      // The server claimed JSON and sent something else: a broken peer, not an answer we can act on.
+      // Whether a retry may help still follows the status (a 503 from a misconfigured proxy will pass).
+      throw new ProtocolError(`${what}: the ${response.status} body is not a problem object`, {
+        cause: parseError ?? httpError,
+        retryable: httpError.retryable,
+      });
+    }
+    throw spec.mapError?.(httpError) ?? httpError;
+  }
+}
+
+/**
+ * The jobs half of the protocol: submit, read, long-poll, cancel, forget and list jobs.
+ *
+ * @example
+ * ```ts
+ * import { JobClient } from 'pollkit/client';
+ *
+ * const jobs = new JobClient({ baseUrl: 'https://api.example.com' });
+ * const { job } = await jobs.submit('video.transcode', { url: 'https://example.com/a.mp4' });
+ * let current = job;
+ * while (!current.done) {
+ *   const answer = await jobs.wait(current.id, { version: current.version, waitSeconds: 25 });
+ *   if (answer.changed) current = answer.job;
+ * }
+ * console.log(current.status, current.result);
+ * ```
+ */
+export class JobClient {
+  readonly #transport: ProtocolTransport;
+  readonly #simple: boolean;
+
+  constructor(options: JobClientOptions) {
+    this.#transport = new ProtocolTransport(options, 'JobClient');
+    this.#simple = options.simpleRequests ?? false;
+  }
+
+  /**
+   * The absolute URL of a job.
+   *
+   * @example
+   * ```ts
+   * new JobClient({ baseUrl: 'https://h' }).jobUrl('3f1c'); // "https://h/pollkit/jobs/3f1c"
+   * ```
+   */
+  jobUrl(id: string): string {
+    return this.#transport.url(`/jobs/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * Submits a job (`POST {p}/jobs`). Rejects with an {@link HttpError} whose `code` is the problem's
+   * (`unknown-job-type`, `invalid-input`, `idempotency-key-reused`, `overloaded`, …).
+   *
+   * @example
+   * ```ts
+   * const { job, location, retryAfterMs } = await jobs.submit('report', { month: '2026-01' }, { idempotencyKey: 'r-2026-01' });
+   * ```
+   */
+  async submit<Result = unknown>(
+    type: string,
+    input: unknown,
+    options: SubmitRequestOptions = {},
+  ): Promise<SubmitResult<Result>> {
+    if (typeof type !== 'string' || type === '')
+      throw new InvalidArgumentError('"type" must be a non-empty string', 'type');
+    const { body, meta, response } = await this.#transport.request({
+      method: 'POST',
+      path: '/jobs',
+      body: { type, input },
+      ...(options.idempotencyKey === undefined
+        ? {}
+        : { headers: { [HEADERS.idempotencyKey]: options.idempotencyKey } }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    const job = asJob(body, 'submit') as JobSnapshot<Result>;
+    const header = response.headers.get(HEADERS.operationLocation) ?? response.headers.get(HEADERS.location);
+    const location = header === null ? this.jobUrl(job.id) : new URL(header, this.jobUrl(job.id)).toString();
+    return { job, location, retryAfterMs: meta.retryAfterMs, meta };
+  }
+
+  /**
+   * Reads a job (`GET {p}/jobs/{id}`), conditionally when `ifNoneMatch` is given: an unchanged job
+   * answers `{ changed: false }` (HTTP 304). An unknown or invisible job rejects with an
+   * {@link HttpError} of code `job-not-found`.
+   *
+   * @example
+   * ```ts
+   * const first = await jobs.get(id);
+   * if (first.changed) {
+   *   const again = await jobs.get(id, { ifNoneMatch: first.job.version });
+   * }
+   * ```
+   */
+  async get<Result = unknown>(id: string, options: GetJobOptions = {}): Promise<JobPollResult<Result>> {
+    checkWhole('ifNoneMatch', options.ifNoneMatch, 0);
+    const exchange = await this.#transport.request({
+      method: 'GET',
+      path: `/jobs/${encodeURIComponent(id)}`,
+      ...(options.ifNoneMatch === undefined ? {} : { headers: { [HEADERS.ifNoneMatch]: `"${options.ifNoneMatch}"` } }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return this.#pollResult<Result>(exchange, 'get job', undefined);
+  }
+
+  /**
+   * Long-polls a job: the server holds the request until the job's version differs from `version`
+   * or `waitSeconds` pass; a timeout answers `{ changed: false }`. Give the request a client-side
+   * deadline longer than the wait through `signal` (the pollers do).
+   *
+   * @example
+   * ```ts
+   * const answer = await jobs.wait(id, { version: 3, waitSeconds: 25, signal: AbortSignal.timeout(35_000) });
+   * ```
+   */
+  async wait<Result = unknown>(id: string, options: WaitJobOptions): Promise<JobPollResult<Result>> {
+    checkWhole('version', options.version, 0);
+    if (!(Number.isFinite(options.waitSeconds) && options.waitSeconds > 0)) {
+      throw new InvalidArgumentError(
+        `"waitSeconds" must be a number > 0, got ${String(options.waitSeconds)}`,
+        'waitSeconds',
+      );
+    }
+    const exchange = await this.#transport.request({
+      method: 'GET',
+      path: `/jobs/${encodeURIComponent(id)}`,
+      ...(this.#simple
+        ? { query: { version: options.version, wait: options.waitSeconds } }
+        : {
+            headers: { [HEADERS.ifNoneMatch]: `"${options.version}"`, [HEADERS.prefer]: `wait=${options.waitSeconds}` },
+          }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return this.#pollResult<Result>(exchange, 'wait for job', options.version);
+  }
+
+  /**
+   * Asks the server to cancel a job (`POST {p}/jobs/{id}:cancel`); idempotent on finished jobs.
+   *
+   * @example
+   * ```ts
+   * const job = await jobs.cancel(id);
+   * console.log(job.status); // "canceled", or the state it had already finished in
+   * ```
+   */
+  async cancel<Result = unknown>(id: string, options: RequestOptions = {}): Promise<JobSnapshot<Result>> {
+    const { body } = await this.#transport.request({
+      method: 'POST',
+      path: `/jobs/${encodeURIComponent(id)}:cancel`,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return asJob(body, 'cancel job') as JobSnapshot<Result>;
+  }
+
+  /**
+   * Forgets a finished job (`DELETE {p}/jobs/{id}`). Resolves `true` when deleted, `false` when the
+   * job is unknown; a running job rejects with an {@link HttpError} of code `job-not-finished`.
+   *
+   * @example
+   * ```ts
+   * if (await jobs.forget(id)) console.log('gone');
+   * ```
+   */
+  async forget(id: string, options: RequestOptions = {}): Promise<boolean> {
+    try {
+      await this.#transport.request({
+        method: 'DELETE',
+        path: `/jobs/${encodeURIComponent(id)}`,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      return true;
+    } catch (error) {
+      if (HttpError.is(error) && error.status === 404) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Lists the caller's jobs, newest first, one page at a time.
+   *
+   * @example
+   * ```ts
+   * let page = await jobs.list({ status: 'running', pageSize: 50 });
+   * while (page.nextPageToken !== undefined) page = await jobs.list({ pageToken: page.nextPageToken });
+   * ```
+   */
+  async list<Result = unknown>(options: ListJobsOptions = {}): Promise<JobPage<Result>> {
+    checkWhole('pageSize', options.pageSize, 1);
+    const { body } = await this.#transport.request({
+      method: 'GET',
+      path: '/jobs',
+      query: { status: options.status, pageSize: options.pageSize, pageToken: options.pageToken },
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    if (!isRecord(body) || !Array.isArray(body['jobs']))
+      throw new ProtocolError('list jobs: the body has no "jobs" array');
+    const token = body['nextPageToken'];
+    if (token !== undefined && token !== null && typeof token !== 'string') {
+      throw new ProtocolError('list jobs: "nextPageToken" is not a string');
+    }
+    const jobs = body['jobs'].map((job) => asJob(job, 'list jobs') as JobSnapshot<Result>);
+    return typeof token === 'string' && token !== '' ? { jobs, nextPageToken: token } : { jobs };
+  }
+
+  #pollResult<Result>(exchange: Exchange, what: string, knownVersion: number | undefined): JobPollResult<Result> {
+    if (exchange.response.status === 304) return { changed: false, job: undefined, meta: exchange.meta };
+    const job = asJob(exchange.body, what) as JobSnapshot<Result>;
+    // The CORS-simple long poll answers 200 with the same job at timeout.
+    if (knownVersion !== undefined && job.version === knownVersion) {
+      return { changed: false, job: undefined, meta: exchange.meta };
+    }
+    return { changed: true, job, meta: exchange.meta };
+  }
+}
+
+/**
+ * The topics half of the protocol: Kafka-style offset fetches (short or long-polled) and appends.
+ *
+ * @example
+ * ```ts
+ * import { TopicClient, OffsetGoneError } from 'pollkit/client';
+ *
+ * const topics = new TopicClient({ baseUrl: 'https://api.example.com' });
+ * let offset = 0;
+ * try {
+ *   const batch = await topics.fetch('orders', { offset, waitSeconds: 25 });
+ *   for (const record of batch.records) console.log(record.offset, record.value);
+ *   offset = batch.nextOffset;
+ * } catch (error) {
+ *   if (OffsetGoneError.is(error)) offset = error.earliestOffset; // restart knowingly
+ * }
+ * ```
+ */
+export class TopicClient {
+  readonly #transport: ProtocolTransport;
+
+  constructor(options: TopicClientOptions) {
+    this.#transport = new ProtocolTransport(options, 'TopicClient');
+  }
+
+  /**
+   * The absolute URL of a topic.
+   *
+   * @example
+   * ```ts
+   * new TopicClient({ baseUrl: 'https://h' }).topicUrl('orders'); // "https://h/pollkit/topics/orders"
+   * ```
+   */
+  topicUrl(topic: string): string {
+    return this.#transport.url(`/topics/${encodeURIComponent(topic)}`);
+  }
+
+  /**
+   * Fetches records from `offset` (`GET {p}/topics/{t}/records`), held up to `waitSeconds` until
+   * `minRecords` exist; an empty `records` array at timeout is a normal answer. Rejects with
+   * {@link OffsetGoneError} (410: trimmed, or `epoch` is stale) carrying where the log now starts, and
+   * {@link OffsetOutOfRangeError} for an offset beyond the high watermark.
+   *
+   * @example
+   * ```ts
+   * const batch = await topics.fetch('orders', { offset: 120, limit: 100, waitSeconds: 25, epoch: 'k9f' });
+   * ```
+   */
+  async fetch<Value = unknown>(topic: string, options: TopicFetchOptions): Promise<TopicFetchResponse<Value>> {
+    checkWhole('offset', options.offset, 0);
+    checkWhole('limit', options.limit, 1);
+    checkWhole('minRecords', options.minRecords, 0);
+    checkSeconds('waitSeconds', options.waitSeconds);
+    const { offset } = options;
+    const { body, meta } = await this.#transport.request({
+      method: 'GET',
+      path: `/topics/${encodeURIComponent(topic)}/records`,
+      query: {
+        offset,
+        limit: options.limit,
+        minRecords: options.minRecords,
+        wait: options.waitSeconds,
+        epoch: options.epoch,
+      },
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      mapError: (error) => topicError(error, topic, offset),
+    });
+    const result = asTopicResult(body, `fetch topic "${topic}"`) as TopicFetchResult<Value>;
+    return { ...result, meta };
+  }
+
+  /**
+   * Appends a record (`POST {p}/topics/{t}/records`) and resolves with its offset. Servers may
+   * disable public appends (403 `appends-disabled`).
+   *
+   * @example
+   * ```ts
+   * const offset = await topics.append('orders', { id: 7, total: 12.5 }, { key: 'customer-42' });
+   * ```
+   */
+  async append(topic: string, value: unknown, options: AppendOptions = {}): Promise<number> {
+    const { body } = await this.#transport.request({
+      method: 'POST',
+      path: `/topics/${encodeURIComponent(topic)}/records`,
+      body: { key: options.key ?? null, value },
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    if (!isRecord(body) || !isWhole(body['offset'])) {
+      throw new ProtocolError(`append to topic "${topic}": the body has no "offset"`);
+    }
+    return body['offset'];
+  }
+}
+
+function topicError(error: HttpError, topic: string, offset: number): Error | undefined {
+  const problem = error.problem;
+  if (error.status === 410) {
+    const earliestOffset = problem?.['earliestOffset'];
+    const epoch = problem?.['epoch'];
+    if (!isWhole(earliestOffset) || typeof epoch !== 'string') {
+      // Without the new start we could only guess where to resume, which is the silent skip 410 exists to prevent.
+      return new ProtocolError(`fetch topic "${topic}": 410 without "earliestOffset" and "epoch"`, { cause: error });
+    }
+    return new OffsetGoneError(topic, offset, { earliestOffset, epoch }, { cause: error });
+  }
+  if (error.status === 400 && problem?.code === 'offset-out-of-range') {
+    const highWatermark = problem['highWatermark'];
+    return new OffsetOutOfRangeError(topic, offset, isWhole(highWatermark) ? highWatermark : Number.NaN, {
+      cause: error,
+    });
+  }
+  return undefined;
+}

@@ -1,0 +1,137 @@
+/**
+ * A token-bucket retry budget. Backoff alone spaces one client's retries, but a fleet of clients that
+ * each back off still multiplies a failing server's load by the fleet size; a budget caps the *rate*
+ * of retries instead. Every retry spends a token; tokens come back slowly with time and a little with
+ * every success (the scheme of Finagle's RetryBudget and gRPC's retry throttling), so a healthy client
+ * retries freely while a client facing a dead server settles to `refillPerSecond` retries a second.
+ *
+ * @module
+ */
+import { type Clock, systemClock } from '../core/clock.js';
+import { InvalidArgumentError } from '../core/errors.js';
+
+/** Options for {@link RetryBudget}. */
+export interface RetryBudgetOptions {
+  /** The most tokens the bucket holds, and what it starts with: the burst of retries allowed. Default `10`. */
+  readonly capacity?: number;
+  /** Tokens added per second of elapsed time, up to `capacity`. `0` means only successes refill. Default `0.2`. */
+  readonly refillPerSecond?: number;
+  /** Tokens added by each success, up to `capacity`. Default `0.1` (one retry earned per ten successes). */
+  readonly depositPerSuccess?: number;
+  /** Time source for the refill. Default `systemClock`. */
+  readonly clock?: Clock;
+}
+
+// Refill arithmetic in floating point can leave 0.9999999 where a whole token is due.
+const EPSILON = 1e-9;
+
+/** Whole milliseconds to accumulate `tokens`, rounded up, ignoring floating-point dust. */
+function msFor(tokens: number, perMs: number): number {
+  return Math.ceil(Math.round((tokens / perMs) * 1000) / 1000);
+}
+
+function validate(name: string, value: number, ok: boolean, rule: string): void {
+  if (!ok) throw new InvalidArgumentError(`RetryBudget option "${name}" must be ${rule}, got ${String(value)}`, name);
+}
+
+/**
+ * A token bucket that decides whether one more retry is allowed. Share one instance between pollers
+ * to budget them together.
+ *
+ * @example
+ * ```ts
+ * import { RetryBudget } from 'pollkit/client';
+ *
+ * const budget = new RetryBudget({ capacity: 5, refillPerSecond: 0.5 });
+ * if (budget.tryAcquire()) {
+ *   // retry now
+ * } else {
+ *   console.log(`next retry allowed in ${budget.msUntilAvailable()} ms`);
+ * }
+ * const waitMs = budget.reserve(); // or queue up for the next token
+ * ```
+ */
+export class RetryBudget {
+  readonly #capacity: number;
+  readonly #refillPerMs: number;
+  readonly #deposit: number;
+  readonly #clock: Clock;
+  #tokens: number;
+  #updatedAt: number;
+
+  constructor(options: RetryBudgetOptions = {}) {
+    const capacity = options.capacity ?? 10;
+    const refillPerSecond = options.refillPerSecond ?? 0.2;
+    const deposit = options.depositPerSuccess ?? 0.1;
+    validate('capacity', capacity, Number.isFinite(capacity) && capacity >= 1, 'a finite number >= 1');
+    validate(
+      'refillPerSecond',
+      refillPerSecond,
+      Number.isFinite(refillPerSecond) && refillPerSecond >= 0,
+      'a finite number >= 0',
+    );
+    validate('depositPerSuccess', deposit, Number.isFinite(deposit) && deposit >= 0, 'a finite number >= 0');
+    this.#capacity = capacity;
+    this.#refillPerMs = refillPerSecond / 1000;
+    this.#deposit = deposit;
+    this.#clock = options.clock ?? systemClock;
+    this.#tokens = capacity;
+    this.#updatedAt = this.#clock.now();
+  }
+
+  /** The tokens available now (fractional). */
+  get tokens(): number {
+    this.#refill();
+    return this.#tokens;
+  }
+
+  /** Spends one token if a whole one is available; returns whether the retry may go ahead. */
+  tryAcquire(): boolean {
+    this.#refill();
+    if (this.#tokens < 1 - EPSILON) return false;
+    this.#tokens = Math.max(0, this.#tokens - 1);
+    return true;
+  }
+
+  /**
+   * Takes a token now or, when none is left, reserves the next one: the bucket goes into debt and the
+   * caller learns how long to wait before its retry, so pollers sharing a budget queue up behind each
+   * other instead of all retrying when the first token appears. Returns the wait in milliseconds (0 when
+   * a token was available), or `Infinity`, reserving nothing, when the bucket does not refill with time.
+   */
+  reserve(): number {
+    this.#refill();
+    if (this.#tokens >= 1 - EPSILON) {
+      this.#tokens = Math.max(0, this.#tokens - 1);
+      return 0;
+    }
+    if (this.#refillPerMs === 0) return Number.POSITIVE_INFINITY;
+    const waitMs = msFor(1 - this.#tokens, this.#refillPerMs);
+    this.#tokens -= 1;
+    return waitMs;
+  }
+
+  /** Credits a success. */
+  recordSuccess(): void {
+    this.#refill();
+    this.#tokens = Math.min(this.#capacity, this.#tokens + this.#deposit);
+  }
+
+  /**
+   * Milliseconds until a whole token is available through time alone: 0 if one is available now,
+   * `Infinity` if the bucket does not refill with time.
+   */
+  msUntilAvailable(): number {
+    this.#refill();
+    if (this.#tokens >= 1 - EPSILON) return 0;
+    if (this.#refillPerMs === 0) return Number.POSITIVE_INFINITY;
+    return msFor(1 - this.#tokens, this.#refillPerMs);
+  }
+
+  #refill(): void {
+    const now = this.#clock.now();
+    const elapsed = now - this.#updatedAt;
+    this.#updatedAt = now;
+    if (elapsed > 0) this.#tokens = Math.min(this.#capacity, this.#tokens + elapsed * this.#refillPerMs);
+  }
+}
