@@ -1,0 +1,459 @@
+/**
+ * What a held long poll costs a pollkit server, and what the adapters cost on top of `node:http`.
+ *
+ * `node --import tsx bench/http.ts [--quick]` forks the server under test (`bench/http-server.ts`,
+ * with `--expose-gc`) and two load generators (`bench/http-load.ts`, raw keep-alive sockets), all on
+ * 127.0.0.1, and prints:
+ *
+ * 1. Held long polls: 19 000 topic fetches held at once (9 500 per load process, because each process
+ *    may open at most 20 000 files), heap and RSS per held request, server CPU while they sit idle, and
+ *    the time one append takes to answer 10 000 of them (p50/p99/max) — for pollkit behind the
+ *    `pollkit/node` adapter and, beside it, for a naive server (a `setTimeout` and a closure per
+ *    request, one array scanned per append). After the clients hang up, the held count must be 0.
+ * 2. Short polling every 1 s against long polling: requests and bytes per delivered event.
+ * 3. Adapter overhead: requests per second for `GET {p}/jobs/{id}` through express, fastify, koa and
+ *    hono, as a ratio of the bare `pollkit/node` listener (and of each framework's own plain route).
+ * 4. Adapter overhead for held requests: heap and RSS per held topic fetch through each adapter, and
+ *    nothing left held after the clients hang up.
+ *
+ * `--quick` shrinks every count and duration for a smoke run under a minute (and skips section 4);
+ * `--only=1,4` runs just those sections.
+ *
+ * @module
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { LoadCommand } from './http-load.js';
+import type { Framework, ServerCommand, ServerKind } from './http-server.js';
+
+const quick = process.argv.includes('--quick');
+/** `--only=1,3` runs just those sections. */
+const only = process.argv
+  .find((arg) => arg.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',');
+const runs = (section: string): boolean => (only === undefined ? !(quick && section === '4') : only.includes(section));
+/**
+ * `BENCH_HTTP_PROFILE=<dir>` writes V8 CPU profiles there: of each section-1 server while idle and during
+ * the fan-out only, and of every other server process for its whole life.
+ */
+const profileDir = process.env['BENCH_HTTP_PROFILE'];
+/** `BENCH_HTTP_SNAPSHOT=<dir>` writes a heap snapshot of each server in sections 1 and 4 while it holds everything. */
+const snapshotDir = process.env['BENCH_HTTP_SNAPSHOT'];
+const HOST = '127.0.0.1';
+/** Held requests in scenario 1; split across the two load processes. */
+const HOLD = quick ? 2_000 : 19_000;
+/** Of those, how many wait on the topic that receives the one append. */
+const FAN_OUT = quick ? 1_000 : 10_000;
+const IDLE_CPU_MS = quick ? 1_000 : 10_000;
+const POLL_CLIENTS = quick ? 200 : 1_000;
+const POLL_DURATION_MS = quick ? 4_500 : 20_000;
+const EVENT_INTERVAL_MS = 2_000;
+const RPS_DURATION_MS = quick ? 1_000 : 3_000;
+const RPS_CONNECTIONS = 64;
+const RPS_ROUNDS = quick ? 1 : 3;
+/** Held requests per adapter in section 4. */
+const ADAPTER_HOLD = quick ? 1_000 : 5_000;
+
+type Reply = Record<string, unknown> & { readonly id: number; readonly ok: boolean; readonly error?: string };
+
+/** A forked child that answers each command once, matched by id. */
+class Child {
+  readonly #process: ChildProcess;
+  readonly #waiting = new Map<number, (reply: Reply) => void>();
+  #nextId = 1;
+
+  constructor(file: string, execArgv: string[]) {
+    this.#process = fork(fileURLToPath(new URL(file, import.meta.url)), [], { execArgv, stdio: 'inherit' });
+    this.#process.on('message', (reply: Reply) => {
+      const resolve = this.#waiting.get(reply.id);
+      this.#waiting.delete(reply.id);
+      resolve?.(reply);
+    });
+  }
+
+  async send<T extends Record<string, unknown>>(command: Record<string, unknown>): Promise<T> {
+    const id = this.#nextId++;
+    const reply = await new Promise<Reply>((resolve) => {
+      this.#waiting.set(id, resolve);
+      this.#process.send({ ...command, id });
+    });
+    if (!reply.ok) throw new Error(`${String(command['cmd'])} failed: ${reply.error}`);
+    return reply as unknown as T;
+  }
+
+  async exit(): Promise<void> {
+    const exited = new Promise<void>((resolve) => this.#process.once('exit', () => resolve()));
+    this.#process.send({ id: 0, cmd: 'exit' });
+    await exited;
+  }
+}
+
+/** `Omit` over each member of a union, so object literals are still checked against their own member. */
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+type ServerMessage = WithoutId<ServerCommand>;
+type LoadMessage = WithoutId<LoadCommand>;
+
+const startServer = async (
+  kind: ServerKind,
+  profileWholeRun = true,
+): Promise<{ server: Child; port: number; jobId: string | undefined }> => {
+  const profile = profileDir !== undefined && profileWholeRun ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const server = new Child('./http-server.ts', ['--import', 'tsx', '--expose-gc', ...profile]);
+  const started = await server.send<{ port: number; jobId?: string }>({ cmd: 'start', kind } satisfies ServerMessage);
+  return { server, port: started.port, jobId: started.jobId };
+};
+const startLoad = (): Child => new Child('./http-load.ts', ['--import', 'tsx']);
+
+interface Stats extends Record<string, unknown> {
+  heapUsed: number;
+  rss: number;
+  external: number;
+  held: number;
+  purgatoryPending: number;
+  purgatoryWatched: number;
+}
+
+const stats = (server: Child, gc = false): Promise<Stats> =>
+  server.send<Stats>({ cmd: 'stats', gc } satisfies ServerMessage);
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<number> {
+  const started = performance.now();
+  while (!(await check())) {
+    if (performance.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+  return performance.now() - started;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+const kib = (bytes: number): string => `${(bytes / 1024).toFixed(2)} KiB`;
+const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+const ms = (value: number): string => `${value.toFixed(1)} ms`;
+
+interface HoldFigures {
+  readonly kind: string;
+  readonly held: number;
+  readonly setupMs: number;
+  readonly heapPerHeld: number;
+  readonly rssPerHeld: number;
+  readonly heapTotal: number;
+  readonly rssTotal: number;
+  readonly idleCpuPercent: number;
+  readonly fanOut: {
+    readonly p50: number;
+    readonly p99: number;
+    readonly max: number;
+    /** The first answer: how long before anything at all reached a client. */
+    readonly first: number;
+    readonly answered: number;
+    /** Server CPU time from the append until the last answer arrived. */
+    readonly serverCpuMs: number;
+  };
+  readonly leftHeld: number;
+}
+
+/** Scenario 1 for one server kind. */
+async function heldLongPolls(kind: 'node' | 'naive', loads: readonly Child[]): Promise<HoldFigures> {
+  // Profiled during the fan-out only (see BENCH_HTTP_PROFILE).
+  const { server, port } = await startServer(kind, false);
+  try {
+    const base = kind === 'naive' ? '/naive' : '/pollkit';
+    // Both topics are empty, so offset 0 is the high watermark: every fetch is held.
+    const fanPath = `${base}/topics/fan/records?offset=0&wait=600`;
+    const idlePath = `${base}/topics/idle/records?offset=0&wait=600`;
+    await sleep(300);
+    const before = await stats(server, true);
+    const perLoad = HOLD / loads.length;
+    const fanPerLoad = FAN_OUT / loads.length;
+    const started = performance.now();
+    await Promise.all(
+      loads.map((load) =>
+        load.send({
+          cmd: 'hold',
+          host: HOST,
+          port,
+          paths: Array.from({ length: perLoad }, (_, i) => (i < fanPerLoad ? fanPath : idlePath)),
+        } satisfies LoadMessage),
+      ),
+    );
+    await until(`${HOLD} held requests`, 120_000, async () => (await stats(server)).held >= HOLD);
+    const setupMs = performance.now() - started;
+    await sleep(500);
+    const after = await stats(server, true);
+    if (snapshotDir !== undefined) await server.send({ cmd: 'snapshot', dir: snapshotDir } satisfies ServerMessage);
+
+    if (profileDir !== undefined) await server.send({ cmd: 'profile-start' } satisfies ServerMessage);
+    await server.send({ cmd: 'cpu-start' } satisfies ServerMessage);
+    await sleep(IDLE_CPU_MS);
+    const cpu = await server.send<{ cpuMs: number; wallMs: number }>({ cmd: 'cpu-stop' } satisfies ServerMessage);
+    if (profileDir !== undefined) {
+      await server.send({ cmd: 'profile-stop', dir: profileDir, label: `idle-${kind}` } satisfies ServerMessage);
+    }
+
+    const collecting = loads.map((load) =>
+      load.send<{ times?: number[]; statuses?: Record<string, number>; timedOut?: boolean }>({
+        cmd: 'collect',
+        timeoutMs: 60_000,
+        count: fanPerLoad,
+      } satisfies LoadMessage),
+    );
+    await server.send({ cmd: 'cpu-start' } satisfies ServerMessage);
+    if (profileDir !== undefined) await server.send({ cmd: 'profile-start' } satisfies ServerMessage);
+    const appended = await server.send<{ at: number }>({ cmd: 'append', topic: 'fan' } satisfies ServerMessage);
+    const collected = await Promise.all(collecting);
+    const answerCpu = await server.send<{ cpuMs: number }>({ cmd: 'cpu-stop' } satisfies ServerMessage);
+    if (profileDir !== undefined) {
+      await server.send({ cmd: 'profile-stop', dir: profileDir, label: `fan-out-${kind}` } satisfies ServerMessage);
+    }
+    const latencies = collected
+      .flatMap((result) => result.times ?? [])
+      .map((time) => time - appended.at)
+      .sort((a, b) => a - b);
+    const answered = collected.reduce((sum, result) => sum + (result.statuses?.['200'] ?? 0), 0);
+    await sleep(200);
+    const stillHeld = (await stats(server)).held;
+
+    await Promise.all(loads.map((load) => load.send({ cmd: 'release' } satisfies LoadMessage)));
+    await until('held requests to be released', 60_000, async () => (await stats(server)).held === 0);
+    const released = await stats(server);
+    const leftHeld = released.held + released.purgatoryPending + released.purgatoryWatched;
+    return {
+      kind,
+      held: stillHeld + answered,
+      setupMs,
+      heapPerHeld: (after.heapUsed - before.heapUsed) / HOLD,
+      rssPerHeld: (after.rss - before.rss) / HOLD,
+      heapTotal: after.heapUsed,
+      rssTotal: after.rss,
+      idleCpuPercent: (cpu.cpuMs / cpu.wallMs) * 100,
+      fanOut: {
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        max: latencies.at(-1) ?? Number.NaN,
+        first: latencies[0] ?? Number.NaN,
+        answered,
+        serverCpuMs: answerCpu.cpuMs,
+      },
+      leftHeld,
+    };
+  } finally {
+    await server.exit();
+  }
+}
+
+interface PollFigures {
+  readonly mode: string;
+  readonly requests: number;
+  readonly delivered: number;
+  readonly requestsPerEvent: number;
+  readonly bytesPerEvent: number;
+}
+
+/** Scenario 2: one polling mode against a producer appending every EVENT_INTERVAL_MS. */
+async function polling(mode: 'short' | 'long', loads: readonly Child[]): Promise<PollFigures> {
+  const { server, port } = await startServer('node');
+  try {
+    const pathTemplate =
+      mode === 'short'
+        ? '/pollkit/topics/feed/records?offset={offset}'
+        : '/pollkit/topics/feed/records?offset={offset}&wait=30';
+    const events = Math.floor(POLL_DURATION_MS / EVENT_INTERVAL_MS) - 1;
+    const running = loads.map((load) =>
+      load.send<{ requests: number; requestBytes: number; responseBytes: number; delivered: number }>({
+        cmd: 'poll',
+        host: HOST,
+        port,
+        pathTemplate,
+        clients: POLL_CLIENTS / loads.length,
+        intervalMs: mode === 'short' ? 1000 : 0,
+        durationMs: POLL_DURATION_MS,
+        startOffset: 0,
+      } satisfies LoadMessage),
+    );
+    await sleep(500);
+    await server.send({
+      cmd: 'produce',
+      topic: 'feed',
+      intervalMs: EVENT_INTERVAL_MS,
+      count: events,
+    } satisfies ServerMessage);
+    const results = await Promise.all(running);
+    const requests = results.reduce((sum, r) => sum + r.requests, 0);
+    const delivered = results.reduce((sum, r) => sum + r.delivered, 0);
+    const bytes = results.reduce((sum, r) => sum + r.requestBytes + r.responseBytes, 0);
+    return { mode, requests, delivered, requestsPerEvent: requests / delivered, bytesPerEvent: bytes / delivered };
+  } finally {
+    await server.exit();
+  }
+}
+
+/** Scenario 3: requests per second of a job status GET through one adapter. */
+async function adapterRps(kind: ServerKind, load: Child): Promise<number> {
+  const { server, port, jobId } = await startServer(kind);
+  try {
+    // The median of a few rounds on one warm server: single rounds on a small machine are noisy.
+    const rates: number[] = [];
+    for (let round = 0; round < RPS_ROUNDS; round++) {
+      const result = await load.send<{ requestsPerSecond: number; failed: number }>({
+        cmd: 'rps',
+        host: HOST,
+        port,
+        path: `/pollkit/jobs/${jobId}`,
+        connections: RPS_CONNECTIONS,
+        durationMs: RPS_DURATION_MS,
+      } satisfies LoadMessage);
+      if (result.failed > 0) console.warn(`  ${kind}: ${result.failed} requests failed`);
+      rates.push(result.requestsPerSecond);
+    }
+    rates.sort((a, b) => a - b);
+    return rates[Math.floor(rates.length / 2)]!;
+  } finally {
+    await server.exit();
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(`pollkit HTTP benchmark${quick ? ' (--quick)' : ''} — node ${process.version}, loopback only`);
+  const loads = [startLoad(), startLoad()];
+  try {
+    if (runs('1')) await section1(loads);
+    if (runs('2')) await section2(loads);
+    if (runs('3')) await section3(loads);
+    if (runs('4')) await section4(loads);
+  } finally {
+    await Promise.all(loads.map((load) => load.exit()));
+  }
+}
+
+async function section1(loads: readonly Child[]): Promise<void> {
+  console.log(`\n1. ${HOLD} held long polls (${HOLD / loads.length} per load process); one append answers ${FAN_OUT}`);
+  const held: HoldFigures[] = [];
+  for (const kind of ['node', 'naive'] as const) {
+    const figures = await heldLongPolls(kind, loads);
+    held.push(figures);
+    const label = kind === 'node' ? 'pollkit (pollkit/node)' : 'naive (timer + closure + array scan)';
+    console.log(`  ${label}`);
+    console.log(`    held at once         ${figures.held} (set up in ${ms(figures.setupMs)})`);
+    console.log(`    heap per held        ${kib(figures.heapPerHeld)}   (heap ${mib(figures.heapTotal)})`);
+    console.log(`    RSS per held         ${kib(figures.rssPerHeld)}   (RSS ${mib(figures.rssTotal)})`);
+    console.log(
+      `    CPU while idle       ${figures.idleCpuPercent.toFixed(2)} % of one core over ${IDLE_CPU_MS / 1000} s`,
+    );
+    console.log(
+      `    append → ${figures.fanOut.answered} answers  p50 ${ms(figures.fanOut.p50)}  p99 ${ms(figures.fanOut.p99)}  max ${ms(figures.fanOut.max)}` +
+        `  (first ${ms(figures.fanOut.first)})`,
+    );
+    const perAnswer = (figures.fanOut.serverCpuMs / figures.fanOut.answered) * 1000;
+    console.log(`    server CPU answering   ${ms(figures.fanOut.serverCpuMs)} (${perAnswer.toFixed(0)} µs per answer)`);
+    console.log(`    left held after hang-up ${figures.leftHeld}`);
+  }
+  const [pollkit, naive] = held as [HoldFigures, HoldFigures];
+  console.log(
+    `  ratio naive/pollkit: heap per held ×${(naive.heapPerHeld / pollkit.heapPerHeld).toFixed(2)}, ` +
+      `fan-out p99 ×${(naive.fanOut.p99 / pollkit.fanOut.p99).toFixed(2)}, ` +
+      `idle CPU ×${(naive.idleCpuPercent / Math.max(pollkit.idleCpuPercent, 0.01)).toFixed(2)}`,
+  );
+}
+
+async function section2(loads: readonly Child[]): Promise<void> {
+  console.log(
+    `\n2. ${POLL_CLIENTS} clients for ${POLL_DURATION_MS / 1000} s, one event every ${EVENT_INTERVAL_MS / 1000} s`,
+  );
+  const polls: PollFigures[] = [];
+  for (const mode of ['short', 'long'] as const) {
+    const figures = await polling(mode, loads);
+    polls.push(figures);
+    const label = mode === 'short' ? 'short poll every 1 s' : 'long poll (wait=30)';
+    console.log(
+      `  ${label.padEnd(22)} ${figures.requests} requests, ${figures.delivered} deliveries: ` +
+        `${figures.requestsPerEvent.toFixed(2)} requests and ${figures.bytesPerEvent.toFixed(0)} bytes per delivered event`,
+    );
+  }
+  const [shortPoll, longPoll] = polls as [PollFigures, PollFigures];
+  console.log(
+    `  ratio short/long: requests ×${(shortPoll.requestsPerEvent / longPoll.requestsPerEvent).toFixed(2)}, ` +
+      `bytes ×${(shortPoll.bytesPerEvent / longPoll.bytesPerEvent).toFixed(2)}`,
+  );
+}
+
+async function section3(loads: readonly Child[]): Promise<void> {
+  console.log(
+    `\n3. GET {p}/jobs/{id}, ${RPS_CONNECTIONS} keep-alive connections, median of ${RPS_ROUNDS} × ${RPS_DURATION_MS / 1000} s`,
+  );
+  // The plain runs (each framework answering the same JSON from its own route) split the adapter's
+  // share from the framework's; a smoke run skips them to stay under a minute.
+  if (!quick) console.log('  (plain = the framework answering the same JSON from its own route, without pollkit)');
+  const plainRps = async (kind: Framework): Promise<number | undefined> =>
+    quick ? undefined : adapterRps(`plain-${kind}`, loads[0]!);
+  const baseline = await adapterRps('node', loads[0]!);
+  const line = (kind: string, rps: number, plain: number | undefined): string =>
+    `  ${kind.padEnd(10)} pollkit ${rps.toFixed(0).padStart(6)} req/s ×${(rps / baseline).toFixed(2)} of pollkit/node` +
+    (plain === undefined
+      ? ''
+      : ` | plain ${plain.toFixed(0).padStart(6)} req/s; pollkit keeps ×${(rps / plain).toFixed(2)} of the framework's own rate`);
+  console.log(line('node', baseline, await plainRps('node')));
+  for (const kind of ['express', 'fastify', 'koa', 'hono'] as const) {
+    const rps = await adapterRps(kind, loads[0]!);
+    console.log(line(kind, rps, await plainRps(kind)));
+  }
+}
+
+/** Section 4 for one adapter: memory per held fetch, then a mass hang-up that must leave nothing held. */
+async function adapterHeldCost(
+  kind: Framework,
+  loads: readonly Child[],
+): Promise<{ heap: number; rss: number; left: number }> {
+  const { server, port } = await startServer(kind);
+  try {
+    await sleep(300);
+    const before = await stats(server, true);
+    const path = '/pollkit/topics/idle/records?offset=0&wait=600';
+    const perLoad = ADAPTER_HOLD / loads.length;
+    await Promise.all(
+      loads.map((load) =>
+        load.send({
+          cmd: 'hold',
+          host: HOST,
+          port,
+          paths: Array.from({ length: perLoad }, () => path),
+        } satisfies LoadMessage),
+      ),
+    );
+    await until(`${ADAPTER_HOLD} held requests`, 120_000, async () => (await stats(server)).held >= ADAPTER_HOLD);
+    await sleep(500);
+    const after = await stats(server, true);
+    if (snapshotDir !== undefined) await server.send({ cmd: 'snapshot', dir: snapshotDir } satisfies ServerMessage);
+    await Promise.all(loads.map((load) => load.send({ cmd: 'release' } satisfies LoadMessage)));
+    await until('held requests to be released', 60_000, async () => (await stats(server)).held === 0);
+    await sleep(200);
+    const released = await stats(server);
+    return {
+      heap: (after.heapUsed - before.heapUsed) / ADAPTER_HOLD,
+      rss: (after.rss - before.rss) / ADAPTER_HOLD,
+      left: released.held + released.purgatoryPending + released.purgatoryWatched,
+    };
+  } finally {
+    await server.exit();
+  }
+}
+
+async function section4(loads: readonly Child[]): Promise<void> {
+  console.log(`\n4. ${ADAPTER_HOLD} held topic fetches through each adapter`);
+  let baseline: number | undefined;
+  for (const kind of ['node', 'express', 'fastify', 'koa', 'hono'] as const) {
+    const cost = await adapterHeldCost(kind, loads);
+    baseline ??= cost.heap;
+    console.log(
+      `  ${kind.padEnd(10)} heap ${kib(cost.heap)} (×${(cost.heap / baseline).toFixed(2)} of pollkit/node)` +
+        `  RSS ${kib(cost.rss)} per held; left held after hang-up ${cost.left}`,
+    );
+  }
+}
+
+await main();

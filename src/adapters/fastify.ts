@@ -1,0 +1,104 @@
+/**
+ * `pollkit/fastify`: the protocol handler as a Fastify plugin (tested with Fastify 5). It only translates:
+ * it routes everything under the handler's prefix to the handler, takes the raw response over with
+ * `reply.hijack()` so server-sent events are written and flushed as they happen (no serializer, no
+ * buffering), and aborts a held request when its client hangs up.
+ *
+ * Inside its own encapsulated context the plugin replaces Fastify's body parsers with one that leaves
+ * the stream unread, so the handler applies its own body limit and answers 413 and 415 as problems;
+ * routes elsewhere in the application keep their parsers.
+ *
+ * Fastify is an optional peer dependency, imported here as types only.
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { JobRegistry, PollkitHandler } from 'pollkit/server';
+ * import { pollkitFastify } from 'pollkit/fastify';
+ *
+ * const app = Fastify();
+ * await app.register(pollkitFastify(new PollkitHandler({ jobs: new JobRegistry() })));
+ * await app.listen({ port: 8080 });
+ * ```
+ *
+ * @module pollkit/fastify
+ */
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { PollkitHandler } from '../server/handler.js';
+import { serveNode } from './node-io.js';
+
+/** Options for {@link pollkitFastify}. */
+export interface FastifyAdapterOptions<Context = unknown> {
+  /**
+   * Builds the `context` passed to the handler's `authorize` hook, e.g. from `request.user` set by an
+   * authentication hook. Default: none.
+   */
+  readonly context?: (request: FastifyRequest, reply: FastifyReply) => Context;
+}
+
+/**
+ * Wraps a handler as a Fastify plugin. When the plugin is registered with a Fastify `prefix`, the
+ * handler's own `prefix` must start with it (the handler sees the full URL): register with
+ * `{ prefix: '/api' }` a handler whose prefix is `/api/pollkit`.
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { PollkitHandler, TopicRegistry } from 'pollkit/server';
+ * import { pollkitFastify } from 'pollkit/fastify';
+ *
+ * const app = Fastify();
+ * const handler = new PollkitHandler({ topics: new TopicRegistry(), prefix: '/api/pollkit' });
+ * await app.register(pollkitFastify(handler), { prefix: '/api' });
+ * ```
+ */
+export function pollkitFastify<Context = unknown>(
+  handler: PollkitHandler<Context>,
+  options: FastifyAdapterOptions<Context> = {},
+): FastifyPluginAsync {
+  if (handler === null || typeof handler !== 'object' || typeof handler.handle !== 'function') {
+    throw new InvalidArgumentError('handler must be a PollkitHandler', 'handler');
+  }
+  if (options.context !== undefined && typeof options.context !== 'function') {
+    throw new InvalidArgumentError('context must be a function', 'context');
+  }
+  const plugin = async (instance: FastifyInstance): Promise<void> => {
+    const mount = instance.prefix;
+    const prefix = handler.prefix;
+    if (prefix !== mount && !prefix.startsWith(`${mount}/`)) {
+      throw new InvalidArgumentError(
+        `The handler's prefix "${prefix}" must start with the plugin's Fastify prefix "${mount}"`,
+        'prefix',
+      );
+    }
+    const relative = prefix.slice(mount.length);
+    // Leave bodies unread: the handler enforces its own limit and media types and answers as problems.
+    instance.removeAllContentTypeParsers();
+    instance.addContentTypeParser(
+      '*',
+      (_request: FastifyRequest, _payload: unknown, done: (error: Error | null) => void) => {
+        done(null);
+      },
+    );
+    // Not an async function: a held request would keep one more suspended frame alive for its whole wait.
+    const route = (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      const context = options.context?.(request, reply);
+      return serveNode(handler, {
+        req: request.raw,
+        res: reply.raw,
+        url: request.raw.url ?? request.url,
+        ...(context === undefined ? {} : { context }),
+        onClaim: () => {
+          reply.hijack();
+        },
+      }).then((served) => {
+        // The routes cover only the prefix, so this is a path the handler itself declines.
+        if (!served) reply.callNotFound();
+      });
+    };
+    instance.all(`${relative}/*`, route);
+    if (relative !== '') instance.all(relative, route);
+  };
+  return plugin;
+}
