@@ -28,3 +28,8 @@ export type {
 export * from './protocol-pollers.js';
 export * from './retry-budget.js';
 export * from './short-poller.js';
+export * from './subscriber.js';
+export * from './transports/transport.js';
+export * from './transports/sse.js';
+export * from './transports/websocket.js';
+export * from './transports/long-poll.js';
