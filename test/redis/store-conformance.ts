@@ -1,0 +1,348 @@
+/**
+ * The behaviour every JobStore and TopicStore must share, written once and run against the in-memory
+ * stores and the Redis stores alike (test/redis/stores.test.ts), so the Redis stores cannot drift from
+ * the default.
+ *
+ * @module
+ */
+import { describe, expect, it } from 'vitest';
+import { IllegalTransitionError, InvalidArgumentError } from '../../src/core/errors.js';
+import { newJob, progressJob, startJob, succeedJob } from '../../src/server/job-state.js';
+import type { JobChange, JobStore, StoredJob } from '../../src/server/stores/job-store.js';
+import type { TopicChange, TopicStore } from '../../src/server/stores/topic-store.js';
+
+/** A store under test and how to dispose of it. */
+export interface StoreFixture<Store> {
+  readonly store: Store;
+  readonly dispose: () => Promise<void>;
+}
+
+const T0 = Date.UTC(2026, 0, 1);
+
+function job(id: string, extra: { owner?: string; idempotencyKey?: string; nowMs?: number } = {}): StoredJob {
+  return newJob({
+    id,
+    type: 'test.echo',
+    input: { id, n: [1, 2, 3] },
+    runner: 'external',
+    nowMs: extra.nowMs ?? T0,
+    ...extra,
+  });
+}
+
+function finished(stored: StoredJob, expiresInMs: number): StoredJob {
+  return succeedJob(startJob(stored, T0 + 1), { ok: true }, T0 + 2, { retentionMs: expiresInMs });
+}
+
+async function withStore<Store>(
+  factory: () => Promise<StoreFixture<Store>>,
+  body: (store: Store) => Promise<void>,
+): Promise<void> {
+  const { store, dispose } = await factory();
+  try {
+    await body(store);
+  } finally {
+    await dispose();
+  }
+}
+
+/** Runs the JobStore contract against stores made by `factory`. */
+export function describeJobStore(name: string, factory: () => Promise<StoreFixture<JobStore>>): void {
+  const run = (body: (store: JobStore) => Promise<void>) => () => withStore(factory, body);
+
+  describe(`JobStore contract: ${name}`, () => {
+    it(
+      'inserts, gets and announces a job',
+      run(async (store) => {
+        const changes: JobChange[] = [];
+        store.onChange((change) => changes.push(change));
+        const stored = job('a');
+        expect(await store.insert(stored)).toEqual({ inserted: true, job: stored });
+        expect(await store.get('a')).toEqual(stored);
+        expect(await store.get('missing')).toBeUndefined();
+        expect(changes).toEqual([{ id: 'a', version: 1, job: stored }]);
+      }),
+    );
+
+    it(
+      'refuses a second job with the same id',
+      run(async (store) => {
+        await store.insert(job('a'));
+        await expect(store.insert(job('a'))).rejects.toSatisfy(InvalidArgumentError.is);
+      }),
+    );
+
+    it(
+      'returns the existing job for a reused idempotency key, per owner',
+      run(async (store) => {
+        const first = job('a', { owner: 'alice', idempotencyKey: 'k' });
+        await store.insert(first);
+        const again = await store.insert(job('b', { owner: 'alice', idempotencyKey: 'k' }));
+        expect(again).toEqual({ inserted: false, job: first });
+        expect(await store.get('b')).toBeUndefined();
+        expect((await store.insert(job('c', { owner: 'bob', idempotencyKey: 'k' }))).inserted).toBe(true);
+        expect((await store.insert(job('d', { idempotencyKey: 'k' }))).inserted).toBe(true);
+        expect((await store.findByIdempotencyKey('alice', 'k'))?.snapshot.id).toBe('a');
+        expect((await store.findByIdempotencyKey('bob', 'k'))?.snapshot.id).toBe('c');
+        expect((await store.findByIdempotencyKey(undefined, 'k'))?.snapshot.id).toBe('d');
+        expect(await store.findByIdempotencyKey('carol', 'k')).toBeUndefined();
+      }),
+    );
+
+    it(
+      'applies a transition, raises the version and announces it',
+      run(async (store) => {
+        await store.insert(job('a'));
+        const changes: JobChange[] = [];
+        store.onChange((change) => changes.push(change));
+        const running = await store.update('a', (current) => startJob(current, T0 + 5));
+        expect(running?.snapshot).toMatchObject({ status: 'running', version: 2 });
+        expect((await store.get('a'))?.snapshot.version).toBe(2);
+        expect(changes).toEqual([{ id: 'a', version: 2, job: running }]);
+        expect(await store.update('missing', (current) => current)).toBeUndefined();
+      }),
+    );
+
+    it(
+      'writes nothing for a no-op or a refused transition',
+      run(async (store) => {
+        const stored = job('a');
+        await store.insert(stored);
+        const changes: JobChange[] = [];
+        store.onChange((change) => changes.push(change));
+        expect(await store.update('a', (current) => current)).toEqual(stored);
+        await expect(
+          store.update('a', () => {
+            throw new IllegalTransitionError('no');
+          }),
+        ).rejects.toSatisfy(IllegalTransitionError.is);
+        await expect(store.update('a', (current) => ({ ...current }))).rejects.toSatisfy(InvalidArgumentError.is);
+        expect(await store.get('a')).toEqual(stored);
+        expect(changes).toEqual([]);
+      }),
+    );
+
+    it(
+      'applies concurrent transitions one at a time, losing none',
+      run(async (store) => {
+        await store.insert(job('a'));
+        await store.update('a', (current) => startJob(current, T0));
+        await Promise.all(
+          Array.from({ length: 25 }, (_, n) =>
+            store.update('a', (current) => progressJob(current, { percent: n }, T0)),
+          ),
+        );
+        expect((await store.get('a'))?.snapshot.version).toBe(27);
+      }),
+    );
+
+    it(
+      'lets exactly one of two racing writers finish a job',
+      run(async (store) => {
+        await store.insert(job('a'));
+        await store.update('a', (current) => startJob(current, T0));
+        const outcomes = await Promise.allSettled(
+          ['w1', 'w2', 'w3'].map((worker) =>
+            store.update('a', (current) => succeedJob(current, worker, T0 + 1, { retentionMs: 60_000 })),
+          ),
+        );
+        const winners = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+        expect(winners).toHaveLength(1);
+        for (const outcome of outcomes) {
+          if (outcome.status === 'rejected') expect(IllegalTransitionError.is(outcome.reason)).toBe(true);
+        }
+        const final = await store.get('a');
+        expect(final?.snapshot.result).toBe((winners[0] as PromiseFulfilledResult<StoredJob>).value.snapshot.result);
+      }),
+    );
+
+    it(
+      'deletes under a condition and frees the idempotency key',
+      run(async (store) => {
+        await store.insert(job('a', { owner: 'o', idempotencyKey: 'k' }));
+        const changes: JobChange[] = [];
+        store.onChange((change) => changes.push(change));
+        expect(await store.delete('missing')).toBe(false);
+        expect(await store.delete('a', () => false)).toBe(false);
+        await expect(
+          store.delete('a', () => {
+            throw new IllegalTransitionError('running');
+          }),
+        ).rejects.toSatisfy(IllegalTransitionError.is);
+        expect(await store.get('a')).toBeDefined();
+        expect(await store.delete('a', (current) => current.snapshot.id === 'a')).toBe(true);
+        expect(await store.get('a')).toBeUndefined();
+        expect(await store.findByIdempotencyKey('o', 'k')).toBeUndefined();
+        expect(changes).toEqual([{ id: 'a', version: 1, deleted: true }]);
+        expect((await store.insert(job('b', { owner: 'o', idempotencyKey: 'k' }))).inserted).toBe(true);
+        expect((await store.list({ owner: 'o', limit: 10 })).jobs.map((j) => j.snapshot.id)).toEqual(['b']);
+      }),
+    );
+
+    it(
+      'lists newest first, by owner and status, in pages',
+      run(async (store) => {
+        for (const [n, owner] of ['x', 'y', 'x', 'y', 'x'].entries()) await store.insert(job(`j${n}`, { owner }));
+        await store.update('j2', (current) => startJob(current, T0));
+        const ids = (page: { jobs: readonly StoredJob[] }) => page.jobs.map((j) => j.snapshot.id);
+        expect(ids(await store.list({ limit: 10 }))).toEqual(['j4', 'j3', 'j2', 'j1', 'j0']);
+        expect(ids(await store.list({ owner: 'x', limit: 10 }))).toEqual(['j4', 'j2', 'j0']);
+        expect(ids(await store.list({ status: 'running', limit: 10 }))).toEqual(['j2']);
+        const first = await store.list({ limit: 2 });
+        expect(ids(first)).toEqual(['j4', 'j3']);
+        expect(first.cursor).toBeTypeOf('string');
+        const second = await store.list({ limit: 2, cursor: first.cursor! });
+        expect(ids(second)).toEqual(['j2', 'j1']);
+        const third = await store.list({ limit: 2, cursor: second.cursor! });
+        expect(ids(third)).toEqual(['j0']);
+        expect(third.cursor).toBeUndefined();
+        await expect(store.list({ limit: 2, cursor: 'not a cursor!' })).rejects.toSatisfy(InvalidArgumentError.is);
+      }),
+    );
+
+    it(
+      'sweeps expired jobs only, up to the limit, and reports the next expiry',
+      run(async (store) => {
+        for (const [n, retention] of [100, 200, 300, 400].entries()) {
+          await store.insert(job(`j${n}`));
+          await store.update(`j${n}`, (current) => finished(current, retention));
+        }
+        await store.insert(job('live'));
+        const changes: JobChange[] = [];
+        store.onChange((change) => changes.push(change));
+        const first = await store.sweep(T0 + 2 + 300, 2);
+        expect([...first.removed].sort()).toEqual(['j0', 'j1']);
+        expect(first.nextExpiryMs).toBe(T0 + 2 + 300);
+        const second = await store.sweep(T0 + 2 + 300, 10);
+        expect(second.removed).toEqual(['j2']);
+        expect(second.nextExpiryMs).toBe(T0 + 2 + 400);
+        expect(await store.get('j2')).toBeUndefined();
+        expect(await store.get('j3')).toBeDefined();
+        expect(changes.map((change) => [change.id, change.deleted])).toEqual([
+          ...first.removed.map((id) => [id, true]),
+          ['j2', true],
+        ]);
+        const last = await store.sweep(T0 + 10_000, 10);
+        expect(last).toEqual({ removed: ['j3'] });
+      }),
+    );
+  });
+}
+
+/** Runs the TopicStore contract against stores made by `factory`. */
+export function describeTopicStore(name: string, factory: () => Promise<StoreFixture<TopicStore>>): void {
+  const run = (body: (store: TopicStore) => Promise<void>) => () => withStore(factory, body);
+  const entry = (value: unknown, timestampMs = T0, key: string | null = null) => ({ key, value, timestampMs });
+
+  describe(`TopicStore contract: ${name}`, () => {
+    it(
+      'starts a topic empty, with an epoch, on first use',
+      run(async (store) => {
+        const position = await store.position('t', {});
+        expect(position).toMatchObject({ earliestOffset: 0, highWatermark: 0 });
+        expect(position.epoch).toMatch(/.+/);
+        expect((await store.position('t', {})).epoch).toBe(position.epoch);
+        expect((await store.position('other', {})).epoch).not.toBe(position.epoch);
+      }),
+    );
+
+    it(
+      'appends gap-free offsets and reads them back in order',
+      run(async (store) => {
+        const changes: TopicChange[] = [];
+        store.onChange((change) => changes.push(change));
+        const values = [{ a: 1 }, 'two', null, 3.5, [true]];
+        for (const [n, value] of values.entries()) {
+          const { offset, position } = await store.append('t', entry(value, T0 + n, n === 1 ? 'k1' : null), {});
+          expect(offset).toBe(n);
+          expect(position.highWatermark).toBe(n + 1);
+        }
+        const all = await store.read('t', 0, 100, {});
+        expect(all.records).toEqual(
+          values.map((value, n) => ({
+            record: { offset: n, timestamp: new Date(T0 + n).toISOString(), key: n === 1 ? 'k1' : null, value },
+            timestampMs: T0 + n,
+          })),
+        );
+        expect(all.position).toMatchObject({ earliestOffset: 0, highWatermark: 5 });
+        expect((await store.read('t', 2, 2, {})).records.map((r) => r.record.offset)).toEqual([2, 3]);
+        expect((await store.read('t', 5, 10, {})).records).toEqual([]);
+        expect((await store.read('t', 50, 10, {})).records).toEqual([]);
+        expect(changes.map((change) => [change.topic, change.position.highWatermark])).toEqual([
+          ['t', 1],
+          ['t', 2],
+          ['t', 3],
+          ['t', 4],
+          ['t', 5],
+        ]);
+      }),
+    );
+
+    it(
+      'keeps an empty-string key apart from no key',
+      run(async (store) => {
+        await store.append('t', entry(1, T0, ''), {});
+        await store.append('t', entry(2, T0, null), {});
+        expect((await store.read('t', 0, 10, {})).records.map((r) => r.record.key)).toEqual(['', null]);
+      }),
+    );
+
+    it(
+      'gives concurrent appends distinct consecutive offsets',
+      run(async (store) => {
+        const offsets = await Promise.all(
+          Array.from({ length: 40 }, (_, n) => store.append('t', entry(n), {}).then((r) => r.offset)),
+        );
+        expect([...offsets].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, n) => n));
+        const records = (await store.read('t', 0, 100, {})).records;
+        expect(records.map((r) => r.record.offset)).toEqual(Array.from({ length: 40 }, (_, n) => n));
+      }),
+    );
+
+    it(
+      'drops the oldest records beyond maxRecords',
+      run(async (store) => {
+        for (let n = 0; n < 5; n++) await store.append('t', entry(n), { maxRecords: 3 });
+        const position = await store.position('t', { maxRecords: 3 });
+        expect(position).toMatchObject({ earliestOffset: 2, highWatermark: 5 });
+        const below = await store.read('t', 0, 10, { maxRecords: 3 });
+        expect(below.records).toEqual([]);
+        expect(below.position.earliestOffset).toBe(2);
+        expect((await store.read('t', 2, 10, { maxRecords: 3 })).records.map((r) => r.record.value)).toEqual([2, 3, 4]);
+      }),
+    );
+
+    it(
+      'drops records older than minTimestampMs, even without an append',
+      run(async (store) => {
+        for (const n of [0, 1, 2, 3]) await store.append('t', entry(n, T0 + n * 100), {});
+        expect(await store.position('t', { minTimestampMs: T0 + 150 })).toMatchObject({
+          earliestOffset: 2,
+          highWatermark: 4,
+        });
+        const result = await store.read('t', 2, 10, { minTimestampMs: T0 + 10_000 });
+        expect(result.records).toEqual([]);
+        expect(result.position).toMatchObject({ earliestOffset: 4, highWatermark: 4 });
+        const { offset } = await store.append('t', entry('late', T0 + 20_000), { minTimestampMs: T0 + 10_000 });
+        expect(offset).toBe(4);
+        expect((await store.read('t', 4, 10, {})).records.map((r) => r.record.value)).toEqual(['late']);
+      }),
+    );
+
+    it(
+      'resets to a new epoch at offset 0 and announces it',
+      run(async (store) => {
+        await store.append('t', entry('old'), {});
+        const before = await store.position('t', {});
+        const changes: TopicChange[] = [];
+        store.onChange((change) => changes.push(change));
+        const after = await store.reset('t');
+        expect(after).toMatchObject({ earliestOffset: 0, highWatermark: 0 });
+        expect(after.epoch).not.toBe(before.epoch);
+        expect(changes).toEqual([{ topic: 't', position: after }]);
+        expect((await store.append('t', entry('new'), {})).offset).toBe(0);
+        expect((await store.read('t', 0, 10, {})).records.map((r) => r.record.value)).toEqual(['new']);
+      }),
+    );
+  });
+}
