@@ -37,22 +37,25 @@ function anchors(markdown: string): Set<string> {
 const files = [join(root, 'README.md'), join(root, 'CHANGELOG.md'), ...markdownFiles(join(root, 'docs'))];
 
 describe('links in README.md and docs/', () => {
-  it.each(files.map((file) => [relative(root, file), file]))('%s: relative links and anchors resolve', (_name, file) => {
-    const text = readFileSync(file, 'utf8').replace(/```[\s\S]*?```/g, '');
-    const broken: string[] = [];
-    for (const match of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
-      const target = match[1]!;
-      if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // absolute URLs are not checked offline
-      const [path, anchor] = target.split('#') as [string, string | undefined];
-      const resolved = path === '' ? file : resolve(dirname(file), decodeURIComponent(path));
-      if (!existsSync(resolved)) {
-        broken.push(`${target} (no such file)`);
-        continue;
+  it.each(files.map((file) => [relative(root, file), file]))(
+    '%s: relative links and anchors resolve',
+    (_name, file) => {
+      const text = readFileSync(file, 'utf8').replace(/```[\s\S]*?```/g, '');
+      const broken: string[] = [];
+      for (const match of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
+        const target = match[1]!;
+        if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // absolute URLs are not checked offline
+        const [path, anchor] = target.split('#') as [string, string | undefined];
+        const resolved = path === '' ? file : resolve(dirname(file), decodeURIComponent(path));
+        if (!existsSync(resolved)) {
+          broken.push(`${target} (no such file)`);
+          continue;
+        }
+        if (anchor !== undefined && resolved.endsWith('.md') && !anchors(readFileSync(resolved, 'utf8')).has(anchor)) {
+          broken.push(`${target} (no such heading)`);
+        }
       }
-      if (anchor !== undefined && resolved.endsWith('.md') && !anchors(readFileSync(resolved, 'utf8')).has(anchor)) {
-        broken.push(`${target} (no such heading)`);
-      }
-    }
-    expect(broken).toEqual([]);
-  });
+      expect(broken).toEqual([]);
+    },
+  );
 });
