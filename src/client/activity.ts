@@ -10,19 +10,28 @@ import { abortReason } from '../core/abort.js';
 
 /** The part of `EventTarget` the gate uses. */
 export interface EventTargetLike {
+  /** Calls `listener` whenever an event named `type` (`visibilitychange`, `online`, `offline`) fires. */
   addEventListener(type: string, listener: () => void): void;
+  /** Stops calling a listener added with the same `type` and function. */
   removeEventListener(type: string, listener: () => void): void;
 }
 
 /** The part of `document` the gate uses (inject one in tests). */
 export interface VisibilityLike extends EventTargetLike {
+  /** `'hidden'` pauses polling; any other value (or none) lets it run. */
   readonly visibilityState?: string;
+  /** The older flag, for documents without `visibilityState`: `true` pauses polling. */
   readonly hidden?: boolean;
 }
 
 /** Where the gate learns the network state: `navigator.onLine` and the `online`/`offline` events of `window`. */
 export interface NetworkLike {
-  readonly navigator: { readonly onLine: boolean };
+  /** Read before each request; polling pauses while `onLine` is `false`. */
+  readonly navigator: {
+    /** `false` while the browser believes it has no network. */
+    readonly onLine: boolean;
+  };
+  /** Where `online` and `offline` events fire (`window` in a browser). */
   readonly events: EventTargetLike;
 }
 

@@ -80,16 +80,32 @@ export interface RequestOptions {
 
 /** The answer to a conditional or long-polling job read: a new snapshot, or "still the version you have". */
 export type JobPollResult<Result = unknown> =
-  | { readonly changed: true; readonly job: JobSnapshot<Result>; readonly meta: ResponseMeta }
-  | { readonly changed: false; readonly job: undefined; readonly meta: ResponseMeta };
+  | {
+      /** `true`: the server sent a snapshot newer than the version the caller named. */
+      readonly changed: true;
+      /** The job's current snapshot. */
+      readonly job: JobSnapshot<Result>;
+      /** Status, headers and polling hints of the response. */
+      readonly meta: ResponseMeta;
+    }
+  | {
+      /** `false`: the job is still at the caller's version (a 304, or a long poll that timed out). */
+      readonly changed: false;
+      /** Always `undefined`: keep the snapshot you already have. */
+      readonly job: undefined;
+      /** Status, headers and polling hints of the response. */
+      readonly meta: ResponseMeta;
+    };
 
 /** The answer to {@link JobClient.submit}. */
 export interface SubmitResult<Result = unknown> {
+  /** The new job, or the existing one when the same idempotency key and body were submitted before. */
   readonly job: JobSnapshot<Result>;
   /** The absolute URL of the job (`Operation-Location`, else `Location`). */
   readonly location: string;
   /** The server's suggested delay before the first poll, in milliseconds. */
   readonly retryAfterMs: number | undefined;
+  /** Status, headers and polling hints of the response. */
   readonly meta: ResponseMeta;
 }
 
@@ -115,8 +131,11 @@ export interface WaitJobOptions extends RequestOptions {
 
 /** Options for {@link JobClient.list}. */
 export interface ListJobsOptions extends RequestOptions {
+  /** Only jobs in this state. Default: every state. */
   readonly status?: JobStatus;
+  /** Jobs per page, at least 1 (the server caps it). Default: the server's. */
   readonly pageSize?: number;
+  /** The `nextPageToken` of the previous page. Default: the first page. */
   readonly pageToken?: string;
 }
 
@@ -135,7 +154,10 @@ export interface TopicFetchOptions extends RequestOptions {
 }
 
 /** A topic fetch's body with the response's metadata. */
-export type TopicFetchResponse<Value = unknown> = TopicFetchResult<Value> & { readonly meta: ResponseMeta };
+export type TopicFetchResponse<Value = unknown> = TopicFetchResult<Value> & {
+  /** Status, headers and polling hints of the response. */
+  readonly meta: ResponseMeta;
+};
 
 /** Options for {@link TopicClient.append}. */
 export interface AppendOptions extends RequestOptions {

@@ -102,20 +102,25 @@ export interface LongPollerOptions<Item, Cursor> extends ActivityOptions {
 
 /** Payload of the `request` event. */
 export interface LongPollRequestInfo<Cursor> {
+  /** Which request this is, counting every request the poller has made from 1. */
   readonly attempt: number;
+  /** The cursor the request starts from; `undefined` before the first batch unless a start cursor was given. */
   readonly cursor: Cursor | undefined;
 }
 
 /** Payload of the `response` event. */
 export interface LongPollResponseInfo {
+  /** The request this answers, counting from 1 (matches its `request` event). */
   readonly attempt: number;
   /** How many records the answer carried (0 at a timeout). */
   readonly records: number;
+  /** How long the request was held, in milliseconds by the poller's clock. */
   readonly durationMs: number;
 }
 
 /** Payload of the `data` event. */
 export interface DataInfo<Cursor> {
+  /** The request that brought this batch, counting from 1. */
   readonly attempt: number;
   /** The cursor the request was made from. */
   readonly previous: Cursor | undefined;

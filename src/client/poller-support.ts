@@ -51,6 +51,7 @@ export interface ScheduleInfo {
   readonly attempt: number;
   /** The delay before it, in milliseconds. */
   readonly delayMs: number;
+  /** What set the delay: the interval, a server hint, backoff after a failure, and so on. */
   readonly reason: DelayReason;
 }
 
@@ -67,6 +68,7 @@ export type EndReason = 'done' | 'stopped' | 'aborted' | 'timeout' | 'failed';
 
 /** Payload of the `end` event. */
 export interface EndInfo {
+  /** Why it ended: finished (`done`), `stop()` called, signal aborted, overall timeout, or a failure not retried. */
   readonly reason: EndReason;
   /** The error the poller ended with; undefined for `done`. */
   readonly error: unknown;
@@ -76,6 +78,7 @@ export interface EndInfo {
 
 /** Payload of the `pause` event. */
 export interface PauseInfo {
+  /** `hidden` when the page is not visible, `offline` when the browser reports no network. */
   readonly reason: 'hidden' | 'offline';
 }
 

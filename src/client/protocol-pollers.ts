@@ -180,6 +180,7 @@ export function longPollJob<Result = unknown>(
 
 /** Where a topic consumer stands: the next offset, and the epoch it belongs to. */
 export interface TopicCursor {
+  /** The offset of the next record to fetch. */
   readonly offset: number;
   /** The log's epoch as last seen; `undefined` before the first answer. */
   readonly epoch: string | undefined;

@@ -37,8 +37,24 @@ const REPLY = Symbol.for('pollkit.pollReply');
  * with {@link pollReply} or {@link unchangedReply}; a poll function may also return the bare value.
  */
 export type PollReply<T> =
-  | { readonly [REPLY]: true; readonly unchanged: false; readonly value: T; readonly hintMs: number | undefined }
-  | { readonly [REPLY]: true; readonly unchanged: true; readonly hintMs: number | undefined };
+  | {
+      /** Brands the object as a reply, so a poll function's bare value is never mistaken for one. */
+      readonly [REPLY]: true;
+      /** `false`: this reply carries a new answer in `value`. */
+      readonly unchanged: false;
+      /** The answer to this poll. */
+      readonly value: T;
+      /** The least time to wait before the next poll, in milliseconds; `undefined` for no hint. */
+      readonly hintMs: number | undefined;
+    }
+  | {
+      /** Brands the object as a reply, so a poll function's bare value is never mistaken for one. */
+      readonly [REPLY]: true;
+      /** `true`: the answer is the same as the last one, so the poller keeps its current value. */
+      readonly unchanged: true;
+      /** The least time to wait before the next poll, in milliseconds; `undefined` for no hint. */
+      readonly hintMs: number | undefined;
+    };
 
 /** Metadata for {@link pollReply} and {@link unchangedReply}. */
 export interface PollReplyOptions {
@@ -170,11 +186,13 @@ export interface ShortPollerOptions<T> extends ActivityOptions {
 
 /** Payload of the `request` event. */
 export interface PollRequestInfo {
+  /** Which request this is, counting every request the poller has made from 1. */
   readonly attempt: number;
 }
 
 /** Payload of the `response` event. */
 export interface PollResponseInfo {
+  /** The request this answers, counting from 1 (matches its `request` event). */
   readonly attempt: number;
   /** Whether the answer differed from the last one. */
   readonly changed: boolean;

@@ -288,7 +288,17 @@ export interface SubscriberOptions<T> {
   readonly clock?: Clock;
 }
 
-type State = 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
+/**
+ * Where a {@link Subscriber} is: `idle` before `start()`, `connecting` while a transport opens, `open`
+ * while connected, `waiting` between a drop and the next reconnect, `closed` once ended.
+ *
+ * @example
+ * ```ts
+ * import type { SubscriberState } from 'pollkit/client';
+ * const live = (state: SubscriberState) => state === 'open';
+ * ```
+ */
+export type SubscriberState = 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
 
 interface Outbound {
   readonly data: string;
@@ -342,7 +352,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
   readonly #flushCheck: number;
   readonly #userSignal: AbortSignal | undefined;
 
-  #state: State = 'idle';
+  #state: SubscriberState = 'idle';
   #index = 0;
   #settled: Transport<T> | undefined;
   #unavailableInRound = 0;
@@ -423,7 +433,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
   }
 
   /** `idle` before {@link Subscriber.start}, then `connecting`, `open`, `waiting` (to reconnect), `closed`. */
-  get state(): State {
+  get state(): SubscriberState {
     return this.#state;
   }
 
@@ -780,7 +790,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     this.#lastError = close.error ?? this.#lastError;
     this.#safeEmit('close', { transport: transport.name, reason: close.reason, error: close.error, wasOpen });
     // A close listener may have closed the subscriber.
-    if ((this.#state as State) === 'closed') return;
+    if ((this.#state as SubscriberState) === 'closed') return;
     if (close.stop === true) {
       this.#finish('stopped', close.error);
       return;

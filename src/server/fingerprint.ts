@@ -15,7 +15,7 @@ import { PollkitError } from '../core/errors.js';
  *
  * @example
  * ```ts
- * import { canonicalJson } from 'pollkit/server';
+ * import { canonicalJson } from './fingerprint.js';
  * console.log(canonicalJson({ b: 1, a: [2, { d: 3, c: 4 }] })); // {"a":[2,{"c":4,"d":3}],"b":1}
  * ```
  */
@@ -39,7 +39,7 @@ export function canonicalJson(value: unknown): string {
  *
  * @example
  * ```ts
- * import { fingerprint } from 'pollkit/server';
+ * import { fingerprint } from './fingerprint.js';
  * console.log((await fingerprint({ a: 1, b: 2 })) === (await fingerprint({ b: 2, a: 1 }))); // true
  * ```
  */

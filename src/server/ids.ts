@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { randomId } from 'pollkit/server';
+ * import { randomId } from './ids.js';
  * console.log(randomId()); // e.g. "3f1c9a4e-…"
  * ```
  */
@@ -24,7 +24,7 @@ export function randomId(): string {
  *
  * @example
  * ```ts
- * import { randomToken } from 'pollkit/server';
+ * import { randomToken } from './ids.js';
  * console.log(randomToken().length); // 16
  * ```
  */

@@ -13,7 +13,7 @@ import { PROBLEMS, type Problem, problemType } from '../core/protocol.js';
  *
  * @example
  * ```ts
- * import type { JobFailureProblemOptions } from 'pollkit/server';
+ * import type { JobFailureProblemOptions } from './job-problem.js';
  * const options: JobFailureProblemOptions = { exposeStackTraces: process.env.NODE_ENV !== 'production' };
  * ```
  */
@@ -34,7 +34,7 @@ const CODE = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
  *
  * @example
  * ```ts
- * import { jobFailureProblem } from 'pollkit/server';
+ * import { jobFailureProblem } from './job-problem.js';
  * const body = jobFailureProblem(new Error('disk full'));
  * console.log(body.code, body.detail); // "job-failed" "disk full"
  * ```

@@ -16,7 +16,7 @@ import type { StoredJob } from './stores/job-store.js';
  *
  * @example
  * ```ts
- * import type { NewJob } from 'pollkit/server';
+ * import type { NewJob } from './job-state.js';
  * const fields: NewJob = { id: 'a', type: 'echo', input: 1, runner: 'external', nowMs: Date.now() };
  * ```
  */
@@ -37,7 +37,7 @@ export interface NewJob {
  *
  * @example
  * ```ts
- * import { newJob } from 'pollkit/server';
+ * import { newJob } from './job-state.js';
  * const job = newJob({ id: 'a', type: 'echo', input: 1, runner: 'external', nowMs: Date.now() });
  * console.log(job.snapshot.status, job.snapshot.version); // "queued" 1
  * ```
@@ -74,7 +74,7 @@ export function newJob(fields: NewJob): StoredJob {
  *
  * @example
  * ```ts
- * import { newJob, startJob } from 'pollkit/server';
+ * import { newJob, startJob } from './job-state.js';
  * const running = startJob(newJob({ id: 'a', type: 't', input: 0, runner: 'external', nowMs: 0 }), 5);
  * ```
  */
@@ -89,7 +89,7 @@ export function startJob(job: StoredJob, nowMs: number): StoredJob {
  *
  * @example
  * ```ts
- * import { progressJob } from 'pollkit/server';
+ * import { progressJob } from './job-state.js';
  * declare const running: import('pollkit/server').StoredJob;
  * const updated = progressJob(running, { percent: 50 }, Date.now());
  * ```
@@ -104,7 +104,7 @@ export function progressJob(job: StoredJob, progress: JobProgress, nowMs: number
  *
  * @example
  * ```ts
- * import type { FinishOptions } from 'pollkit/server';
+ * import type { FinishOptions } from './job-state.js';
  * const options: FinishOptions = { retentionMs: 3_600_000, progress: { percent: 100 } };
  * ```
  */
@@ -120,7 +120,7 @@ export interface FinishOptions {
  *
  * @example
  * ```ts
- * import { succeedJob } from 'pollkit/server';
+ * import { succeedJob } from './job-state.js';
  * declare const running: import('pollkit/server').StoredJob;
  * const done = succeedJob(running, { url: '/out.mp4' }, Date.now(), { retentionMs: 3_600_000 });
  * ```
@@ -136,7 +136,7 @@ export function succeedJob(job: StoredJob, result: unknown, nowMs: number, optio
  *
  * @example
  * ```ts
- * import { failJob, problem } from 'pollkit/server';
+ * import { failJob, problem } from './job-state.js';
  * declare const running: import('pollkit/server').StoredJob;
  * const failed = failJob(running, problem('job-failed', 'disk full'), Date.now(), { retentionMs: 60_000 });
  * ```
@@ -152,7 +152,7 @@ export function failJob(job: StoredJob, error: Problem, nowMs: number, options: 
  *
  * @example
  * ```ts
- * import { cancelJob, problem } from 'pollkit/server';
+ * import { cancelJob, problem } from './job-state.js';
  * declare const job: import('pollkit/server').StoredJob;
  * const canceled = cancelJob(job, problem('canceled', 'canceled by the user'), Date.now(), { retentionMs: 60_000 });
  * ```

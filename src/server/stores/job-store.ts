@@ -62,6 +62,7 @@ export type JobTransition = (current: StoredJob) => StoredJob;
  * ```
  */
 export interface JobChange {
+  /** The id of the job that changed. */
   readonly id: string;
   /** The version after the change; for deletions, the last version the job had. */
   readonly version: number;
@@ -82,7 +83,9 @@ export interface JobChange {
  * ```
  */
 export interface InsertResult {
+  /** `true` when a new job was stored; `false` when an existing one matched the idempotency key. */
   readonly inserted: boolean;
+  /** The job now stored: the new one, or the earlier job with the same owner and idempotency key. */
   readonly job: StoredJob;
 }
 
@@ -116,6 +119,7 @@ export interface JobListQuery {
  * ```
  */
 export interface JobListPage {
+  /** Up to `limit` jobs, newest first; may be empty. */
   readonly jobs: readonly StoredJob[];
   /** An opaque cursor for the next page; absent on the last page. */
   readonly cursor?: string;
@@ -131,6 +135,7 @@ export interface JobListPage {
  * ```
  */
 export interface SweepResult {
+  /** The ids of the expired jobs removed by this call (at most `limit`). */
   readonly removed: readonly string[];
   /** The earliest `expiresAtMs` still stored, if any. */
   readonly nextExpiryMs?: number;

@@ -90,7 +90,12 @@ export class MemoryTopicStore implements TopicStore {
     topic: string,
     entry: { readonly key: string | null; readonly value: unknown; readonly timestampMs: number },
     retention: TopicRetention,
-  ): Promise<{ readonly offset: number; readonly position: TopicPosition }> {
+  ): Promise<{
+    /** The offset the appended record got. */
+    readonly offset: number;
+    /** The topic's position right after the append, after retention was applied. */
+    readonly position: TopicPosition;
+  }> {
     const log = this.#log(topic);
     const offset = log.highWatermark++;
     const record = Object.freeze({

@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * import { MinHeap } from 'pollkit/server';
+ * import { MinHeap } from './min-heap.js';
  * const heap = new MinHeap<string>();
  * heap.push(30, 'c');
  * heap.push(10, 'a');

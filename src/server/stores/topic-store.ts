@@ -58,7 +58,9 @@ export interface StoredRecord<Value = unknown> {
  * ```
  */
 export interface TopicRetention {
+  /** Keep at most this many records, dropping the oldest first. Default: no count limit. */
   readonly maxRecords?: number;
+  /** Drop records appended before this wall-clock time, in epoch milliseconds. Default: no age limit. */
   readonly minTimestampMs?: number;
 }
 
@@ -72,7 +74,9 @@ export interface TopicRetention {
  * ```
  */
 export interface TopicChange {
+  /** The name of the topic that was appended to or reset. */
   readonly topic: string;
+  /** The topic's position right after the change. */
   readonly position: TopicPosition;
 }
 
@@ -89,6 +93,7 @@ export interface TopicChange {
 export interface TopicReadResult<Value = unknown> {
   /** Records from the requested offset, empty when it is outside the retained range. */
   readonly records: readonly StoredRecord<Value>[];
+  /** The topic's position at the moment of the read, after retention was applied. */
   readonly position: TopicPosition;
 }
 
@@ -108,7 +113,12 @@ export interface TopicStore {
     topic: string,
     entry: { readonly key: string | null; readonly value: unknown; readonly timestampMs: number },
     retention: TopicRetention,
-  ): Promise<{ readonly offset: number; readonly position: TopicPosition }>;
+  ): Promise<{
+    /** The offset the appended record got. */
+    readonly offset: number;
+    /** The topic's position right after the append, after retention was applied. */
+    readonly position: TopicPosition;
+  }>;
   /** Up to `limit` records from `offset`, after applying retention. */
   read(topic: string, offset: number, limit: number, retention: TopicRetention): Promise<TopicReadResult>;
   /** The current position, after applying retention. */
