@@ -82,6 +82,9 @@ uploadButton.addEventListener('click', () => {
   uploadButton.disabled = true;
   bar.value = 0;
   element('result').textContent = '';
+  // The previous job's final status must not stand in for this one's.
+  element('status').textContent = 'uploading';
+  element('percent').textContent = '0 %';
   void (async () => {
     const response = await fetch(`/upload?name=${encodeURIComponent(file.name)}`, { method: 'POST', body: file });
     if (response.status !== 202) throw new Error(`upload answered ${response.status}`);

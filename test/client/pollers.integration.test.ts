@@ -68,7 +68,7 @@ describe('ShortPoller and LongPoller against a real server', () => {
     const versions: number[] = [];
     longPoller.on('data', (jobs) => versions.push(...jobs.map((j) => j.version)));
     const longJob = await longPoller.result();
-    expect(longJob.result).toEqual({ steps: 5 });
+    expect(longJob?.result).toEqual({ steps: 5 });
     expect(versions).toEqual([...new Set(versions)].sort((a, b) => a - b)); // each version once, in order
     expect(versions.length).toBeGreaterThanOrEqual(3);
   });
