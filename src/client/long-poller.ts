@@ -8,29 +8,15 @@
  *
  * @module
  */
-import EventEmitter from 'eventemitter3';
-import { abortable, linkSignals, sleep } from '../core/abort.js';
+import { sleep } from '../core/abort.js';
 import { type BackoffPolicy, withHint } from '../core/backoff.js';
-import { type Clock, systemClock } from '../core/clock.js';
-import { AbortedError, InvalidArgumentError, OffsetGoneError, ProtocolError, TimeoutError } from '../core/errors.js';
-import { type ActivityOptions, ActivityGate } from './activity.js';
-import {
-  Channel,
-  checkOption,
-  type DelayReason,
-  type EndInfo,
-  type EndReason,
-  nextEvent,
-  type PauseInfo,
-  type PollContext,
-  type PollerState,
-  type ResumeInfo,
-  RetrySchedule,
-  type RetryInfo,
-  type ScheduleInfo,
-  type WaitForOptions,
-} from './poller-support.js';
-import { RetryBudget } from './retry-budget.js';
+import type { Clock } from '../core/clock.js';
+import { InvalidArgumentError, OffsetGoneError, ProtocolError } from '../core/errors.js';
+import type { ActivityOptions } from './activity.js';
+import { checkOption, type PollContext, type WaitForOptions } from './poller-support.js';
+import type { DelayReason, EndInfo, PauseInfo, ResumeInfo, RetryInfo, ScheduleInfo } from './poller-support.js';
+import { PollerLifecycle } from './poller-lifecycle.js';
+import type { RetryBudget } from './retry-budget.js';
 import { DEFAULT_RETRY_POLICY } from './short-poller.js';
 
 /** What a long-poll function receives. */
@@ -156,10 +142,6 @@ export interface LongPollerEvents<Item, Cursor> {
   end: [info: EndInfo];
 }
 
-function isPolicy(value: unknown): value is BackoffPolicy {
-  return typeof value === 'object' && value !== null && typeof (value as BackoffPolicy).delay === 'function';
-}
-
 const OWNER = 'LongPoller';
 const MAX_GONES_IN_A_ROW = 3;
 
@@ -182,7 +164,7 @@ const MAX_GONES_IN_A_ROW = 3;
  * ```
  */
 export class LongPoller<Item, Cursor = unknown>
-  extends EventEmitter<LongPollerEvents<Item, Cursor>>
+  extends PollerLifecycle<LongPollerEvents<Item, Cursor>, Item, Item | undefined>
   implements AsyncIterable<Item>
 {
   readonly #poll: LongPollerOptions<Item, Cursor>['poll'];
@@ -192,29 +174,15 @@ export class LongPoller<Item, Cursor = unknown>
   readonly #onGone: ((error: OffsetGoneError) => Cursor | undefined) | undefined;
   readonly #failed: ((last: Item) => unknown) | undefined;
   readonly #highWaterMark: number;
-  readonly #clock: Clock;
-  readonly #random: () => number;
-  readonly #retries: RetrySchedule;
-  readonly #gate: ActivityGate;
-  readonly #signal: AbortSignal | undefined;
-  readonly #controller = new AbortController();
-  readonly #channels = new Set<Channel<Item>>();
-  readonly #result: Promise<Item | undefined>;
-  readonly #ended: Promise<EndInfo>;
-  #settle!: (info: EndInfo) => void;
-  #state: PollerState = 'idle';
-  #endInfo: EndInfo | undefined;
-  #halting: { reason: EndReason; error: unknown } | undefined;
   #cursor: Cursor | undefined;
   #last: Item | undefined;
-  #attempts = 0;
-  #onUserAbort: (() => void) | undefined;
 
   constructor(options: LongPollerOptions<Item, Cursor>) {
-    super();
-    if (typeof options !== 'object' || options === null || typeof options.poll !== 'function') {
-      throw new InvalidArgumentError(`${OWNER} option "poll" must be a function`, 'poll');
-    }
+    super(OWNER, options, {
+      retry: DEFAULT_RETRY_POLICY,
+      resetAfterSuccesses: options?.resetAfterSuccesses ?? 2,
+      timeoutMs: Number.POSITIVE_INFINITY,
+    });
     checkOption(OWNER, 'waitMs', options.waitMs, (v) => Number.isFinite(v) && v >= 0, 'a finite number >= 0');
     const waitMs = options.waitMs ?? 25_000;
     checkOption(
@@ -238,14 +206,7 @@ export class LongPoller<Item, Cursor = unknown>
       (v) => Number.isInteger(v) && v >= 1,
       'an integer >= 1',
     );
-    checkOption(OWNER, 'maxRetries', options.maxRetries, (v) => v >= 0, 'a number >= 0');
     checkOption(OWNER, 'highWaterMark', options.highWaterMark, (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
-    if (options.retry !== undefined && !isPolicy(options.retry)) {
-      throw new InvalidArgumentError(`${OWNER} option "retry" must be a backoff policy`, 'retry');
-    }
-    if (options.budget !== undefined && options.budget !== false && !(options.budget instanceof RetryBudget)) {
-      throw new InvalidArgumentError(`${OWNER} option "budget" must be a RetryBudget or false`, 'budget');
-    }
     for (const name of ['onGone', 'failed'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') {
         throw new InvalidArgumentError(`${OWNER} option "${name}" must be a function`, name);
@@ -258,41 +219,7 @@ export class LongPoller<Item, Cursor = unknown>
     this.#onGone = options.onGone;
     this.#failed = options.failed;
     this.#highWaterMark = options.highWaterMark ?? 1000;
-    this.#clock = options.clock ?? systemClock;
-    const clock = this.#clock;
-    this.#random = () => clock.random();
-    this.#retries = new RetrySchedule({
-      policy: options.retry ?? DEFAULT_RETRY_POLICY,
-      random: this.#random,
-      budget: options.budget === false ? undefined : (options.budget ?? new RetryBudget({ clock })),
-      maxRetries: options.maxRetries ?? Number.POSITIVE_INFINITY,
-      resetAfterSuccesses: options.resetAfterSuccesses ?? 2,
-    });
-    this.#gate = new ActivityGate(options);
-    this.#signal = options.signal;
     this.#cursor = options.cursor;
-    let resolveResult!: (value: Item | undefined) => void;
-    let rejectResult!: (error: unknown) => void;
-    let resolveEnded!: (info: EndInfo) => void;
-    this.#result = new Promise((resolve, reject) => {
-      resolveResult = resolve;
-      rejectResult = reject;
-    });
-    // Nobody may be awaiting result(); its rejection must not surface as an unhandled one.
-    this.#result.catch(() => {});
-    this.#ended = new Promise((resolve) => {
-      resolveEnded = resolve;
-    });
-    this.#settle = (info) => {
-      if (info.reason === 'done') resolveResult(this.#last);
-      else rejectResult(info.error);
-      resolveEnded(info);
-    };
-  }
-
-  /** `idle` before `start()`, `running`, then `ended`. */
-  get state(): PollerState {
-    return this.#state;
   }
 
   /** Where the next request starts. */
@@ -300,31 +227,9 @@ export class LongPoller<Item, Cursor = unknown>
     return this.#cursor;
   }
 
-  /** Requests made so far. */
-  get attempts(): number {
-    return this.#attempts;
-  }
-
-  /** Starts polling (the first request goes out at once). Idempotent; a no-op once ended. */
-  start(): this {
-    if (this.#state !== 'idle') return this;
-    this.#state = 'running';
-    const signal = this.#signal;
-    if (signal !== undefined) {
-      if (signal.aborted) {
-        this.#finish('aborted', signal.reason ?? new AbortedError());
-        return this;
-      }
-      this.#onUserAbort = () => this.#halt('aborted', signal.reason ?? new AbortedError());
-      signal.addEventListener('abort', this.#onUserAbort, { once: true });
-    }
-    void this.#run();
-    return this;
-  }
-
   /** Ends polling, aborting the request in flight. Iterators end normally; `result()` rejects. */
-  stop(): void {
-    this.#halt('stopped', new AbortedError('The poller was stopped'));
+  override stop(): void {
+    super.stop();
   }
 
   /**
@@ -332,13 +237,7 @@ export class LongPoller<Item, Cursor = unknown>
    * the error the poller ended with. Starts the poller.
    */
   result(): Promise<Item | undefined> {
-    this.start();
-    return this.#result;
-  }
-
-  /** Resolves (never rejects) with how the poller ended. Does not start it. */
-  ended(): Promise<EndInfo> {
-    return this.#ended;
+    return this.startForResult();
   }
 
   /**
@@ -354,7 +253,7 @@ export class LongPoller<Item, Cursor = unknown>
     event: E,
     options: WaitForOptions = {},
   ): Promise<LongPollerEvents<Item, Cursor>[E][0]> {
-    return nextEvent(this as unknown as EventEmitter, event, () => this.#endInfo, options);
+    return this.nextEvent(event, options);
   }
 
   /**
@@ -363,121 +262,82 @@ export class LongPoller<Item, Cursor = unknown>
    * (`highWaterMark`). Starts the poller; breaking out of the loop stops it.
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<Item> {
-    const channel: Channel<Item> = new Channel(() => {
-      this.#channels.delete(channel);
-      this.stop();
-    });
-    if (this.#endInfo !== undefined) {
-      closeChannel(channel, this.#endInfo);
-      return channel;
-    }
-    this.#channels.add(channel);
-    this.start();
-    return channel;
+    return this.openChannel([]);
   }
 
-  // A method, not an inline comparison: TypeScript would narrow #state across the awaits in #run.
-  #isEnded(): boolean {
-    return this.#state === 'ended';
+  /** @internal */
+  protected override finalValue(): Item | undefined {
+    return this.#last;
   }
 
-  #halt(reason: EndReason, error: unknown): void {
-    if (this.#state === 'ended' || this.#halting !== undefined) return;
-    if (this.#state === 'idle') {
-      this.#state = 'running';
-      this.#finish(reason, error);
-      return;
-    }
-    // End now rather than when the loop next wakes, so that state, events and promises settle
-    // synchronously with stop() and with the abort; the loop sees the aborted signal and exits.
-    this.#halting = { reason, error };
-    this.#controller.abort(error);
-    this.#finish(reason, error);
-  }
-
-  async #run(): Promise<void> {
-    const signal = this.#controller.signal;
-    const clock = this.#clock;
+  /** @internal */
+  protected override async loop(signal: AbortSignal): Promise<void> {
+    const clock = this.clock;
     let gonesInARow = 0;
-    try {
-      for (;;) {
-        await this.#whenActive(signal);
-        for (const channel of this.#channels) {
-          while (channel.size >= this.#highWaterMark && !channel.closed) {
-            await channel.waitForRoom(this.#highWaterMark, signal);
-          }
+    for (;;) {
+      await this.whenActive(signal);
+      for (const channel of this.channels) {
+        while (channel.size >= this.#highWaterMark && !channel.closed) {
+          await channel.waitForRoom(this.#highWaterMark, signal);
         }
-        const attempt = ++this.#attempts;
-        const previous = this.#cursor;
-        this.emit('request', { attempt, cursor: previous });
-        const started = clock.now();
-        let batch: LongPollBatch<Item, Cursor>;
-        try {
-          batch = await this.#request(attempt, previous, signal);
-        } catch (error) {
-          if (signal.aborted) throw error;
-          if (OffsetGoneError.is(error)) {
-            // A cursor that is gone again right after resuming means onGone is not moving forward:
-            // end instead of looping on 410s.
-            const resumeFrom = ++gonesInARow > MAX_GONES_IN_A_ROW ? undefined : this.#onGone?.(error);
-            this.emit('gone', error, { resumeFrom });
-            if (resumeFrom === undefined) {
-              this.#finish('failed', error);
-              return;
-            }
-            this.#cursor = resumeFrom;
-            this.emit('schedule', { attempt: attempt + 1, delayMs: 0, reason: 'gone' });
-            continue;
-          }
-          const decision = this.#retries.onFailure(error);
-          if (!decision.retry) {
-            this.#finish('failed', decision.error);
+      }
+      const attempt = this.nextAttempt();
+      const previous = this.#cursor;
+      this.emit('request', { attempt, cursor: previous });
+      const started = clock.now();
+      let batch: LongPollBatch<Item, Cursor>;
+      try {
+        batch = await this.#request(attempt, previous, signal);
+      } catch (error) {
+        if (signal.aborted) throw error;
+        if (OffsetGoneError.is(error)) {
+          // A cursor that is gone again right after resuming means onGone is not moving forward:
+          // end instead of looping on 410s.
+          const resumeFrom = ++gonesInARow > MAX_GONES_IN_A_ROW ? undefined : this.#onGone?.(error);
+          this.emit('gone', error, { resumeFrom });
+          if (resumeFrom === undefined) {
+            this.finish('failed', error);
             return;
           }
-          const schedule: ScheduleInfo = { attempt: attempt + 1, delayMs: decision.delayMs, reason: decision.reason };
-          this.emit('error', error, { ...schedule, failedAttempt: attempt, failures: decision.failures });
-          this.emit('schedule', schedule);
-          await sleep(decision.delayMs, { signal, clock });
+          this.#cursor = resumeFrom;
+          this.emit('schedule', { attempt: attempt + 1, delayMs: 0, reason: 'gone' });
           continue;
         }
-        if (this.#isEnded()) return;
-        this.#retries.onSuccess();
-        gonesInARow = 0;
-        const elapsed = clock.now() - started;
-        const { records } = batch;
-        this.#cursor = batch.cursor;
-        this.emit('response', { attempt, records: records.length, durationMs: elapsed });
-        if (records.length > 0) {
-          this.#last = records[records.length - 1];
-          for (const channel of this.#channels) for (const record of records) channel.push(record);
-          this.emit('data', records, { attempt, previous, cursor: batch.cursor });
-          // A listener of data may have stopped the poller.
-          if (this.#isEnded()) return;
-        }
-        if (batch.done === true) {
-          const failure = this.#last === undefined ? undefined : this.#failed?.(this.#last);
-          this.#finish(failure === undefined || failure === null ? 'done' : 'failed', failure ?? undefined);
-          return;
-        }
-        let delayMs = 0;
-        let reason: DelayReason = 'rearm';
-        if (records.length === 0 && elapsed < this.#minIntervalMs) {
-          delayMs = this.#minIntervalMs - elapsed;
-          reason = 'min-interval';
-        }
-        const hinted = withHint(delayMs, batch.hintMs, this.#random);
-        if (hinted > delayMs) {
-          delayMs = hinted;
-          reason = 'hint';
-        }
-        this.emit('schedule', { attempt: attempt + 1, delayMs, reason });
-        if (delayMs > 0) await sleep(delayMs, { signal, clock });
+        if (await this.retryAfter(error, attempt, signal)) continue;
+        return;
       }
-    } catch (error) {
-      const halting = this.#halting;
-      if (signal.aborted && halting !== undefined) this.#finish(halting.reason, halting.error);
-      // Anything else is a throwing callback or listener: end rather than spin.
-      else this.#finish('failed', error);
+      if (this.isEnded()) return;
+      this.recordSuccess();
+      gonesInARow = 0;
+      const elapsed = clock.now() - started;
+      const { records } = batch;
+      this.#cursor = batch.cursor;
+      this.emit('response', { attempt, records: records.length, durationMs: elapsed });
+      if (records.length > 0) {
+        this.#last = records[records.length - 1];
+        for (const channel of this.channels) for (const record of records) channel.push(record);
+        this.emit('data', records, { attempt, previous, cursor: batch.cursor });
+        // A listener of data may have stopped the poller.
+        if (this.isEnded()) return;
+      }
+      if (batch.done === true) {
+        const failure = this.#last === undefined ? undefined : this.#failed?.(this.#last);
+        this.finish(failure === undefined || failure === null ? 'done' : 'failed', failure ?? undefined);
+        return;
+      }
+      let delayMs = 0;
+      let reason: DelayReason = 'rearm';
+      if (records.length === 0 && elapsed < this.#minIntervalMs) {
+        delayMs = this.#minIntervalMs - elapsed;
+        reason = 'min-interval';
+      }
+      const hinted = withHint(delayMs, batch.hintMs, this.random);
+      if (hinted > delayMs) {
+        delayMs = hinted;
+        reason = 'hint';
+      }
+      this.emit('schedule', { attempt: attempt + 1, delayMs, reason });
+      if (delayMs > 0) await sleep(delayMs, { signal, clock });
     }
   }
 
@@ -486,54 +346,12 @@ export class LongPoller<Item, Cursor = unknown>
     cursor: Cursor | undefined,
     signal: AbortSignal,
   ): Promise<LongPollBatch<Item, Cursor>> {
-    const timeoutMs = this.#requestTimeoutMs;
-    // A per-request signal exists only to carry the request deadline; without one the run's signal does.
-    const link = Number.isFinite(timeoutMs) ? linkSignals(signal) : undefined;
-    const timer =
-      link === undefined
-        ? undefined
-        : this.#clock.setTimeout(() => link.abort(new TimeoutError(`No answer within ${timeoutMs} ms`)), timeoutMs);
-    const requestSignal = link?.signal ?? signal;
-    try {
-      const answer = Promise.resolve().then(() =>
-        this.#poll({ signal: requestSignal, attempt, cursor, waitMs: this.#waitMs }),
-      );
-      const batch = await abortable(answer, requestSignal);
-      if (typeof batch !== 'object' || batch === null || !Array.isArray(batch.records)) {
-        throw new ProtocolError(`${OWNER}: the poll function must resolve with { records: [], cursor }`);
-      }
-      return batch;
-    } finally {
-      if (timer !== undefined) this.#clock.clearTimeout(timer);
-      link?.dispose();
+    const batch = await this.request(this.#requestTimeoutMs, signal, (requestSignal) =>
+      this.#poll({ signal: requestSignal, attempt, cursor, waitMs: this.#waitMs }),
+    );
+    if (typeof batch !== 'object' || batch === null || !Array.isArray(batch.records)) {
+      throw new ProtocolError(`${OWNER}: the poll function must resolve with { records: [], cursor }`);
     }
+    return batch;
   }
-
-  async #whenActive(signal: AbortSignal): Promise<void> {
-    const reason = this.#gate.pauseReason;
-    if (reason === undefined) return;
-    const pausedAt = this.#clock.now();
-    this.emit('pause', { reason });
-    await this.#gate.whenActive(signal);
-    this.emit('resume', { pausedMs: this.#clock.now() - pausedAt });
-  }
-
-  #finish(reason: EndReason, error: unknown): void {
-    if (this.#isEnded()) return;
-    this.#state = 'ended';
-    const info: EndInfo = { reason, error, attempts: this.#attempts };
-    this.#endInfo = info;
-    if (this.#onUserAbort !== undefined) this.#signal?.removeEventListener('abort', this.#onUserAbort);
-    this.#gate.dispose();
-    if (!this.#controller.signal.aborted) this.#controller.abort(error ?? new AbortedError('The poller ended'));
-    for (const channel of this.#channels) closeChannel(channel, info);
-    this.#channels.clear();
-    this.#settle(info);
-    this.emit('end', info);
-  }
-}
-
-function closeChannel<T>(channel: Channel<T>, info: EndInfo): void {
-  if (info.reason === 'done' || info.reason === 'stopped') channel.close();
-  else channel.close(info.error, true);
 }

@@ -374,6 +374,15 @@ export class RetrySchedule {
 }
 
 /**
+ * True for a backoff policy (anything with a `delay` method), as opposed to a number or a function.
+ *
+ * @internal
+ */
+export function isPolicy(value: unknown): value is BackoffPolicy {
+  return typeof value === 'object' && value !== null && typeof (value as BackoffPolicy).delay === 'function';
+}
+
+/**
  * Throws {@link InvalidArgumentError} unless `value` is undefined or a number passing `ok`.
  *
  * @internal

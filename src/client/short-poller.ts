@@ -6,29 +6,15 @@
  *
  * @module
  */
-import EventEmitter from 'eventemitter3';
-import { abortable, linkSignals, sleep } from '../core/abort.js';
+import { sleep } from '../core/abort.js';
 import { type BackoffPolicy, backoff, withHint } from '../core/backoff.js';
-import { type Clock, systemClock } from '../core/clock.js';
-import { AbortedError, InvalidArgumentError, TimeoutError } from '../core/errors.js';
-import { type ActivityOptions, ActivityGate } from './activity.js';
-import {
-  Channel,
-  checkOption,
-  type EndInfo,
-  type EndReason,
-  jsonEqual,
-  nextEvent,
-  type PauseInfo,
-  type PollContext,
-  type PollerState,
-  type ResumeInfo,
-  RetrySchedule,
-  type RetryInfo,
-  type ScheduleInfo,
-  type WaitForOptions,
-} from './poller-support.js';
-import { RetryBudget } from './retry-budget.js';
+import type { Clock } from '../core/clock.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { ActivityOptions } from './activity.js';
+import { checkOption, isPolicy, jsonEqual, type PollContext, type WaitForOptions } from './poller-support.js';
+import type { EndInfo, PauseInfo, ResumeInfo, RetryInfo, ScheduleInfo } from './poller-support.js';
+import { PollerLifecycle } from './poller-lifecycle.js';
+import type { RetryBudget } from './retry-budget.js';
 
 const REPLY = Symbol.for('pollkit.pollReply');
 
@@ -224,10 +210,6 @@ export interface ShortPollerEvents<T> {
   end: [info: EndInfo];
 }
 
-function isPolicy(value: unknown): value is BackoffPolicy {
-  return typeof value === 'object' && value !== null && typeof (value as BackoffPolicy).delay === 'function';
-}
-
 const OWNER = 'ShortPoller';
 
 /**
@@ -248,7 +230,7 @@ const OWNER = 'ShortPoller';
  * const final = await poller.result(); // starts the poller
  * ```
  */
-export class ShortPoller<T> extends EventEmitter<ShortPollerEvents<T>> implements AsyncIterable<T> {
+export class ShortPoller<T> extends PollerLifecycle<ShortPollerEvents<T>, T, T> implements AsyncIterable<T> {
   readonly #poll: ShortPollerOptions<T>['poll'];
   readonly #interval: number | IntervalFunction<T> | BackoffPolicy;
   readonly #jitter: number;
@@ -256,32 +238,16 @@ export class ShortPoller<T> extends EventEmitter<ShortPollerEvents<T>> implement
   readonly #failed: ((value: T) => unknown) | undefined;
   readonly #equals: (previous: T, next: T) => boolean;
   readonly #progressOf: ((value: T) => unknown) | undefined;
-  readonly #timeoutMs: number;
   readonly #requestTimeoutMs: number;
-  readonly #clock: Clock;
-  readonly #random: () => number;
-  readonly #retries: RetrySchedule;
-  readonly #gate: ActivityGate;
-  readonly #signal: AbortSignal | undefined;
-  readonly #controller = new AbortController();
-  readonly #channels = new Set<Channel<T>>();
-  readonly #result: Promise<T>;
-  readonly #ended: Promise<EndInfo>;
-  #settle!: (info: EndInfo, value: T | undefined) => void;
-  #state: PollerState = 'idle';
-  #endInfo: EndInfo | undefined;
-  #halting: { reason: EndReason; error: unknown } | undefined;
   #latest: { value: T } | undefined;
   #progress: unknown;
-  #attempts = 0;
-  #timeoutTimer: unknown;
-  #onUserAbort: (() => void) | undefined;
 
   constructor(options: ShortPollerOptions<T>) {
-    super();
-    if (typeof options !== 'object' || options === null || typeof options.poll !== 'function') {
-      throw new InvalidArgumentError(`${OWNER} option "poll" must be a function`, 'poll');
-    }
+    super(OWNER, options, {
+      retry: DEFAULT_RETRY_POLICY,
+      resetAfterSuccesses: 1,
+      timeoutMs: options?.timeoutMs ?? Number.POSITIVE_INFINITY,
+    });
     const interval = options.interval ?? DEFAULT_POLL_INTERVAL;
     if (typeof interval === 'number') {
       checkOption(OWNER, 'interval', interval, (v) => Number.isFinite(v) && v >= 0, 'a finite number >= 0');
@@ -294,17 +260,10 @@ export class ShortPoller<T> extends EventEmitter<ShortPollerEvents<T>> implement
     checkOption(OWNER, 'jitter', options.jitter, (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
     checkOption(OWNER, 'timeoutMs', options.timeoutMs, (v) => v > 0, 'a number > 0');
     checkOption(OWNER, 'requestTimeoutMs', options.requestTimeoutMs, (v) => v > 0, 'a number > 0');
-    checkOption(OWNER, 'maxRetries', options.maxRetries, (v) => v >= 0, 'a number >= 0');
     for (const name of ['done', 'failed', 'equals', 'progressOf'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') {
         throw new InvalidArgumentError(`${OWNER} option "${name}" must be a function`, name);
       }
-    }
-    if (options.retry !== undefined && !isPolicy(options.retry)) {
-      throw new InvalidArgumentError(`${OWNER} option "retry" must be a backoff policy`, 'retry');
-    }
-    if (options.budget !== undefined && options.budget !== false && !(options.budget instanceof RetryBudget)) {
-      throw new InvalidArgumentError(`${OWNER} option "budget" must be a RetryBudget or false`, 'budget');
     }
     this.#poll = options.poll;
     this.#interval = interval;
@@ -313,42 +272,7 @@ export class ShortPoller<T> extends EventEmitter<ShortPollerEvents<T>> implement
     this.#failed = options.failed;
     this.#equals = options.equals ?? jsonEqual;
     this.#progressOf = options.progressOf;
-    this.#timeoutMs = options.timeoutMs ?? Number.POSITIVE_INFINITY;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-    this.#clock = options.clock ?? systemClock;
-    const clock = this.#clock;
-    this.#random = () => clock.random();
-    this.#retries = new RetrySchedule({
-      policy: options.retry ?? DEFAULT_RETRY_POLICY,
-      random: this.#random,
-      budget: options.budget === false ? undefined : (options.budget ?? new RetryBudget({ clock })),
-      maxRetries: options.maxRetries ?? Number.POSITIVE_INFINITY,
-      resetAfterSuccesses: 1,
-    });
-    this.#gate = new ActivityGate(options);
-    this.#signal = options.signal;
-    let resolveResult!: (value: T) => void;
-    let rejectResult!: (error: unknown) => void;
-    let resolveEnded!: (info: EndInfo) => void;
-    this.#result = new Promise<T>((resolve, reject) => {
-      resolveResult = resolve;
-      rejectResult = reject;
-    });
-    // Nobody may be awaiting result(); its rejection must not surface as an unhandled one.
-    this.#result.catch(() => {});
-    this.#ended = new Promise((resolve) => {
-      resolveEnded = resolve;
-    });
-    this.#settle = (info, value) => {
-      if (info.reason === 'done') resolveResult(value as T);
-      else rejectResult(info.error);
-      resolveEnded(info);
-    };
-  }
-
-  /** `idle` before `start()`, `running`, then `ended`. */
-  get state(): PollerState {
-    return this.#state;
   }
 
   /** The latest distinct value, if any arrived. */
@@ -356,37 +280,9 @@ export class ShortPoller<T> extends EventEmitter<ShortPollerEvents<T>> implement
     return this.#latest?.value;
   }
 
-  /** Requests made so far. */
-  get attempts(): number {
-    return this.#attempts;
-  }
-
-  /** Starts polling (the first request goes out at once). Idempotent; a no-op once ended. */
-  start(): this {
-    if (this.#state !== 'idle') return this;
-    this.#state = 'running';
-    const signal = this.#signal;
-    if (signal !== undefined) {
-      if (signal.aborted) {
-        this.#finish('aborted', signal.reason ?? new AbortedError());
-        return this;
-      }
-      this.#onUserAbort = () => this.#halt('aborted', signal.reason ?? new AbortedError());
-      signal.addEventListener('abort', this.#onUserAbort, { once: true });
-    }
-    if (Number.isFinite(this.#timeoutMs)) {
-      this.#timeoutTimer = this.#clock.setTimeout(
-        () => this.#halt('timeout', new TimeoutError(`Polling did not finish within ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
-      );
-    }
-    void this.#run();
-    return this;
-  }
-
   /** Ends polling, aborting the request in flight; `result()` rejects with an {@link AbortedError}. */
-  stop(): void {
-    this.#halt('stopped', new AbortedError('The poller was stopped'));
+  override stop(): void {
+    super.stop();
   }
 
   /**
@@ -394,13 +290,7 @@ export class ShortPoller<T> extends EventEmitter<ShortPollerEvents<T>> implement
    * the poller.
    */
   result(): Promise<T> {
-    this.start();
-    return this.#result;
-  }
-
-  /** Resolves (never rejects) with how the poller ended. Does not start it. */
-  ended(): Promise<EndInfo> {
-    return this.#ended;
+    return this.startForResult();
   }
 
   /**
@@ -416,7 +306,7 @@ export class ShortPoller<T> extends EventEmitter<ShortPollerEvents<T>> implement
     event: E,
     options: WaitForOptions = {},
   ): Promise<ShortPollerEvents<T>[E][0]> {
-    return nextEvent(this as unknown as EventEmitter, event, () => this.#endInfo, options);
+    return this.nextEvent(event, options);
   }
 
   /**
@@ -424,128 +314,72 @@ export class ShortPoller<T> extends EventEmitter<ShortPollerEvents<T>> implement
    * the error the poller failed with. Starts the poller; breaking out of the loop stops it.
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<T> {
-    const channel: Channel<T> = new Channel(() => {
-      this.#channels.delete(channel);
-      this.stop();
-    });
-    if (this.#latest !== undefined) channel.push(this.#latest.value);
-    if (this.#endInfo !== undefined) {
-      closeChannel(channel, this.#endInfo);
-      return channel;
-    }
-    this.#channels.add(channel);
-    this.start();
-    return channel;
+    return this.openChannel(this.#latest === undefined ? [] : [this.#latest.value]);
   }
 
-  // A method, not an inline comparison: TypeScript would narrow #state across the awaits in #run.
-  #isEnded(): boolean {
-    return this.#state === 'ended';
+  /** @internal */
+  protected override finalValue(): T {
+    return this.#latest?.value as T;
   }
 
-  #halt(reason: EndReason, error: unknown): void {
-    if (this.#state === 'ended' || this.#halting !== undefined) return;
-    if (this.#state === 'idle') {
-      this.#state = 'running';
-      this.#finish(reason, error);
-      return;
-    }
-    // End now rather than when the loop next wakes, so that state, events and promises settle
-    // synchronously with stop() and with the abort; the loop sees the aborted signal and exits.
-    this.#halting = { reason, error };
-    this.#controller.abort(error);
-    this.#finish(reason, error);
-  }
-
-  async #run(): Promise<void> {
-    const signal = this.#controller.signal;
-    const clock = this.#clock;
+  /** @internal */
+  protected override async loop(signal: AbortSignal): Promise<void> {
+    const clock = this.clock;
     let unchanged = 0;
     let previousInterval: number | undefined;
-    try {
-      for (;;) {
-        await this.#whenActive(signal);
-        const attempt = ++this.#attempts;
-        this.emit('request', { attempt });
-        const started = clock.now();
-        let raw: T | PollReply<T>;
-        try {
-          raw = await this.#request(attempt, signal);
-        } catch (error) {
-          if (signal.aborted) throw error;
-          const decision = this.#retries.onFailure(error);
-          if (!decision.retry) {
-            this.#finish('failed', decision.error);
-            return;
-          }
-          const schedule: ScheduleInfo = { attempt: attempt + 1, delayMs: decision.delayMs, reason: decision.reason };
-          this.emit('error', error, { ...schedule, failedAttempt: attempt, failures: decision.failures });
-          this.emit('schedule', schedule);
-          await sleep(decision.delayMs, { signal, clock });
-          continue;
-        }
-        if (this.#isEnded()) return;
-        this.#retries.onSuccess();
-        const reply: PollReply<T> = isReply<T>(raw) ? raw : pollReply(raw);
-        let changed = false;
-        if (!reply.unchanged) {
-          const previous = this.#latest;
-          changed = previous === undefined || !this.#equals(previous.value, reply.value);
-          if (changed) this.#update(reply.value, attempt);
-        }
-        // A listener of update or progress may have stopped the poller.
-        if (this.#isEnded()) return;
-        this.emit('response', { attempt, changed, durationMs: clock.now() - started });
-        const latest = this.#latest;
-        if (latest !== undefined) {
-          const failure = this.#failed?.(latest.value);
-          if (failure !== undefined && failure !== null) {
-            this.#finish('failed', failure);
-            return;
-          }
-          if (this.#done(latest.value)) {
-            this.emit('result', latest.value);
-            this.#finish('done', undefined);
-            return;
-          }
-        }
-        unchanged = changed ? 0 : unchanged + 1;
-        const computed = this.#nextInterval(unchanged, attempt, previousInterval);
-        previousInterval = computed;
-        const delayMs = withHint(computed, reply.hintMs, this.#random);
-        this.emit('schedule', { attempt: attempt + 1, delayMs, reason: delayMs > computed ? 'hint' : 'interval' });
-        await sleep(delayMs, { signal, clock });
+    for (;;) {
+      await this.whenActive(signal);
+      const attempt = this.nextAttempt();
+      this.emit('request', { attempt });
+      const started = clock.now();
+      let raw: T | PollReply<T>;
+      try {
+        const cursor = this.#latest?.value;
+        raw = await this.request(this.#requestTimeoutMs, signal, (requestSignal) =>
+          this.#poll({ signal: requestSignal, attempt, cursor }),
+        );
+      } catch (error) {
+        if (signal.aborted) throw error;
+        if (await this.retryAfter(error, attempt, signal)) continue;
+        return;
       }
-    } catch (error) {
-      const halting = this.#halting;
-      if (signal.aborted && halting !== undefined) this.#finish(halting.reason, halting.error);
-      // Anything else is a throwing callback (done, equals, an event listener): end rather than spin.
-      else this.#finish('failed', error);
-    }
-  }
-
-  async #request(attempt: number, signal: AbortSignal): Promise<T | PollReply<T>> {
-    const timeoutMs = this.#requestTimeoutMs;
-    // A per-request signal exists only to carry the request deadline; without one the run's signal does.
-    const link = Number.isFinite(timeoutMs) ? linkSignals(signal) : undefined;
-    const timer =
-      link === undefined
-        ? undefined
-        : this.#clock.setTimeout(() => link.abort(new TimeoutError(`No answer within ${timeoutMs} ms`)), timeoutMs);
-    const requestSignal = link?.signal ?? signal;
-    try {
-      const cursor = this.#latest?.value;
-      const answer = Promise.resolve().then(() => this.#poll({ signal: requestSignal, attempt, cursor }));
-      return await abortable(answer, requestSignal);
-    } finally {
-      if (timer !== undefined) this.#clock.clearTimeout(timer);
-      link?.dispose();
+      if (this.isEnded()) return;
+      this.recordSuccess();
+      const reply: PollReply<T> = isReply<T>(raw) ? raw : pollReply(raw);
+      let changed = false;
+      if (!reply.unchanged) {
+        const previous = this.#latest;
+        changed = previous === undefined || !this.#equals(previous.value, reply.value);
+        if (changed) this.#update(reply.value, attempt);
+      }
+      // A listener of update or progress may have stopped the poller.
+      if (this.isEnded()) return;
+      this.emit('response', { attempt, changed, durationMs: clock.now() - started });
+      const latest = this.#latest;
+      if (latest !== undefined) {
+        const failure = this.#failed?.(latest.value);
+        if (failure !== undefined && failure !== null) {
+          this.finish('failed', failure);
+          return;
+        }
+        if (this.#done(latest.value)) {
+          this.emit('result', latest.value);
+          this.finish('done', undefined);
+          return;
+        }
+      }
+      unchanged = changed ? 0 : unchanged + 1;
+      const computed = this.#nextInterval(unchanged, attempt, previousInterval);
+      previousInterval = computed;
+      const delayMs = withHint(computed, reply.hintMs, this.random);
+      this.emit('schedule', { attempt: attempt + 1, delayMs, reason: delayMs > computed ? 'hint' : 'interval' });
+      await sleep(delayMs, { signal, clock });
     }
   }
 
   #update(value: T, attempt: number): void {
     this.#latest = { value };
-    for (const channel of this.#channels) channel.push(value);
+    for (const channel of this.channels) channel.push(value);
     this.emit('update', value, { attempt });
     if (this.#progressOf !== undefined) {
       const progress = this.#progressOf(value);
@@ -558,7 +392,7 @@ export class ShortPoller<T> extends EventEmitter<ShortPollerEvents<T>> implement
 
   #nextInterval(unchanged: number, attempt: number, previous: number | undefined): number {
     const interval = this.#interval;
-    if (isPolicy(interval)) return interval.delay(unchanged, previous, this.#random);
+    if (isPolicy(interval)) return interval.delay(unchanged, previous, this.random);
     const base = typeof interval === 'number' ? interval : interval(this.#latest?.value, { attempt, unchanged });
     if (!(Number.isFinite(base) && base >= 0)) {
       throw new InvalidArgumentError(
@@ -566,35 +400,6 @@ export class ShortPoller<T> extends EventEmitter<ShortPollerEvents<T>> implement
         'interval',
       );
     }
-    return base * (1 + this.#jitter * (2 * this.#random() - 1));
+    return base * (1 + this.#jitter * (2 * this.random() - 1));
   }
-
-  async #whenActive(signal: AbortSignal): Promise<void> {
-    const reason = this.#gate.pauseReason;
-    if (reason === undefined) return;
-    const pausedAt = this.#clock.now();
-    this.emit('pause', { reason });
-    await this.#gate.whenActive(signal);
-    this.emit('resume', { pausedMs: this.#clock.now() - pausedAt });
-  }
-
-  #finish(reason: EndReason, error: unknown): void {
-    if (this.#isEnded()) return;
-    this.#state = 'ended';
-    const info: EndInfo = { reason, error, attempts: this.#attempts };
-    this.#endInfo = info;
-    if (this.#timeoutTimer !== undefined) this.#clock.clearTimeout(this.#timeoutTimer);
-    if (this.#onUserAbort !== undefined) this.#signal?.removeEventListener('abort', this.#onUserAbort);
-    this.#gate.dispose();
-    if (!this.#controller.signal.aborted) this.#controller.abort(error ?? new AbortedError('The poller ended'));
-    for (const channel of this.#channels) closeChannel(channel, info);
-    this.#channels.clear();
-    this.#settle(info, this.#latest?.value);
-    this.emit('end', info);
-  }
-}
-
-function closeChannel<T>(channel: Channel<T>, info: EndInfo): void {
-  if (info.reason === 'done' || info.reason === 'stopped') channel.close();
-  else channel.close(info.error, true);
 }

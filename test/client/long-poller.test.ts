@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NetworkLike } from '../../src/client/activity.js';
 import { type LongPollBatch, type LongPollContext, LongPoller } from '../../src/client/long-poller.js';
-import type { ScheduleInfo } from '../../src/client/poller-support.js';
 import { RetryBudget } from '../../src/client/retry-budget.js';
 import { backoff } from '../../src/core/backoff.js';
 import { ManualClock } from '../../src/core/clock.js';
@@ -13,6 +12,7 @@ import {
   ProtocolError,
   TimeoutError,
 } from '../../src/core/errors.js';
+import { consume, down, resultAfter, retriesWithin, schedules } from './poller-helpers.js';
 
 /** A simulated log served by long polls: records appear when `append` is called; held requests wake. */
 class FakeLog {
@@ -54,12 +54,6 @@ class FakeLog {
       });
     });
   };
-}
-
-function schedules(poller: LongPoller<unknown, unknown>): ScheduleInfo[] {
-  const seen: ScheduleInfo[] = [];
-  poller.on('schedule', (info) => seen.push(info));
-  return seen;
 }
 
 describe('LongPoller', () => {
@@ -212,18 +206,12 @@ describe('LongPoller', () => {
     const clock = new ManualClock();
     const budget = new RetryBudget({ capacity: 2, refillPerSecond: 0.25, depositPerSuccess: 0, clock });
     const poller = new LongPoller<string, number>({
-      poll: async () => {
-        throw new TypeError('down');
-      },
+      poll: down,
       retry: backoff({ strategy: 'none', initial: 100, factor: 1 }),
       budget,
       clock,
     });
-    const errors: [string, number][] = [];
-    poller.on('error', (_error, info) => errors.push([info.reason, info.delayMs]));
-    poller.start();
-    await clock.advanceAsync(100 + 100 + 3800 + 4000);
-    poller.stop();
+    const errors = await retriesWithin(poller, clock, 100 + 100 + 3800 + 4000);
     expect(errors.slice(0, 4)).toEqual([
       ['retry', 100],
       ['retry', 100],
@@ -249,8 +237,7 @@ describe('LongPoller', () => {
       budget,
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(1000);
+    const { result } = await resultAfter(poller, clock, 1000);
     // f (token 1 → 0), s, s (→ 1), f (→ 0), f: nothing left and no time refill.
     await expect(result).rejects.toMatchObject({ code: 'retry-budget-exhausted' });
     expect(poller.attempts).toBe(5);
@@ -265,12 +252,7 @@ describe('LongPoller', () => {
     const gone: [number, unknown][] = [];
     poller.on('gone', (error, info) => gone.push([error.earliestOffset, info.resumeFrom]));
     const seen: string[] = [];
-    const failure = (async () => {
-      for await (const value of poller) seen.push(value);
-    })().then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    const failure = consume(poller, seen);
     await clock.advanceAsync(0);
     const error = await failure;
     expect(OffsetGoneError.is(error)).toBe(true);
@@ -306,8 +288,7 @@ describe('LongPoller', () => {
     const log = new FakeLog(clock);
     log.earliest = 5;
     const poller = new LongPoller<string, number>({ poll: log.poll, cursor: 0, onGone: () => 1, clock });
-    const result = poller.result();
-    await clock.advanceAsync(0);
+    const { result } = await resultAfter(poller, clock, 0);
     await expect(result).rejects.toSatisfy(OffsetGoneError.is);
     expect(log.requests).toHaveLength(4);
   });
@@ -326,8 +307,7 @@ describe('LongPoller', () => {
     });
     const errors: unknown[] = [];
     poller.on('error', (error) => errors.push(error));
-    const result = poller.result();
-    await clock.advanceAsync(29_999);
+    const { result } = await resultAfter(poller, clock, 29_999);
     expect(errors).toEqual([]);
     await clock.advanceAsync(1 + 100);
     expect(await result).toBe('late');
@@ -385,8 +365,7 @@ describe('LongPoller', () => {
       },
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(0);
+    const { result } = await resultAfter(poller, clock, 0);
     await expect(result).rejects.toMatchObject({ status: 404 });
     expect(poller.attempts).toBe(1);
   });
@@ -398,8 +377,7 @@ describe('LongPoller', () => {
       poll: async () => ({ items: [] }),
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(0);
+    const { result } = await resultAfter(poller, clock, 0);
     await expect(result).rejects.toSatisfy(ProtocolError.is);
   });
 
@@ -409,16 +387,14 @@ describe('LongPoller', () => {
       poll: async ({ attempt }) => ({ records: [`v${attempt}`], cursor: attempt, done: attempt === 3 }),
       clock,
     });
-    const okResult = ok.result();
-    await clock.advanceAsync(0);
+    const { result: okResult } = await resultAfter(ok, clock, 0);
     expect(await okResult).toBe('v3');
     const bad = new LongPoller<string, number>({
       poll: async () => ({ records: ['broken'], cursor: 1, done: true }),
       failed: (last) => (last === 'broken' ? new Error('job failed') : undefined),
       clock,
     });
-    const badResult = bad.result();
-    await clock.advanceAsync(0);
+    const { result: badResult } = await resultAfter(bad, clock, 0);
     await expect(badResult).rejects.toThrow('job failed');
   });
 

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { VisibilityLike } from '../../src/client/activity.js';
-import type { PollContext, ScheduleInfo } from '../../src/client/poller-support.js';
+import type { PollContext } from '../../src/client/poller-support.js';
 import { RetryBudget } from '../../src/client/retry-budget.js';
 import { pollReply, ShortPoller, unchangedReply } from '../../src/client/short-poller.js';
 import { backoff } from '../../src/core/backoff.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { AbortedError, HttpError, InvalidArgumentError, TimeoutError } from '../../src/core/errors.js';
+import { consume, down, resultAfter, retriesWithin, retryDelays, schedules } from './poller-helpers.js';
 
 interface Status {
   readonly step: number;
@@ -27,12 +28,6 @@ function scripted<T>(answers: readonly (T | Error | (() => T | Promise<T>))[]) {
   };
 }
 
-function schedules(poller: ShortPoller<unknown>): ScheduleInfo[] {
-  const seen: ScheduleInfo[] = [];
-  poller.on('schedule', (info) => seen.push(info));
-  return seen;
-}
-
 describe('ShortPoller', () => {
   it('asks, waits, asks again until done, resolving result() with the final value', async () => {
     const clock = new ManualClock();
@@ -44,8 +39,7 @@ describe('ShortPoller', () => {
       done: (value) => value.done === true,
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(5000);
+    const { result } = await resultAfter(poller, clock, 5000);
     expect(await result).toEqual({ step: 3, done: true });
     expect(script.calls.map((call) => call.at)).toEqual([0, 1000, 2000]);
     expect(script.calls.map((call) => call.context.attempt)).toEqual([1, 2, 3]);
@@ -136,8 +130,7 @@ describe('ShortPoller', () => {
   it('ends with InvalidArgumentError when an interval function returns nonsense', async () => {
     const clock = new ManualClock();
     const poller = new ShortPoller<number>({ poll: async () => 1, interval: () => -5, clock });
-    const result = poller.result();
-    await clock.advanceAsync(0);
+    const { result } = await resultAfter(poller, clock, 0);
     await expect(result).rejects.toSatisfy(InvalidArgumentError.is);
   });
 
@@ -216,8 +209,7 @@ describe('ShortPoller', () => {
       failures: number;
     }[] = [];
     poller.on('error', (error, info) => errors.push({ error, ...info }));
-    const result = poller.result();
-    await clock.advanceAsync(1000);
+    const { result } = await resultAfter(poller, clock, 1000);
     expect(await result).toEqual({ step: 1, done: true });
     expect(errors.map(({ error: _error, ...info }) => info)).toEqual([
       { attempt: 2, failedAttempt: 1, delayMs: 300, reason: 'retry', failures: 1 },
@@ -235,10 +227,8 @@ describe('ShortPoller', () => {
       done: () => true,
       clock,
     });
-    const reasons: [string, number][] = [];
-    poller.on('error', (_error, info) => reasons.push([info.reason, info.delayMs]));
-    const result = poller.result();
-    await clock.advanceAsync(10_000);
+    const reasons = retryDelays(poller);
+    const { result } = await resultAfter(poller, clock, 10_000);
     await result;
     expect(reasons[0]?.[0]).toBe('retry-after');
     expect(reasons[0]?.[1]).toBeGreaterThanOrEqual(4000);
@@ -252,8 +242,7 @@ describe('ShortPoller', () => {
     const poller = new ShortPoller<number>({ poll: script.poll(clock), interval: 100, clock });
     const errors: unknown[] = [];
     poller.on('error', (error) => errors.push(error));
-    const result = poller.result();
-    await clock.advanceAsync(1000);
+    const { result } = await resultAfter(poller, clock, 1000);
     await expect(result).rejects.toBe(notFound);
     expect(errors).toEqual([]);
     expect((await poller.ended()).reason).toBe('failed');
@@ -268,23 +257,19 @@ describe('ShortPoller', () => {
       failed: (v) => (v.step === 9 ? new Error('step 9 failed') : undefined),
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(0);
+    const { result } = await resultAfter(poller, clock, 0);
     await expect(result).rejects.toThrow('step 9 failed');
   });
 
   it('gives up after maxRetries consecutive failures', async () => {
     const clock = new ManualClock();
     const poller = new ShortPoller<number>({
-      poll: async () => {
-        throw new TypeError('down');
-      },
+      poll: down,
       retry: backoff({ strategy: 'none', initial: 10 }),
       maxRetries: 2,
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(1000);
+    const { result } = await resultAfter(poller, clock, 1000);
     await expect(result).rejects.toMatchObject({ code: 'retries-exhausted' });
     expect(poller.attempts).toBe(3);
   });
@@ -293,18 +278,12 @@ describe('ShortPoller', () => {
     const clock = new ManualClock();
     const budget = new RetryBudget({ capacity: 2, refillPerSecond: 0.5, depositPerSuccess: 0, clock });
     const poller = new ShortPoller<number>({
-      poll: async () => {
-        throw new TypeError('down');
-      },
+      poll: down,
       retry: backoff({ strategy: 'none', initial: 10, factor: 1 }),
       budget,
       clock,
     });
-    const delays: [string, number][] = [];
-    poller.on('error', (_error, info) => delays.push([info.reason, info.delayMs]));
-    poller.start();
-    await clock.advanceAsync(10 + 10 + 2000 + 2000);
-    poller.stop();
+    const delays = await retriesWithin(poller, clock, 10 + 10 + 2000 + 2000);
     expect(delays.slice(0, 4)).toEqual([
       ['retry', 10],
       ['retry', 10],
@@ -317,15 +296,12 @@ describe('ShortPoller', () => {
     const clock = new ManualClock();
     const budget = new RetryBudget({ capacity: 1, refillPerSecond: 0, clock });
     const poller = new ShortPoller<number>({
-      poll: async () => {
-        throw new TypeError('down');
-      },
+      poll: down,
       retry: backoff({ strategy: 'none', initial: 10 }),
       budget,
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(1000);
+    const { result } = await resultAfter(poller, clock, 1000);
     await expect(result).rejects.toMatchObject({ code: 'retry-budget-exhausted' });
     expect(poller.attempts).toBe(2);
   });
@@ -343,8 +319,7 @@ describe('ShortPoller', () => {
       timeoutMs: 2500,
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(3000);
+    const { result } = await resultAfter(poller, clock, 3000);
     await expect(result).rejects.toSatisfy(TimeoutError.is);
     expect(lastSignal?.aborted).toBe(true);
     expect((await poller.ended()).reason).toBe('timeout');
@@ -366,8 +341,7 @@ describe('ShortPoller', () => {
     });
     const errors: unknown[] = [];
     poller.on('error', (error) => errors.push(error));
-    const result = poller.result();
-    await clock.advanceAsync(1000);
+    const { result } = await resultAfter(poller, clock, 1000);
     expect(await result).toBe(2);
     expect(TimeoutError.is(errors[0])).toBe(true);
     expect(signals[0]?.aborted).toBe(true);
@@ -403,8 +377,7 @@ describe('ShortPoller', () => {
       signal: controller.signal,
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(500);
+    const { result } = await resultAfter(poller, clock, 500);
     const reason = new Error('user left');
     controller.abort(reason);
     await expect(result).rejects.toBe(reason);
@@ -426,8 +399,7 @@ describe('ShortPoller', () => {
       signal: controller.signal,
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(10);
+    const { result } = await resultAfter(poller, clock, 10);
     controller.abort(new AbortedError('bye'));
     await expect(result).rejects.toSatisfy(AbortedError.is);
     expect(requestSignal?.aborted).toBe(true);
@@ -482,12 +454,7 @@ describe('ShortPoller', () => {
     const script = scripted<number>([1, new HttpError(400)]);
     const poller = new ShortPoller<number>({ poll: script.poll(clock), interval: 10, clock });
     const seen: number[] = [];
-    const failure = (async () => {
-      for await (const value of poller) seen.push(value);
-    })().then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    const failure = consume(poller, seen);
     await clock.advanceAsync(100);
     expect(HttpError.is(await failure)).toBe(true);
     expect(seen).toEqual([1]);
@@ -569,8 +536,7 @@ describe('ShortPoller', () => {
       pauseWhenOffline: true,
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(0);
+    const { result } = await resultAfter(poller, clock, 0);
     expect(await result).toBe(1);
   });
 
@@ -583,8 +549,7 @@ describe('ShortPoller', () => {
       },
       clock,
     });
-    const result = poller.result();
-    await clock.advanceAsync(0);
+    const { result } = await resultAfter(poller, clock, 0);
     await expect(result).rejects.toThrow('bug in done');
   });
 
