@@ -7,7 +7,7 @@
  * @module
  */
 import type { Redis } from 'ioredis';
-import type { Clock, TimerHandle } from '../core/clock.js';
+import { type Clock, type TimerHandle, systemClock } from '../core/clock.js';
 import { InvalidArgumentError, OverloadedError, type PollkitErrorOptions, PollkitError } from '../core/errors.js';
 
 /**
@@ -189,4 +189,48 @@ export function redisClient(value: unknown, name = 'redis'): Redis {
     throw new InvalidArgumentError(`${name} must be an ioredis client (new Redis(...))`, name);
   }
   return value as Redis;
+}
+
+/** The options every Redis store takes for its command connection. */
+export interface StoreConnectionOptions {
+  /** The ioredis client for commands; the store never closes it. Required. */
+  readonly redis: Redis;
+  /** Prefix of every key. Default `"pollkit:"`. */
+  readonly keyPrefix?: string;
+  /** Time for command deadlines. Default `systemClock`. */
+  readonly clock?: Clock;
+  /** How long a command may take before it fails with {@link StoreUnavailableError}. Default `2000`. */
+  readonly commandTimeoutMs?: number;
+}
+
+/** What a Redis store builds first from its options: the validated client, clock, key prefix and command guard. */
+export interface StoreConnection {
+  /** The caller's client. */
+  readonly redis: Redis;
+  /** The store's clock. */
+  readonly clock: Clock;
+  /** The validated key prefix. */
+  readonly keyPrefix: string;
+  /** Runs the store's commands with fail-fast and a deadline. */
+  readonly guard: CommandGuard;
+}
+
+/**
+ * Validates the connection options a Redis store shares with the others and builds its command guard.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis';
+ * const { guard, keyPrefix } = storeConnection('RedisJobStore', { redis: new Redis() });
+ * ```
+ */
+export function storeConnection(owner: string, options: StoreConnectionOptions): StoreConnection {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError(`${owner} needs options with a redis client`, 'options');
+  }
+  const redis = redisClient(options.redis);
+  const clock = options.clock ?? systemClock;
+  const prefix = keyPrefix(options.keyPrefix);
+  const commandTimeoutMs = positiveMs(options.commandTimeoutMs, 2000, 'commandTimeoutMs');
+  return { redis, clock, keyPrefix: prefix, guard: new CommandGuard({ redis, clock, commandTimeoutMs }) };
 }

@@ -12,7 +12,7 @@
  * @module
  */
 import type { Redis } from 'ioredis';
-import { type Clock, type TimerHandle, systemClock } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import { InvalidArgumentError, PollkitError } from '../core/errors.js';
 import { randomToken } from '../server/ids.js';
 import type {
@@ -26,14 +26,14 @@ import type {
   SweepResult,
 } from '../server/stores/job-store.js';
 import {
-  CommandGuard,
+  type CommandGuard,
   StoreUnavailableError,
-  keyPrefix,
   positiveInteger,
   positiveMs,
-  redisClient,
+  storeConnection,
 } from './redis-connection.js';
-import { type FeedNotice, RedisChangeFeed } from './redis-feed.js';
+import type { FeedNotice, RedisChangeFeed } from './redis-feed.js';
+import { StoreSubscription } from './redis-resync.js';
 import {
   DELETE_JOB,
   FIND_IDEMPOTENT,
@@ -84,8 +84,6 @@ interface Known {
 // except under a pathological storm, and then the caller gets a retryable error instead of a livelock.
 const MAX_CAS_ROUNDS = 64;
 
-const RESYNC_RETRY_MS = 250;
-
 /**
  * Jobs in Redis, shared by every process that uses the same Redis and key prefix.
  *
@@ -100,59 +98,34 @@ const RESYNC_RETRY_MS = 250;
  * ```
  */
 export class RedisJobStore implements JobStore {
-  readonly #redis: Redis;
   readonly #clock: Clock;
   readonly #guard: CommandGuard;
-  readonly #feed: RedisChangeFeed;
-  readonly #ownsFeed: boolean;
-  readonly #unsubscribeFeed: () => void;
+  readonly #subscription: StoreSubscription<JobChange, Known>;
   readonly #prefix: string;
   readonly #jobPrefix: string;
   readonly #ttlGraceMs: number;
-  readonly #trackLimit: number;
   readonly #inlineLimit: number;
   readonly #listScanLimit: number;
   readonly #origin = randomToken();
-  readonly #listeners = new Set<(change: JobChange) => void>();
-  readonly #known = new Map<string, Known>();
-  #closed = false;
-  #resyncTimer: TimerHandle | undefined;
 
   constructor(options: RedisJobStoreOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new InvalidArgumentError('RedisJobStore needs options with a redis client', 'options');
-    }
-    this.#redis = redisClient(options.redis);
-    const clock = options.clock ?? systemClock;
-    this.#clock = clock;
-    this.#prefix = keyPrefix(options.keyPrefix);
+    const connection = storeConnection('RedisJobStore', options);
+    this.#clock = connection.clock;
+    this.#guard = connection.guard;
+    this.#prefix = connection.keyPrefix;
     this.#jobPrefix = `${this.#prefix}job:`;
-    this.#guard = new CommandGuard({
-      redis: this.#redis,
-      clock,
-      commandTimeoutMs: positiveMs(options.commandTimeoutMs, 2000, 'commandTimeoutMs'),
-    });
     this.#ttlGraceMs = positiveMs(options.ttlGraceMs, 3_600_000, 'ttlGraceMs');
-    this.#trackLimit = positiveInteger(options.trackLimit, 10_000, 'trackLimit');
     this.#inlineLimit = positiveInteger(options.inlineLimit, 16_384, 'inlineLimit');
     this.#listScanLimit = positiveInteger(options.listScanLimit, 5000, 'listScanLimit');
-    if (options.feed !== undefined && !(options.feed instanceof RedisChangeFeed)) {
-      throw new InvalidArgumentError('feed must be a RedisChangeFeed', 'feed');
-    }
-    this.#ownsFeed = options.feed === undefined;
-    this.#feed = options.feed ?? new RedisChangeFeed({ redis: this.#redis, keyPrefix: this.#prefix, clock });
-    if (this.#feed.channel !== `${this.#prefix}changes`) {
-      throw new InvalidArgumentError('feed must use the same keyPrefix as the store', 'feed');
-    }
-    this.#unsubscribeFeed = this.#feed.subscribe({
+    this.#subscription = new StoreSubscription(connection, options, {
       notice: (notice) => this.#onNotice(notice),
-      resync: () => void this.#resync(),
+      resync: () => this.#resync(),
     });
   }
 
   /** The change feed this store listens on (its own unless one was passed). */
   get feed(): RedisChangeFeed {
-    return this.#feed;
+    return this.#subscription.feed;
   }
 
   async insert(job: StoredJob): Promise<InsertResult> {
@@ -172,7 +145,7 @@ export class RedisJobStore implements JobStore {
           job.idempotencyKey === undefined ? '' : this.#idempotencyKey(job.owner, job.idempotencyKey),
           expiresAt === undefined ? '' : expiresAt,
           expiresAt === undefined ? '' : this.#ttl(expiresAt),
-          this.#feed.channel,
+          this.feed.channel,
           this.#notice(id, job.snapshot.version, json),
           this.#jobPrefix,
         ],
@@ -181,7 +154,7 @@ export class RedisJobStore implements JobStore {
     if (reply[0] === -1) throw new InvalidArgumentError(`a job with id ${id} already exists`, 'id');
     if (reply[0] === 0) return { inserted: false, job: this.#remember(parseJob(reply[1]!)) };
     this.#remember(job);
-    this.#emit({ id, version: job.snapshot.version, job });
+    this.#subscription.emit({ id, version: job.snapshot.version, job });
     return { inserted: true, job };
   }
 
@@ -190,7 +163,7 @@ export class RedisJobStore implements JobStore {
       return await this.#read(id);
     } catch (error) {
       // While Redis is out of reach, a read answers with the last state this process saw, if any.
-      const known = this.#known.get(id)?.job;
+      const known = this.#subscription.known.get(id)?.job;
       if (known !== undefined && StoreUnavailableError.is(error)) return known;
       throw error;
     }
@@ -207,7 +180,7 @@ export class RedisJobStore implements JobStore {
     // Optimistic fast path: run the transition on the state this process last saw and let the
     // compare-and-set tell whether it was current — one round trip instead of read-then-write. Only a
     // write is trusted this way; a refusal or a no-op on a possibly stale state is confirmed on a fresh read.
-    let current = this.#known.get(id)?.job;
+    let current = this.#subscription.known.get(id)?.job;
     let fresh = current === undefined;
     if (current === undefined) {
       current = await this.#read(id);
@@ -245,18 +218,18 @@ export class RedisJobStore implements JobStore {
             expiresAt === undefined ? '' : expiresAt,
             expiresAt === undefined ? '' : this.#ttl(expiresAt),
             id,
-            this.#feed.channel,
+            this.feed.channel,
             this.#notice(id, next.snapshot.version, nextJson),
           ],
         ),
       )) as [number, string?];
       if (reply[0] === -1) {
-        this.#known.delete(id);
+        this.#subscription.known.delete(id);
         return undefined;
       }
       if (reply[0] === 1) {
         this.#remember(next);
-        this.#emit({ id, version: next.snapshot.version, job: next });
+        this.#subscription.emit({ id, version: next.snapshot.version, job: next });
         return next;
       }
       // Another writer got there first (or the remembered state was stale): run the transition again on theirs.
@@ -277,13 +250,13 @@ export class RedisJobStore implements JobStore {
         DELETE_JOB.run(
           redis,
           [this.#jobKey(id), `${this.#prefix}jobs:all`, `${this.#prefix}jobs:expiry`],
-          [version, id, this.#feed.channel, this.#notice(id, version, undefined, true)],
+          [version, id, this.feed.channel, this.#notice(id, version, undefined, true)],
         ),
       )) as [number, string?];
       if (reply[0] === -1) return false;
       if (reply[0] === 1) {
-        this.#known.delete(id);
-        this.#emit({ id, version, deleted: true });
+        this.#subscription.known.delete(id);
+        this.#subscription.emit({ id, version, deleted: true });
         return true;
       }
       current = parseJob(reply[1]!);
@@ -310,39 +283,32 @@ export class RedisJobStore implements JobStore {
       SWEEP_JOBS.run(
         redis,
         [`${this.#prefix}jobs:expiry`, `${this.#prefix}jobs:all`],
-        [Math.floor(nowMs), limit, this.#jobPrefix, this.#feed.channel, this.#origin],
+        [Math.floor(nowMs), limit, this.#jobPrefix, this.feed.channel, this.#origin],
       ),
     )) as [string[], string | null];
     const removed: string[] = [];
     for (let index = 0; index < pairs.length; index += 2) {
       const id = pairs[index]!;
       removed.push(id);
-      this.#known.delete(id);
-      this.#emit({ id, version: Number(pairs[index + 1]), deleted: true });
+      this.#subscription.known.delete(id);
+      this.#subscription.emit({ id, version: Number(pairs[index + 1]), deleted: true });
     }
     return next === null ? { removed } : { removed, nextExpiryMs: Number(next) };
   }
 
   onChange(listener: (change: JobChange) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#subscription.onChange(listener);
   }
 
   /** Stops listening (and closes the feed if the store made it); the caller's client stays open. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#unsubscribeFeed();
-    this.#clock.clearTimeout(this.#resyncTimer);
-    this.#listeners.clear();
-    this.#known.clear();
-    if (this.#ownsFeed) await this.#feed.close();
+    await this.#subscription.close();
   }
 
   async #read(id: string): Promise<StoredJob | undefined> {
     const json = await this.#guard.run((redis) => redis.hget(this.#jobKey(id), 'j'));
     if (json === null) {
-      this.#known.delete(id);
+      this.#subscription.known.delete(id);
       return undefined;
     }
     return this.#remember(parseJob(json));
@@ -362,10 +328,10 @@ export class RedisJobStore implements JobStore {
     const id = header['id'];
     const version = header['v'];
     if (typeof id !== 'string' || typeof version !== 'number') return;
-    const known = this.#known.get(id);
+    const known = this.#subscription.known.get(id);
     if (header['d'] === 1) {
-      this.#known.delete(id);
-      this.#emit({ id, version, deleted: true });
+      this.#subscription.known.delete(id);
+      this.#subscription.emit({ id, version, deleted: true });
       return;
     }
     // Notices arrive in commit order, but this process announces its own writes before their echo
@@ -383,27 +349,14 @@ export class RedisJobStore implements JobStore {
       known.version = version;
       known.job = job;
     }
-    this.#emit(job === undefined ? { id, version } : { id, version, job });
-  }
-
-  // The subscriber can be back before the command connection is; try again until the re-check runs.
-  #retryResync(): void {
-    if (this.#closed || this.#resyncTimer !== undefined) return;
-    this.#resyncTimer = this.#clock.setTimeout(
-      () => {
-        this.#resyncTimer = undefined;
-        if (this.#feed.subscribed) void this.#resync();
-      },
-      RESYNC_RETRY_MS,
-      { unref: true },
-    );
+    this.#subscription.emit(job === undefined ? { id, version } : { id, version, job });
   }
 
   // Notices published while the subscription was down are gone; re-read the versions of every job this
   // process cares about and announce whatever moved, so waiters re-check.
   async #resync(): Promise<void> {
-    const ids = [...this.#known.keys()];
-    for (let start = 0; start < ids.length && !this.#closed; start += 500) {
+    const ids = [...this.#subscription.known.keys()];
+    for (let start = 0; start < ids.length && !this.#subscription.closed; start += 500) {
       const batch = ids.slice(start, start + 500);
       let versions: (string | null)[];
       try {
@@ -415,20 +368,20 @@ export class RedisJobStore implements JobStore {
           ),
         )) as (string | null)[];
       } catch {
-        this.#retryResync();
+        this.#subscription.retryResync();
         return;
       }
       batch.forEach((id, index) => {
-        const known = this.#known.get(id);
+        const known = this.#subscription.known.get(id);
         if (known === undefined) return;
         const version = versions[index];
         if (version === null || version === undefined) {
-          this.#known.delete(id);
-          this.#emit({ id, version: known.version, deleted: true });
+          this.#subscription.known.delete(id);
+          this.#subscription.emit({ id, version: known.version, deleted: true });
         } else if (Number(version) > known.version) {
           known.version = Number(version);
           known.job = undefined;
-          this.#emit({ id, version: known.version });
+          this.#subscription.emit({ id, version: known.version });
         }
       });
     }
@@ -437,31 +390,9 @@ export class RedisJobStore implements JobStore {
   // --- local memory ----------------------------------------------------------------------------------
 
   #remember(job: StoredJob): StoredJob {
-    const id = job.snapshot.id;
-    const known = this.#known.get(id);
-    if (known !== undefined) {
-      this.#known.delete(id);
-      if (known.version > job.snapshot.version) {
-        this.#known.set(id, known);
-        return job;
-      }
-    }
-    this.#known.set(id, { version: job.snapshot.version, job });
-    if (this.#known.size > this.#trackLimit) this.#known.delete(this.#known.keys().next().value!);
+    const { id, version } = job.snapshot;
+    this.#subscription.remember(id, { version, job }, (known) => known.version > version);
     return job;
-  }
-
-  #emit(change: JobChange): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(change);
-      } catch (error) {
-        // A faulty listener must not undo a committed change or starve the others.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
   }
 
   // Relative, from this store's clock, so a test clock far from real time cannot expire a job at once.

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Redis } from 'ioredis';
-import { type Clock, type TimerHandle, systemClock } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { randomToken } from '../server/ids.js';
 import type {
@@ -19,15 +19,9 @@ import type {
   TopicRetention,
   TopicStore,
 } from '../server/stores/topic-store.js';
-import {
-  CommandGuard,
-  StoreUnavailableError,
-  keyPrefix,
-  positiveInteger,
-  positiveMs,
-  redisClient,
-} from './redis-connection.js';
-import { type FeedNotice, RedisChangeFeed } from './redis-feed.js';
+import { type CommandGuard, StoreUnavailableError, storeConnection } from './redis-connection.js';
+import type { FeedNotice, RedisChangeFeed } from './redis-feed.js';
+import { StoreSubscription } from './redis-resync.js';
 import { APPEND_RECORD, READ_RECORDS, RESET_TOPIC, TOPIC_POSITION } from './redis-scripts.js';
 
 /** Options for {@link RedisTopicStore}. */
@@ -53,8 +47,6 @@ export interface RedisTopicStoreOptions {
 
 type PositionReply = [string, number, number];
 
-const RESYNC_RETRY_MS = 250;
-
 /**
  * Topic logs in Redis Streams, shared by every process that uses the same Redis and key prefix. Values
  * are stored as JSON, so they must be JSON-serializable (they are, when they came over HTTP).
@@ -69,56 +61,30 @@ const RESYNC_RETRY_MS = 250;
  * ```
  */
 export class RedisTopicStore implements TopicStore {
-  readonly #clock: Clock;
   readonly #guard: CommandGuard;
-  readonly #feed: RedisChangeFeed;
-  readonly #ownsFeed: boolean;
-  readonly #unsubscribeFeed: () => void;
+  readonly #subscription: StoreSubscription<TopicChange, TopicPosition>;
   readonly #prefix: string;
   readonly #generateEpoch: () => string;
-  readonly #trackLimit: number;
   readonly #origin = randomToken();
-  readonly #listeners = new Set<(change: TopicChange) => void>();
-  readonly #known = new Map<string, TopicPosition>();
   readonly #inflight = new Map<string, Map<string, Promise<TopicReadResult>>>();
-  #closed = false;
-  #resyncTimer: TimerHandle | undefined;
 
   constructor(options: RedisTopicStoreOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new InvalidArgumentError('RedisTopicStore needs options with a redis client', 'options');
-    }
-    const redis = redisClient(options.redis);
-    const clock = options.clock ?? systemClock;
-    this.#clock = clock;
-    this.#prefix = keyPrefix(options.keyPrefix);
-    this.#guard = new CommandGuard({
-      redis,
-      clock,
-      commandTimeoutMs: positiveMs(options.commandTimeoutMs, 2000, 'commandTimeoutMs'),
-    });
+    const connection = storeConnection('RedisTopicStore', options);
+    this.#guard = connection.guard;
+    this.#prefix = connection.keyPrefix;
     if (options.generateEpoch !== undefined && typeof options.generateEpoch !== 'function') {
       throw new InvalidArgumentError('generateEpoch must be a function', 'generateEpoch');
     }
     this.#generateEpoch = options.generateEpoch ?? (() => randomToken());
-    this.#trackLimit = positiveInteger(options.trackLimit, 10_000, 'trackLimit');
-    if (options.feed !== undefined && !(options.feed instanceof RedisChangeFeed)) {
-      throw new InvalidArgumentError('feed must be a RedisChangeFeed', 'feed');
-    }
-    this.#ownsFeed = options.feed === undefined;
-    this.#feed = options.feed ?? new RedisChangeFeed({ redis, keyPrefix: this.#prefix, clock });
-    if (this.#feed.channel !== `${this.#prefix}changes`) {
-      throw new InvalidArgumentError('feed must use the same keyPrefix as the store', 'feed');
-    }
-    this.#unsubscribeFeed = this.#feed.subscribe({
+    this.#subscription = new StoreSubscription(connection, options, {
       notice: (notice) => this.#onNotice(notice),
-      resync: () => void this.#resync(),
+      resync: () => this.#resync(),
     });
   }
 
   /** The change feed this store listens on (its own unless one was passed). */
   get feed(): RedisChangeFeed {
-    return this.#feed;
+    return this.#subscription.feed;
   }
 
   async append(
@@ -140,7 +106,7 @@ export class RedisTopicStore implements TopicStore {
         entry.key ?? '',
         value,
         ...retentionArgs(retention),
-        this.#feed.channel,
+        this.feed.channel,
         this.#origin,
         topic,
       ]),
@@ -155,7 +121,7 @@ export class RedisTopicStore implements TopicStore {
       return await this.#sharedRead(topic, offset, limit, retention);
     } catch (error) {
       // Out of reach: "nothing new yet" is still a true answer for a reader already at the end it knew.
-      const known = this.#known.get(topic);
+      const known = this.#subscription.known.get(topic);
       if (known !== undefined && offset >= known.highWatermark && StoreUnavailableError.is(error)) {
         return { records: [], position: known };
       }
@@ -200,7 +166,7 @@ export class RedisTopicStore implements TopicStore {
       )) as PositionReply;
       return this.#remember(topic, { epoch, earliestOffset, highWatermark });
     } catch (error) {
-      const known = this.#known.get(topic);
+      const known = this.#subscription.known.get(topic);
       if (known !== undefined && StoreUnavailableError.is(error)) return known;
       throw error;
     }
@@ -208,29 +174,22 @@ export class RedisTopicStore implements TopicStore {
 
   async reset(topic: string): Promise<TopicPosition> {
     const [epoch, earliestOffset, highWatermark] = (await this.#guard.run((redis) =>
-      RESET_TOPIC.run(redis, this.#keys(topic), [this.#generateEpoch(), this.#feed.channel, this.#origin, topic]),
+      RESET_TOPIC.run(redis, this.#keys(topic), [this.#generateEpoch(), this.feed.channel, this.#origin, topic]),
     )) as PositionReply;
     const position: TopicPosition = { epoch, earliestOffset, highWatermark };
-    this.#known.delete(topic);
+    this.#subscription.known.delete(topic);
     this.#remember(topic, position);
     this.#emit({ topic, position });
     return position;
   }
 
   onChange(listener: (change: TopicChange) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#subscription.onChange(listener);
   }
 
   /** Stops listening (and closes the feed if the store made it); the caller's client stays open. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#unsubscribeFeed();
-    this.#clock.clearTimeout(this.#resyncTimer);
-    this.#listeners.clear();
-    this.#known.clear();
-    if (this.#ownsFeed) await this.#feed.close();
+    await this.#subscription.close();
   }
 
   #onNotice({ header }: FeedNotice): void {
@@ -238,77 +197,50 @@ export class RedisTopicStore implements TopicStore {
     const { t: topic, e: epoch, ea: earliestOffset, hw: highWatermark } = header;
     if (typeof topic !== 'string' || typeof epoch !== 'string') return;
     if (typeof earliestOffset !== 'number' || typeof highWatermark !== 'number') return;
-    const known = this.#known.get(topic);
+    const known = this.#subscription.known.get(topic);
     // This process announces its own appends before an older notice of another writer can arrive.
     if (known !== undefined && known.epoch === epoch && known.highWatermark >= highWatermark) return;
     const position: TopicPosition = { epoch, earliestOffset, highWatermark };
-    if (known !== undefined) this.#known.set(topic, position);
+    if (known !== undefined) this.#subscription.known.set(topic, position);
     this.#emit({ topic, position });
-  }
-
-  // The subscriber can be back before the command connection is; try again until the re-check runs.
-  #retryResync(): void {
-    if (this.#closed || this.#resyncTimer !== undefined) return;
-    this.#resyncTimer = this.#clock.setTimeout(
-      () => {
-        this.#resyncTimer = undefined;
-        if (this.#feed.subscribed) void this.#resync();
-      },
-      RESYNC_RETRY_MS,
-      { unref: true },
-    );
   }
 
   // Appends announced while the subscription was down are not lost from the log, only their notices:
   // re-read the position of every topic this process has served and announce what moved.
   async #resync(): Promise<void> {
-    for (const [topic, known] of [...this.#known]) {
-      if (this.#closed) return;
+    for (const [topic, known] of [...this.#subscription.known]) {
+      if (this.#subscription.closed) return;
       let reply: PositionReply;
       try {
         reply = (await this.#guard.run((redis) =>
           TOPIC_POSITION.run(redis, this.#keys(topic), [this.#generateEpoch(), '', '']),
         )) as PositionReply;
       } catch {
-        this.#retryResync();
+        this.#subscription.retryResync();
         return;
       }
       const [epoch, earliestOffset, highWatermark] = reply;
       if (epoch !== known.epoch || highWatermark !== known.highWatermark || earliestOffset !== known.earliestOffset) {
         const position = { epoch, earliestOffset, highWatermark };
-        this.#known.set(topic, position);
+        this.#subscription.known.set(topic, position);
         this.#emit({ topic, position });
       }
     }
   }
 
   #remember(topic: string, position: TopicPosition): TopicPosition {
-    const known = this.#known.get(topic);
-    if (known !== undefined) {
-      this.#known.delete(topic);
-      // Keep the newer of two positions of the same epoch; reads can overtake appends in flight.
-      if (known.epoch === position.epoch && known.highWatermark > position.highWatermark) {
-        this.#known.set(topic, known);
-        return position;
-      }
-    }
-    this.#known.set(topic, position);
-    if (this.#known.size > this.#trackLimit) this.#known.delete(this.#known.keys().next().value!);
+    // Keep the newer of two positions of the same epoch; reads can overtake appends in flight.
+    this.#subscription.remember(
+      topic,
+      position,
+      (known) => known.epoch === position.epoch && known.highWatermark > position.highWatermark,
+    );
     return position;
   }
 
   #emit(change: TopicChange): void {
     this.#inflight.delete(change.topic);
-    for (const listener of this.#listeners) {
-      try {
-        listener(change);
-      } catch (error) {
-        // A faulty listener must not undo a committed append or starve the others.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
+    this.#subscription.emit(change);
   }
 
   #keys(topic: string): [string, string] {
