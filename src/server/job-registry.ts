@@ -55,8 +55,11 @@ import { MemoryJobStore } from './stores/memory-job-store.js';
  * ```
  */
 export interface JobContext<Input = unknown> {
+  /** The job's id, as clients see it in the job URL. */
   readonly id: string;
+  /** The job type the handler was registered for with {@link JobRegistry.define}. */
   readonly type: string;
+  /** The submitted input, after the type's `validate` (when it has one). */
   readonly input: Input;
   /** Aborts on cancel, on the per-job timeout and when the registry closes; stop work when it fires. */
   readonly signal: AbortSignal;
@@ -131,6 +134,7 @@ export interface SubmitOptions {
  * ```
  */
 export interface JobAccess {
+  /** The caller; only jobs submitted with the same `owner` are visible. Default: every job (a trusted caller). */
   readonly owner?: string;
 }
 
@@ -166,6 +170,7 @@ export interface JobWaitOptions extends JobAccess {
   readonly sinceVersion?: number;
   /** The longest time to hold, in milliseconds. */
   readonly timeoutMs: number;
+  /** Ends the wait early: the promise rejects with the signal's reason. */
   readonly signal?: AbortSignal;
 }
 
@@ -181,6 +186,7 @@ export interface JobWaitOptions extends JobAccess {
 export interface JobChangesOptions extends JobAccess {
   /** Skip states up to this version. */
   readonly sinceVersion?: number;
+  /** Stops the iteration: the pending `next()` rejects with the signal's reason. */
   readonly signal?: AbortSignal;
 }
 
@@ -544,7 +550,9 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   }
 
   /**
-   * queued | running → failed; `error` becomes a problem as described by {@link jobFailureProblem}.
+   * queued | running → failed; `error` becomes the job's problem: a problem object is kept as it is, an
+   * error whose `code` looks like a pollkit code (`video-too-long`) keeps that code, and anything else
+   * becomes code `job-failed` with the error's message as `detail`.
    *
    * @example
    * ```ts
@@ -883,7 +891,14 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * console.log(new JobRegistry().stats()); // { running: 0, queued: 0, waiting: 0 }
    * ```
    */
-  stats(): { readonly running: number; readonly queued: number; readonly waiting: number } {
+  stats(): {
+    /** Handlers running in this process now (at most `concurrency`). */
+    readonly running: number;
+    /** Jobs accepted by this process and waiting for a free handler slot. */
+    readonly queued: number;
+    /** Long polls held now: pending `wait` calls, including those behind `changes` iterators. */
+    readonly waiting: number;
+  } {
     return { running: this.#running, queued: this.#queue.size, waiting: this.#waiting };
   }
 
