@@ -17,6 +17,7 @@ import {
   payloadTooLarge,
 } from '../server/http-types.js';
 import { errorToProblem, problemResponse } from '../server/problems.js';
+import { offerController } from '../server/request-abort.js';
 
 /** How a framework adapter describes one request to {@link serveNode}. */
 export interface NodeExchange<Context> {
@@ -38,49 +39,116 @@ export interface NodeExchange<Context> {
  * Serves one request with `handler`. Resolves with false (having written nothing) when the request is
  * outside the handler's prefix, true once the response has been written or the client has left.
  *
+ * Not an async function, and the per-request state lives in one small object rather than in closures:
+ * a server holds thousands of these requests at once, each for as long as its long poll waits.
+ *
  * @example
  * ```ts
  * const served = await serveNode(handler, { req, res, url: req.originalUrl });
  * if (!served) next();
  * ```
  */
-export async function serveNode<Context>(
+export function serveNode<Context>(
   handler: PollkitHandler<Context>,
   exchange: NodeExchange<Context>,
 ): Promise<boolean> {
-  const { req, res } = exchange;
-  const controller = new AbortController();
-  const onClose = (): void => {
-    // 'close' also fires after a normal end; only an unfinished response means the client left.
-    if (!res.writableFinished) controller.abort(new AbortedError('The client disconnected'));
+  const served = new Served(exchange);
+  const { req } = exchange;
+  const method = req.method ?? 'GET';
+  const request: PollkitRequest<Context> = {
+    method,
+    url: exchange.url,
+    headers: req.headers,
+    signal: served.controller.signal,
+    secure: (req.socket as { encrypted?: boolean }).encrypted === true,
   };
-  res.once('close', onClose);
-  try {
-    const request: PollkitRequest<Context> = {
-      method: req.method ?? 'GET',
-      url: exchange.url,
-      headers: req.headers,
-      readBody: bodyReader(exchange),
-      signal: controller.signal,
-      secure: (req.socket as { encrypted?: boolean }).encrypted === true,
-      ...(req.socket.remoteAddress === undefined ? {} : { remoteAddress: req.socket.remoteAddress }),
-      ...(exchange.context === undefined ? {} : { context: exchange.context }),
+  // GET and HEAD bodies are never read, so a held poll does not carry a reader for one.
+  if (method !== 'GET' && method !== 'HEAD') (request as { readBody?: BodyReader }).readBody = bodyReader(exchange);
+  const remoteAddress = req.socket.remoteAddress;
+  if (remoteAddress !== undefined) (request as { remoteAddress?: string }).remoteAddress = remoteAddress;
+  if (exchange.context !== undefined) (request as { context?: Context }).context = exchange.context;
+  // The handler may end a held poll through this controller at shutdown instead of linking a second
+  // signal to it; `Served` then still writes the answer, since only a hang-up sets `gone`.
+  offerController(request as PollkitRequest<unknown>, served.controller);
+  return handler.handle(request).then(
+    (response) => served.respond(response),
+    (error: unknown) => served.fail(error),
+  );
+}
+
+/** One request being served: its abort controller and the listener that aborts it on a hang-up. */
+class Served {
+  readonly exchange: NodeExchange<unknown>;
+  readonly controller = new AbortController();
+  readonly onClose: () => void;
+  /** The client left before the response finished. */
+  gone = false;
+
+  constructor(exchange: NodeExchange<unknown>) {
+    this.exchange = exchange;
+    const { res } = exchange;
+    this.onClose = () => {
+      // 'close' also fires after a normal end; only an unfinished response means the client left.
+      if (res.writableFinished) return;
+      this.gone = true;
+      this.controller.abort(new AbortedError('The client disconnected'));
     };
-    const response = await handler.handle(request);
-    if (response === null) return false;
-    exchange.onClaim?.();
-    await writeNode(res, response, controller.signal);
-    return true;
-  } catch (error) {
-    exchange.onClaim?.();
+    res.on('close', this.onClose);
+  }
+
+  respond(response: PollkitResponse | null): boolean | Promise<boolean> {
+    const { res } = this.exchange;
+    if (response === null) {
+      res.off('close', this.onClose);
+      return false;
+    }
+    try {
+      this.exchange.onClaim?.();
+      const written = writeNode(res, response, this.#signalFor(response));
+      if (written === undefined) {
+        res.off('close', this.onClose);
+        return true;
+      }
+      return written.then(
+        () => this.#done(),
+        (error: unknown) => this.fail(error),
+      );
+    } catch (error) {
+      return this.fail(error);
+    }
+  }
+
+  fail(error: unknown): boolean | Promise<boolean> {
+    const { res } = this.exchange;
+    try {
+      this.exchange.onClaim?.();
+    } catch {
+      // The framework could not hand the response over; answering below is still the right attempt.
+    }
     if (!res.headersSent && !res.destroyed) {
-      await writeNode(res, problemResponse(errorToProblem(error).problem), controller.signal).catch(() => {});
+      const written = writeNode(res, problemResponse(errorToProblem(error).problem), this.#signalFor(null));
+      if (written !== undefined)
+        return written.then(
+          () => this.#done(),
+          () => this.#done(),
+        );
     } else {
       res.destroy();
     }
+    return this.#done();
+  }
+
+  /**
+   * The signal that stops a write: always the client's when it left; otherwise only for streams, since
+   * the handler may have aborted the signal itself to answer a held poll at shutdown.
+   */
+  #signalFor(response: PollkitResponse | null): AbortSignal | undefined {
+    return this.gone || (response !== null && isStreamBody(response.body)) ? this.controller.signal : undefined;
+  }
+
+  #done(): true {
+    this.exchange.res.off('close', this.onClose);
     return true;
-  } finally {
-    res.off('close', onClose);
   }
 }
 
@@ -91,27 +159,45 @@ interface Flushable {
 
 /**
  * Writes a handler response to a Node `ServerResponse`, flushing every server-sent event and pausing
- * on back-pressure; ends the stream's source when the client leaves.
+ * on back-pressure; ends the stream's source when the client leaves. A JSON answer is written at once
+ * (with a `Content-Length`, so no chunked framing) and nothing is returned; a stream returns the
+ * promise of its end.
  *
  * @example
  * ```ts
  * await writeNode(res, { status: 204, headers: {}, body: null }, signal);
  * ```
  */
-export async function writeNode(res: ServerResponse, response: PollkitResponse, signal: AbortSignal): Promise<void> {
+export function writeNode(
+  res: ServerResponse,
+  response: PollkitResponse,
+  signal?: AbortSignal,
+): Promise<void> | undefined {
   const { body } = response;
-  if (signal.aborted || res.destroyed) {
-    if (isStreamBody(body)) await body[Symbol.asyncIterator]().return?.();
-    return;
+  if (signal?.aborted === true || res.destroyed) {
+    if (isStreamBody(body)) return Promise.resolve(body[Symbol.asyncIterator]().return?.()).then(() => {});
+    return undefined;
   }
   if (!isStreamBody(body)) {
     const headers: Record<string, string | number> = { ...response.headers };
     // A known length lets compression and proxies skip chunked framing for small JSON answers.
     if (body !== null && headers['content-length'] === undefined) headers['content-length'] = Buffer.byteLength(body);
+    // After a 413 the rest of the body was never read; closing is cheaper than draining it. HTTP/2
+    // forbids the header and has no such problem.
+    if (response.status === 413 && res.req.httpVersionMajor === 1) headers['connection'] = 'close';
     res.writeHead(response.status, headers);
     res.end(body ?? undefined);
-    return;
+    return undefined;
   }
+  return writeStream(res, response, body, signal);
+}
+
+async function writeStream(
+  res: ServerResponse,
+  response: PollkitResponse,
+  body: AsyncIterable<string>,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   res.writeHead(response.status, response.headers);
   // Send the headers now: an EventSource reports "open" only once it sees them.
   res.flushHeaders();
@@ -120,7 +206,7 @@ export async function writeNode(res: ServerResponse, response: PollkitResponse, 
   const stop = (): void => {
     void iterator.return?.();
   };
-  signal.addEventListener('abort', stop, { once: true });
+  signal?.addEventListener('abort', stop, { once: true });
   try {
     for (;;) {
       const { done, value } = await iterator.next();
@@ -132,23 +218,23 @@ export async function writeNode(res: ServerResponse, response: PollkitResponse, 
     }
     if (!res.destroyed) res.end();
   } finally {
-    signal.removeEventListener('abort', stop);
+    signal?.removeEventListener('abort', stop);
     await iterator.return?.();
   }
 }
 
-function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
+function drained(res: ServerResponse, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted === true) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       res.off('drain', done);
       res.off('close', done);
-      signal.removeEventListener('abort', done);
+      signal?.removeEventListener('abort', done);
       resolve();
     };
     res.on('drain', done);
     res.on('close', done);
-    signal.addEventListener('abort', done, { once: true });
+    signal?.addEventListener('abort', done, { once: true });
   });
 }
 

@@ -10,9 +10,15 @@
  *
  * @module
  */
-import { type LinkedSignal, linkSignals } from '../core/abort.js';
+import { abortReason } from '../core/abort.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { InvalidArgumentError, OffsetGoneError, OffsetOutOfRangeError, PollkitError } from '../core/errors.js';
+import {
+  AbortedError,
+  InvalidArgumentError,
+  OffsetGoneError,
+  OffsetOutOfRangeError,
+  PollkitError,
+} from '../core/errors.js';
 import {
   DEFAULT_BODY_LIMIT_BYTES,
   DEFAULT_HEARTBEAT_MS,
@@ -40,6 +46,8 @@ import {
 import { type PollkitRequest, type PollkitResponse, getHeader } from './http-types.js';
 import { errorToProblem, makeProblem, problemResponse } from './problems.js';
 import { type SseEvent, SseStream } from './sse.js';
+import { offeredController } from './request-abort.js';
+import { ResumeBatches } from './resume-batches.js';
 import type { TopicPosition } from './stores/topic-store.js';
 
 /** Who may see a job: when `owner` is given, another owner's job behaves as not found. */
@@ -182,6 +190,12 @@ export interface PollkitHandlerOptions<Context = unknown> {
   readonly clock?: Clock;
   /** How long `close()` lets streams finish their last event before ending them, in ms. Default 5000. */
   readonly closeGraceMs?: number;
+  /**
+   * Most held requests that one change resumes in one event-loop turn; the rest resume in the turns
+   * after, so an append that wakes ten thousand long polls answers the first few hundred within
+   * milliseconds instead of building every answer before writing any. Default 256.
+   */
+  readonly resumeBatchSize?: number;
   /** Told about failures that were answered with a 5xx (server bugs) or that ended a stream. */
   readonly onError?: (error: unknown, request: PollkitRequest<Context>) => void;
 }
@@ -191,12 +205,64 @@ interface Target {
   readonly query: URLSearchParams;
 }
 
-interface Held {
+/**
+ * One held request or stream. A long poll whose adapter offered its request's controller (see
+ * `request-abort.ts`) waits on the request's own signal; otherwise the entry links a signal of its own,
+ * being itself the abort listener (`handleEvent`) so the link costs no closures. The handler keeps
+ * thousands of these at once.
+ */
+class Held {
   readonly key: string | undefined;
-  readonly link: LinkedSignal;
-  readonly settled: Promise<void>;
-  readonly settle: () => void;
-  stream?: SseStream;
+  readonly #source: AbortSignal;
+  readonly #controller: AbortController;
+  /** True when `#controller` is the entry's own, listening to `#source`. */
+  readonly #linked: boolean;
+  /** The handler, not the client, aborted the signal (shutdown, or the stream ended). */
+  abortedByHandler = false;
+  /** Made only when `close()` has to wait for this request, not for every held request. */
+  settled: Promise<void> | undefined;
+  settle: (() => void) | undefined;
+  stream: SseStream | undefined;
+
+  constructor(key: string | undefined, source: AbortSignal, shared: AbortController | undefined) {
+    this.key = key;
+    this.#source = source;
+    this.#linked = shared === undefined;
+    this.#controller = shared ?? new AbortController();
+    if (shared !== undefined) return;
+    if (source.aborted) this.#controller.abort(abortReason(source));
+    else source.addEventListener('abort', this);
+  }
+
+  /** Aborts when the client leaves, when the handler shuts down, or when {@link Held.abort} is called. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** The client's signal aborted (linked entries only). */
+  handleEvent(): void {
+    this.dispose();
+    this.#controller.abort(abortReason(this.#source));
+  }
+
+  abort(reason?: unknown): void {
+    this.dispose();
+    if (this.#controller.signal.aborted) return;
+    this.abortedByHandler = true;
+    this.#controller.abort(reason ?? new AbortedError());
+  }
+
+  dispose(): void {
+    if (this.#linked) this.#source.removeEventListener('abort', this);
+  }
+
+  /** Resolves once the request has left the handler. */
+  whenSettled(): Promise<void> {
+    this.settled ??= new Promise<void>((resolve) => {
+      this.settle = resolve;
+    });
+    return this.settled;
+  }
 }
 
 interface Call<Context> {
@@ -270,9 +336,12 @@ export class PollkitHandler<Context = unknown> {
   readonly #closeGraceMs: number;
   readonly #onError: ((error: unknown, request: PollkitRequest<Context>) => void) | undefined;
   readonly #held = new Set<Held>();
+  readonly #batches: ResumeBatches;
   readonly #heldByCaller = new Map<string, number>();
   #closing = false;
   #closed: Promise<void> | undefined;
+  /** What `close()` aborted held requests with; a request signal aborted with it is no hang-up. */
+  #shutdownReason: unknown;
 
   constructor(options: PollkitHandlerOptions<Context> = {}) {
     this.#jobs = options.jobs;
@@ -302,6 +371,10 @@ export class PollkitHandler<Context = unknown> {
     this.#autoCreateTopics = options.autoCreateTopics ?? false;
     this.#clock = options.clock ?? systemClock;
     this.#onError = options.onError;
+    this.#batches = new ResumeBatches({
+      size: integer(options.resumeBatchSize ?? 256, 'resumeBatchSize', 1),
+      clock: this.#clock,
+    });
   }
 
   /** The path prefix this handler answers under. */
@@ -323,37 +396,50 @@ export class PollkitHandler<Context = unknown> {
    * Answers one request. Resolves with `null` when the path is outside the prefix (so the adapter can
    * pass the request on); never rejects.
    */
-  async handle(request: PollkitRequest<Context>): Promise<PollkitResponse | null> {
+  handle(request: PollkitRequest<Context>): Promise<PollkitResponse | null> {
     let target: Target;
     try {
       target = parseTarget(request.url);
     } catch {
-      return problemResponse(
-        makeProblem('bad-request', 'The request target is not a valid URL.', { parameter: 'url' }),
+      return Promise.resolve(
+        problemResponse(makeProblem('bad-request', 'The request target is not a valid URL.', { parameter: 'url' })),
       );
     }
     const rest = this.#relative(target.path);
-    if (rest === undefined) return null;
+    if (rest === undefined) return Promise.resolve(null);
+    // The route's promise is passed on, not awaited in a frame here: a held request then keeps no
+    // suspended frame (with the parsed URL and query) alive for its whole wait.
+    return this.#dispatch(request, target, rest).then(undefined, (error: unknown) => this.#fail(error, request));
+  }
+
+  // Not async, like #route: each async layer that only passes a promise on would cost every held
+  // request one more promise adoption (a reaction, two resolving functions and their context).
+  #dispatch(request: PollkitRequest<Context>, target: Target, rest: string): Promise<PollkitResponse> {
     try {
-      if (this.#closing) return this.#shuttingDown();
+      if (this.#closing) return Promise.resolve(this.#shuttingDown());
       const route = parseRoute(rest);
       if (route === undefined) {
-        return problemResponse(makeProblem('not-found', `Nothing is served at ${clip(target.path, 80)}.`));
+        return Promise.resolve(
+          problemResponse(makeProblem('not-found', `Nothing is served at ${clip(target.path, 80)}.`)),
+        );
       }
       const method = request.method.toUpperCase();
       const allowed = ALLOWED[route.kind];
       if (!allowed.includes(method)) {
-        return problemResponse(
-          makeProblem('method-not-allowed', `${clip(method, 20)} is not allowed here.`),
-          undefined,
-          { allow: allowed.join(', ') },
+        return Promise.resolve(
+          problemResponse(makeProblem('method-not-allowed', `${clip(method, 20)} is not allowed here.`), undefined, {
+            allow: allowed.join(', '),
+          }),
         );
       }
-      const caller = this.#authorize === undefined ? undefined : await this.#authorize(request);
-      const call: Call<Context> = { request, query: target.query, caller };
-      return await this.#route(route, method, call);
+      const authorize = this.#authorize;
+      if (authorize === undefined)
+        return this.#route(route, method, { request, query: target.query, caller: undefined });
+      return Promise.resolve(authorize(request)).then((caller) =>
+        this.#route(route, method, { request, query: target.query, caller }),
+      );
     } catch (error) {
-      return this.#fail(error, request);
+      return Promise.reject(error);
     }
   }
 
@@ -378,8 +464,10 @@ export class PollkitHandler<Context = unknown> {
   async #shutdown(): Promise<void> {
     this.#closing = true;
     const held = [...this.#held];
-    for (const entry of held) entry.link.abort(new PollkitError('The server is shutting down', 'shutting-down'));
-    const all = Promise.all(held.map((entry) => entry.settled));
+    const all = Promise.all(held.map((entry) => entry.whenSettled()));
+    const reason = new PollkitError('The server is shutting down', 'shutting-down');
+    this.#shutdownReason = reason;
+    for (const entry of held) entry.abort(reason);
     let timer: unknown;
     const grace = new Promise<'grace'>((resolve) => {
       timer = this.#clock.setTimeout(() => resolve('grace'), this.#closeGraceMs, { unref: true });
@@ -392,7 +480,8 @@ export class PollkitHandler<Context = unknown> {
     }
   }
 
-  async #route(route: Route, method: string, call: Call<Context>): Promise<PollkitResponse> {
+  /** Every branch is an async method, so nothing here throws synchronously. */
+  #route(route: Route, method: string, call: Call<Context>): Promise<PollkitResponse> {
     switch (route.kind) {
       case 'jobs':
         return method === 'POST' ? this.#submit(call) : this.#list(call);
@@ -535,8 +624,8 @@ export class PollkitHandler<Context = unknown> {
       return { status: 204, headers: { [HEADERS.cacheControl]: 'no-store' }, body: null };
     }
     const entry = this.#enter(call);
-    if (!('link' in entry)) return entry;
-    const signal = entry.link.signal;
+    if (!(entry instanceof Held)) return entry;
+    const signal = entry.signal;
     const closing = (): boolean => this.#closing && !request.signal.aborted;
     async function* events(): AsyncGenerator<SseEvent> {
       let lastVersion = since ?? -1;
@@ -612,7 +701,6 @@ export class PollkitHandler<Context = unknown> {
       minRecords: Math.min(minRecords, limit, this.#maxRecords),
       ...(epoch === undefined ? {} : { epoch }),
     };
-    let result: TopicFetchResult;
     const position = waitMs !== undefined && waitMs > 0 ? await topic.position() : undefined;
     // Only a read that can be answered later is held; a gone or out-of-range offset fails at once.
     if (
@@ -621,21 +709,14 @@ export class PollkitHandler<Context = unknown> {
       offset <= position.highWatermark &&
       position.highWatermark - offset < options.minRecords
     ) {
-      const held = await this.#hold(
+      // Returned, not awaited, so this frame (the parsed query and options) ends before the wait does.
+      return this.#hold(
         call,
         (signal) => topic.read(offset, { ...options, waitMs: waitMs!, signal }),
         () => topic.read(offset, options),
-      );
-      if (held === CLIENT_GONE) return CLIENT_GONE;
-      if (!isFetchResult(held)) return held;
-      result = held;
-    } else {
-      result = await topic.read(offset, options);
+      ).then((held) => (isFetchResult(held) ? fetchAnswer(held, waitMs) : held));
     }
-    return json(200, result, {
-      [HEADERS.vary]: 'Prefer',
-      ...(waitMs === undefined ? {} : { [HEADERS.preferenceApplied]: `wait=${formatSeconds(waitMs)}` }),
-    });
+    return fetchAnswer(await topic.read(offset, options), waitMs);
   }
 
   async #topicEvents(name: string, call: Call<Context>): Promise<PollkitResponse> {
@@ -657,8 +738,8 @@ export class PollkitHandler<Context = unknown> {
     }
     if (from > position.highWatermark) throw new OffsetOutOfRangeError(name, from, position.highWatermark);
     const entry = this.#enter(call);
-    if (!('link' in entry)) return entry;
-    const signal = entry.link.signal;
+    if (!(entry instanceof Held)) return entry;
+    const signal = entry.signal;
     async function* events(): AsyncGenerator<SseEvent> {
       try {
         for await (const record of topic!.subscribe(from!, { signal, epoch: position.epoch })) {
@@ -679,7 +760,8 @@ export class PollkitHandler<Context = unknown> {
 
   // ---- holding --------------------------------------------------------------------------------
 
-  #enter(call: Call<Context>): Held | PollkitResponse {
+  /** Takes a held slot; `shareSignal` (one-shot waits, never streams) waits on the request's own signal if offered. */
+  #enter(call: Call<Context>, shareSignal = false): Held | PollkitResponse {
     if (this.#closing) return this.#shuttingDown();
     if (this.#held.size >= this.#maxHeld) {
       return problemResponse(
@@ -698,24 +780,21 @@ export class PollkitHandler<Context = unknown> {
       }
       this.#heldByCaller.set(key, count + 1);
     }
-    let settle!: () => void;
-    const settled = new Promise<void>((resolve) => {
-      settle = resolve;
-    });
-    const entry: Held = { key, link: linkSignals(call.request.signal), settled, settle };
+    const shared = shareSignal ? offeredController(call.request) : undefined;
+    const entry = new Held(key, call.request.signal, shared);
     this.#held.add(entry);
     return entry;
   }
 
   #leave(entry: Held): void {
     if (!this.#held.delete(entry)) return;
-    entry.link.dispose();
+    entry.dispose();
     if (entry.key !== undefined) {
       const count = (this.#heldByCaller.get(entry.key) ?? 1) - 1;
       if (count <= 0) this.#heldByCaller.delete(entry.key);
       else this.#heldByCaller.set(entry.key, count);
     }
-    entry.settle();
+    entry.settle?.();
   }
 
   /**
@@ -729,13 +808,19 @@ export class PollkitHandler<Context = unknown> {
   ): Promise<T | PollkitResponse> {
     // Arrived before close() but reached its wait after: answered like the ones close() found waiting.
     if (this.#closing) return await current();
-    const entry = this.#enter(call);
-    if (!('link' in entry)) return entry;
+    const entry = this.#enter(call, true);
+    if (!(entry instanceof Held)) return entry;
     try {
-      return await wait(entry.link.signal);
+      const value = await wait(entry.signal);
+      // One change can wake thousands of waits at once; answering them in batches, one batch per
+      // event-loop turn, gets the first answers onto the wire before the last ones are even built.
+      const turn = this.#batches.admit();
+      if (turn !== undefined) await turn;
+      return value;
     } catch (error) {
+      if (this.#closing && entry.abortedByHandler) return await current();
       if (call.request.signal.aborted) return CLIENT_GONE;
-      if (this.#closing && entry.link.signal.aborted) return await current();
+      if (this.#closing && entry.signal.aborted) return await current();
       throw error;
     } finally {
       this.#leave(entry);
@@ -750,7 +835,7 @@ export class PollkitHandler<Context = unknown> {
       // Only the client's hang-up cuts the stream short; a shutdown lets the source send its last event.
       signal: call.request.signal,
       onClose: (error) => {
-        entry.link.abort();
+        entry.abort();
         this.#leave(entry);
         if (error !== undefined) this.#onError?.(error, call.request);
       },
@@ -853,7 +938,7 @@ export class PollkitHandler<Context = unknown> {
 
   #fail(error: unknown, request: PollkitRequest<Context>): PollkitResponse {
     // A body cut off by a hang-up, or a wait ended by one, is nobody's fault and has nobody to tell.
-    if (request.signal.aborted) return CLIENT_GONE;
+    if (request.signal.aborted && request.signal.reason !== this.#shutdownReason) return CLIENT_GONE;
     const { problem, retryAfterSeconds } = errorToProblem(error);
     if (problem.status >= 500 && problem.code !== 'overloaded' && problem.code !== 'shutting-down') {
       this.#onError?.(error, request);
@@ -947,6 +1032,33 @@ function json(status: number, body: unknown, headers: Record<string, string>): P
     headers: { ...headers, [HEADERS.contentType]: MEDIA_TYPES.json, [HEADERS.cacheControl]: 'no-store' },
     body: JSON.stringify(body),
   };
+}
+
+/**
+ * Readers woken by one append share one (frozen) result object, so its JSON is built once and the
+ * string shared; the cache entry goes when the last answer holding the result does.
+ */
+const fetchBodies = new WeakMap<TopicFetchResult, string>();
+
+/** The 200 answer to a topic fetch. */
+function fetchAnswer(result: TopicFetchResult, waitMs: number | undefined): PollkitResponse {
+  const headers: Record<string, string> = {
+    [HEADERS.vary]: 'Prefer',
+    [HEADERS.contentType]: MEDIA_TYPES.json,
+    [HEADERS.cacheControl]: 'no-store',
+  };
+  if (waitMs !== undefined) headers[HEADERS.preferenceApplied] = `wait=${formatSeconds(waitMs)}`;
+  return { status: 200, headers, body: serializeFetch(result) };
+}
+
+function serializeFetch(result: TopicFetchResult): string {
+  if (!Object.isFrozen(result)) return JSON.stringify(result);
+  let body = fetchBodies.get(result);
+  if (body === undefined) {
+    body = JSON.stringify(result);
+    fetchBodies.set(result, body);
+  }
+  return body;
 }
 
 function jobNotFound(id: string): PollkitResponse {

@@ -59,6 +59,7 @@ export interface TopicReadOptions {
   readonly waitMs?: number;
   /** The epoch the caller's offset belongs to; a different current epoch is {@link OffsetGoneError}. */
   readonly epoch?: string;
+  /** Ends a held read early: the promise rejects with the signal's reason. */
   readonly signal?: AbortSignal;
 }
 
@@ -72,6 +73,7 @@ export interface TopicReadOptions {
  * ```
  */
 export interface TopicSubscribeOptions {
+  /** Stops the stream: the pending `next()` rejects with the signal's reason. */
   readonly signal?: AbortSignal;
   /** Records fetched (and held) per batch, 1 to the registry's `maxLimit`. Default 100. */
   readonly bufferSize?: number;
@@ -122,6 +124,9 @@ export interface TopicRegistryOptions {
   /** How long one read inside {@link Topic.subscribe} is held before it is renewed, in milliseconds. Default 30,000. */
   readonly subscribeWaitMs?: number;
 }
+
+/** The answer built from each store read, for the readers that share the read; dropped with the read. */
+const fetchResults = new WeakMap<TopicReadResult, { readonly offset: number; readonly result: TopicFetchResult }>();
 
 /** Topic names: what fits in a URL path segment without escaping. */
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,200}$/;
@@ -177,6 +182,7 @@ interface TopicHost {
  * ```
  */
 export class Topic<Value = unknown> {
+  /** The topic's name in its registry and in URLs: 1 to 200 letters, digits, `.`, `_` or `-`. */
   readonly name: string;
   readonly #host: TopicHost;
   // Shared by every held read of this topic rather than built per read.
@@ -423,15 +429,23 @@ export class Topic<Value = unknown> {
   }
 
   #result(read: TopicReadResult, offset: number): TopicFetchResult<Value> {
-    const records = read.records.map((stored) => stored.record as TopicRecord<Value>);
-    return {
+    // Readers woken together share one store read (see sharedRead), so they share its answer too: one
+    // object, frozen because many callers hold it, which lets the HTTP handler serialize it once.
+    const known = fetchResults.get(read);
+    if (known !== undefined && known.offset === offset && known.result.topic === this.name) {
+      return known.result as TopicFetchResult<Value>;
+    }
+    const records = Object.freeze(read.records.map((stored) => stored.record as TopicRecord<Value>));
+    const result: TopicFetchResult<Value> = Object.freeze({
       topic: this.name,
       epoch: read.position.epoch,
       records,
       nextOffset: offset + records.length,
       highWatermark: read.position.highWatermark,
       earliestOffset: read.position.earliestOffset,
-    };
+    });
+    fetchResults.set(read, { offset, result });
+    return result;
   }
 }
 

@@ -1,5 +1,5 @@
 import { createServer, request as httpRequest } from 'node:http';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { createNodeListener } from '../../src/adapters/node.js';
 import { PollkitHandler } from '../../src/server/handler.js';
 import { JobRegistry } from '../../src/server/job-registry.js';
@@ -89,5 +89,35 @@ describe('pollkit/node specifics', () => {
     expect(((await answer.json()) as { jobs: unknown[] }).jobs).toHaveLength(1);
     expect(seen).toEqual([{ user: 'ann' }]);
     await jobs.close();
+  });
+  it('answers JSON with a Content-Length, not chunked, also for a held read that an append answers', async () => {
+    const topics = new TopicRegistry();
+    topics.topic('t');
+    const handler = new PollkitHandler({ topics });
+    const server = await serve(createNodeListener(handler));
+    const { port } = new URL(server.url);
+    const raw = (path: string) =>
+      new Promise<{ headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ headers: res.headers, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const held = raw('/pollkit/topics/t/records?offset=0&wait=5');
+    await vi.waitFor(() => expect(handler.heldRequests).toBe(1));
+    await topics.topic('t').append({ n: 1 });
+    const answer = await held;
+    expect(answer.headers['transfer-encoding']).toBeUndefined();
+    expect(Number(answer.headers['content-length'])).toBe(Buffer.byteLength(answer.body));
+    expect((JSON.parse(answer.body) as { records: unknown[] }).records).toHaveLength(1);
+    const missing = await raw('/pollkit/topics/nope/records?offset=0');
+    expect(missing.headers['transfer-encoding']).toBeUndefined();
+    expect(Number(missing.headers['content-length'])).toBe(Buffer.byteLength(missing.body));
+    expect(handler.heldRequests).toBe(0);
+    await topics.close();
   });
 });
