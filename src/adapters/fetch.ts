@@ -19,9 +19,10 @@
  */
 import { linkSignals } from '../core/abort.js';
 import { AbortedError } from '../core/errors.js';
+import { problem } from '../core/protocol.js';
 import type { PollkitHandler } from '../server/handler.js';
 import { type BodyReader, type PollkitRequest, isStreamBody, payloadTooLarge } from '../server/http-types.js';
-import { errorToProblem, makeProblem, problemResponse } from '../server/problems.js';
+import { errorToProblem, problemResponse } from '../server/problems.js';
 
 /** Options for {@link createFetchHandler}. */
 export interface FetchHandlerOptions<Context> {
@@ -69,7 +70,7 @@ export function createFetchHandler<Context = unknown>(
       const response = await handler.handle(neutral);
       if (response === null) {
         if (options.onUnmatched !== undefined) return await options.onUnmatched(request);
-        return toResponse(problemResponse(makeProblem('not-found', 'Nothing is served here.')));
+        return toResponse(problemResponse(problem('not-found', 'Nothing is served here.')));
       }
       const { body } = response;
       if (!isStreamBody(body)) return toResponse(response);

@@ -18,8 +18,9 @@
  * @module pollkit/node
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { problem } from '../core/protocol.js';
 import type { PollkitHandler } from '../server/handler.js';
-import { makeProblem, problemResponse } from '../server/problems.js';
+import { problemResponse } from '../server/problems.js';
 import { serveNode, writeNode } from './node-io.js';
 
 /** Options for {@link createNodeListener}. */
@@ -58,7 +59,7 @@ export function createNodeListener<Context = unknown>(
   const unmatched = (req: IncomingMessage, res: ServerResponse, next: ((error?: unknown) => void) | undefined) => {
     if (next !== undefined) next();
     else if (onUnmatched !== undefined) onUnmatched(req, res);
-    else void writeNode(res, problemResponse(makeProblem('not-found', 'Nothing is served here.')));
+    else void writeNode(res, problemResponse(problem('not-found', 'Nothing is served here.')));
   };
   return (req, res, next) => {
     // The URL is the one the client sent: as a plain listener nothing has rewritten it, and as

@@ -267,7 +267,9 @@ export type ProblemCode =
   | 'shutting-down'
   | 'canceled'
   | 'job-failed'
-  | 'job-timeout';
+  | 'job-timeout'
+  | 'unauthorized'
+  | 'internal-error';
 
 /**
  * Every stable problem `code`, with the status and title it is sent with.
@@ -301,6 +303,8 @@ export const PROBLEMS: Readonly<Record<ProblemCode, ProblemDefinition>> = Object
   canceled: { status: 409, title: 'Job canceled' },
   'job-failed': { status: 500, title: 'Job failed' },
   'job-timeout': { status: 504, title: 'Job timed out' },
+  unauthorized: { status: 401, title: 'Unauthorized' },
+  'internal-error': { status: 500, title: 'Internal server error' },
 });
 
 /**

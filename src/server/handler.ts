@@ -32,6 +32,7 @@ import {
   MEDIA_TYPES,
   type TopicFetchResult,
   type TopicRecord,
+  problem,
 } from '../core/protocol.js';
 import {
   type IfNoneMatch,
@@ -44,7 +45,7 @@ import {
   singleParam,
 } from './http-params.js';
 import { type PollkitRequest, type PollkitResponse, getHeader } from './http-types.js';
-import { errorToProblem, makeProblem, problemResponse } from './problems.js';
+import { errorToProblem, problemResponse } from './problems.js';
 import { type SseEvent, SseStream } from './sse.js';
 import { offeredController } from './request-abort.js';
 import { ResumeBatches } from './resume-batches.js';
@@ -402,7 +403,7 @@ export class PollkitHandler<Context = unknown> {
       target = parseTarget(request.url);
     } catch {
       return Promise.resolve(
-        problemResponse(makeProblem('bad-request', 'The request target is not a valid URL.', { parameter: 'url' })),
+        problemResponse(problem('bad-request', 'The request target is not a valid URL.', { parameter: 'url' })),
       );
     }
     const rest = this.#relative(target.path);
@@ -419,15 +420,13 @@ export class PollkitHandler<Context = unknown> {
       if (this.#closing) return Promise.resolve(this.#shuttingDown());
       const route = parseRoute(rest);
       if (route === undefined) {
-        return Promise.resolve(
-          problemResponse(makeProblem('not-found', `Nothing is served at ${clip(target.path, 80)}.`)),
-        );
+        return Promise.resolve(problemResponse(problem('not-found', `Nothing is served at ${clip(target.path, 80)}.`)));
       }
       const method = request.method.toUpperCase();
       const allowed = ALLOWED[route.kind];
       if (!allowed.includes(method)) {
         return Promise.resolve(
-          problemResponse(makeProblem('method-not-allowed', `${clip(method, 20)} is not allowed here.`), undefined, {
+          problemResponse(problem('method-not-allowed', `${clip(method, 20)} is not allowed here.`), undefined, {
             allow: allowed.join(', '),
           }),
         );
@@ -665,9 +664,7 @@ export class PollkitHandler<Context = unknown> {
     if (call.caller?.canReadTopic !== undefined && !call.caller.canReadTopic(name)) return topicNotFound(name);
     const allowed = call.caller?.canAppendTopic?.(name) ?? this.#publicAppends;
     if (!allowed) {
-      return problemResponse(
-        makeProblem('appends-disabled', `Appending to topic ${clip(name)} over HTTP is disabled.`),
-      );
+      return problemResponse(problem('appends-disabled', `Appending to topic ${clip(name)} over HTTP is disabled.`));
     }
     const body = await this.#readJson(call.request);
     if (!isPlainObject(body)) throw new InvalidArgumentError('The body must be a JSON object', 'body');
@@ -765,7 +762,7 @@ export class PollkitHandler<Context = unknown> {
     if (this.#closing) return this.#shuttingDown();
     if (this.#held.size >= this.#maxHeld) {
       return problemResponse(
-        makeProblem('overloaded', `The server holds its maximum of ${this.#maxHeld} requests.`),
+        problem('overloaded', `The server holds its maximum of ${this.#maxHeld} requests.`),
         this.#heldRetryAfter,
       );
     }
@@ -774,7 +771,7 @@ export class PollkitHandler<Context = unknown> {
       const count = this.#heldByCaller.get(key) ?? 0;
       if (count >= this.#maxHeldPerCaller) {
         return problemResponse(
-          makeProblem('too-many-held-requests', `This caller already holds ${count} requests.`),
+          problem('too-many-held-requests', `This caller already holds ${count} requests.`),
           this.#heldRetryAfter,
         );
       }
@@ -933,7 +930,7 @@ export class PollkitHandler<Context = unknown> {
   }
 
   #shuttingDown(): PollkitResponse {
-    return problemResponse(makeProblem('shutting-down', 'The server is shutting down.'), this.#heldRetryAfter);
+    return problemResponse(problem('shutting-down', 'The server is shutting down.'), this.#heldRetryAfter);
   }
 
   #fail(error: unknown, request: PollkitRequest<Context>): PollkitResponse {
@@ -1062,11 +1059,11 @@ function serializeFetch(result: TopicFetchResult): string {
 }
 
 function jobNotFound(id: string): PollkitResponse {
-  return problemResponse(makeProblem('job-not-found', `No job ${clip(id)} is visible to this caller.`));
+  return problemResponse(problem('job-not-found', `No job ${clip(id)} is visible to this caller.`));
 }
 
 function topicNotFound(name: string): PollkitResponse {
-  return problemResponse(makeProblem('topic-not-found', `No topic ${clip(name)} is visible to this caller.`));
+  return problemResponse(problem('topic-not-found', `No topic ${clip(name)} is visible to this caller.`));
 }
 
 function ownerOf(caller: PollkitCaller | undefined): { owner?: string } {

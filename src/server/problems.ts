@@ -12,29 +12,20 @@ import {
   OverloadedError,
   PollkitError,
 } from '../core/errors.js';
-import { HEADERS, MEDIA_TYPES, PROBLEMS, type Problem, problemType } from '../core/protocol.js';
+import {
+  HEADERS,
+  MEDIA_TYPES,
+  PROBLEMS,
+  type Problem,
+  type ProblemCode,
+  type ProblemDefinition,
+  problem,
+  problemType,
+} from '../core/protocol.js';
 import type { PollkitResponse } from './http-types.js';
 
 /**
- * Codes the HTTP layer needs beyond the protocol's `PROBLEMS` table: a caller rejected by the
- * `authorize` hook, and the one code reserved for the server's own bugs.
- */
-const EXTRA_PROBLEMS: Readonly<Record<string, ProblemInfo>> = Object.freeze({
-  unauthorized: { status: 401, title: 'Unauthorized' },
-  'internal-error': { status: 500, title: 'Internal server error' },
-});
-
-/** The status and title a problem code is sent with. */
-export interface ProblemInfo {
-  /** The HTTP status code. */
-  readonly status: number;
-  /** The problem type's short summary. */
-  readonly title: string;
-}
-
-/**
- * The status and title for a problem code, from the protocol's table or the HTTP layer's own; unknown
- * codes give `undefined`.
+ * The status and title for a problem code, or `undefined` for a code the protocol does not define.
  *
  * @example
  * ```ts
@@ -42,32 +33,8 @@ export interface ProblemInfo {
  * console.log(problemInfo('offset-gone')?.status); // 410
  * ```
  */
-export function problemInfo(code: string): ProblemInfo | undefined {
-  if (Object.hasOwn(PROBLEMS, code)) return PROBLEMS[code as keyof typeof PROBLEMS];
-  if (Object.hasOwn(EXTRA_PROBLEMS, code)) return EXTRA_PROBLEMS[code];
-  return undefined;
-}
-
-/**
- * Builds a problem object for any code {@link problemInfo} knows (falling back to 500 otherwise), with
- * `message` mirroring `detail`.
- *
- * @example
- * ```ts
- * import { makeProblem } from 'pollkit/server';
- * const body = makeProblem('invalid-parameter', 'wait must be a number of seconds', { parameter: 'wait' });
- * ```
- */
-export function makeProblem(code: string, detail?: string, extensions: Record<string, unknown> = {}): Problem {
-  const info = problemInfo(code) ?? { status: 500, title: 'Internal server error' };
-  return {
-    ...extensions,
-    type: problemType(code),
-    title: info.title,
-    status: info.status,
-    code,
-    ...(detail === undefined ? {} : { detail, message: detail }),
-  };
+export function problemInfo(code: string): ProblemDefinition | undefined {
+  return Object.hasOwn(PROBLEMS, code) ? PROBLEMS[code as ProblemCode] : undefined;
 }
 
 /** A problem and the `Retry-After` seconds to send with it, if any. */
@@ -93,13 +60,13 @@ export interface MappedProblem {
  * ```
  */
 export function errorToProblem(error: unknown): MappedProblem {
-  if (!PollkitError.is(error)) return { problem: makeProblem('internal-error', 'The server failed to answer.') };
+  if (!PollkitError.is(error)) return { problem: problem('internal-error', 'The server failed to answer.') };
   if (InvalidArgumentError.is(error)) {
-    return { problem: makeProblem('invalid-parameter', error.message, { parameter: error.argument }) };
+    return { problem: problem('invalid-parameter', error.message, { parameter: error.argument }) };
   }
   if (OffsetGoneError.is(error)) {
     return {
-      problem: makeProblem('offset-gone', error.message, {
+      problem: problem('offset-gone', error.message, {
         topic: error.topic,
         offset: error.offset,
         earliestOffset: error.earliestOffset,
@@ -109,7 +76,7 @@ export function errorToProblem(error: unknown): MappedProblem {
   }
   if (OffsetOutOfRangeError.is(error)) {
     return {
-      problem: makeProblem('offset-out-of-range', error.message, {
+      problem: problem('offset-out-of-range', error.message, {
         parameter: 'offset',
         offset: error.offset,
         highWatermark: error.highWatermark,
@@ -119,11 +86,11 @@ export function errorToProblem(error: unknown): MappedProblem {
   if (OverloadedError.is(error)) {
     const ms = error.retryAfterMs;
     return {
-      problem: makeProblem('overloaded', error.message),
+      problem: problem('overloaded', error.message),
       retryAfterSeconds: ms === undefined ? 1 : Math.max(1, Math.ceil(ms / 1000)),
     };
   }
-  if (problemInfo(error.code) !== undefined) return { problem: makeProblem(error.code, error.message) };
+  if (problemInfo(error.code) !== undefined) return { problem: problem(error.code as ProblemCode, error.message) };
   const status = (error as { status?: unknown }).status;
   if (typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599) {
     return {
@@ -137,7 +104,7 @@ export function errorToProblem(error: unknown): MappedProblem {
       },
     };
   }
-  return { problem: makeProblem('internal-error', 'The server failed to answer.') };
+  return { problem: problem('internal-error', 'The server failed to answer.') };
 }
 
 /**
@@ -146,8 +113,8 @@ export function errorToProblem(error: unknown): MappedProblem {
  *
  * @example
  * ```ts
- * import { makeProblem, problemResponse } from 'pollkit/server';
- * const response = problemResponse(makeProblem('shutting-down', 'The server is shutting down.'), 5);
+ * import { problem, problemResponse } from 'pollkit/server';
+ * const response = problemResponse(problem('shutting-down', 'The server is shutting down.'), 5);
  * ```
  */
 export function problemResponse(
