@@ -13,7 +13,9 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import type {
+  NewTopicRecord,
   StoredRecord,
+  TopicAppendResult,
   TopicChange,
   TopicPosition,
   TopicReadResult,
@@ -47,11 +49,7 @@ export class JsonFileTopicStore implements TopicStore {
     this.#logs = new Map(Object.entries(load(path)));
   }
 
-  async append(
-    topic: string,
-    entry: { readonly key: string | null; readonly value: unknown; readonly timestampMs: number },
-    retention: TopicRetention,
-  ): Promise<{ readonly offset: number; readonly position: TopicPosition }> {
+  async append(topic: string, entry: NewTopicRecord, retention: TopicRetention): Promise<TopicAppendResult> {
     const log = this.#log(topic);
     const offset = highWatermark(log);
     const record = { offset, timestamp: new Date(entry.timestampMs).toISOString(), key: entry.key, value: entry.value };

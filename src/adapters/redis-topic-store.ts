@@ -12,7 +12,9 @@ import type { Clock } from '../core/clock.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { randomToken } from '../server/ids.js';
 import type {
+  NewTopicRecord,
   StoredRecord,
+  TopicAppendResult,
   TopicChange,
   TopicPosition,
   TopicReadResult,
@@ -87,16 +89,7 @@ export class RedisTopicStore implements TopicStore {
     return this.#subscription.feed;
   }
 
-  async append(
-    topic: string,
-    entry: { readonly key: string | null; readonly value: unknown; readonly timestampMs: number },
-    retention: TopicRetention,
-  ): Promise<{
-    /** The offset the record got. */
-    readonly offset: number;
-    /** The log's position right after the append. */
-    readonly position: TopicPosition;
-  }> {
+  async append(topic: string, entry: NewTopicRecord, retention: TopicRetention): Promise<TopicAppendResult> {
     const value = entry.value === undefined ? '' : JSON.stringify(entry.value);
     const [offset, epoch, earliestOffset, highWatermark] = (await this.#guard.run((redis) =>
       APPEND_RECORD.run(redis, this.#keys(topic), [

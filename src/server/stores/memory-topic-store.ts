@@ -7,7 +7,9 @@
  */
 import { randomToken } from '../ids.js';
 import type {
+  NewTopicRecord,
   StoredRecord,
+  TopicAppendResult,
   TopicChange,
   TopicPosition,
   TopicReadResult,
@@ -86,16 +88,7 @@ export class MemoryTopicStore implements TopicStore {
     this.#generateEpoch = options.generateEpoch ?? (() => randomToken());
   }
 
-  async append(
-    topic: string,
-    entry: { readonly key: string | null; readonly value: unknown; readonly timestampMs: number },
-    retention: TopicRetention,
-  ): Promise<{
-    /** The offset the appended record got. */
-    readonly offset: number;
-    /** The topic's position right after the append, after retention was applied. */
-    readonly position: TopicPosition;
-  }> {
+  async append(topic: string, entry: NewTopicRecord, retention: TopicRetention): Promise<TopicAppendResult> {
     const log = this.#log(topic);
     const offset = log.highWatermark++;
     const record = Object.freeze({

@@ -98,6 +98,40 @@ export interface TopicReadResult<Value = unknown> {
 }
 
 /**
+ * A record to append, as the registry hands it to a store.
+ *
+ * @example
+ * ```ts
+ * import type { NewTopicRecord } from 'pollkit/server';
+ * const entry: NewTopicRecord = { key: 'order-7', value: { total: 42 }, timestampMs: Date.now() };
+ * ```
+ */
+export interface NewTopicRecord {
+  /** The record's key, or `null`. */
+  readonly key: string | null;
+  /** The value to store; JSON-serializable for shared stores. */
+  readonly value: unknown;
+  /** The append time in epoch milliseconds, kept for retention by age. */
+  readonly timestampMs: number;
+}
+
+/**
+ * What a store answers to an append.
+ *
+ * @example
+ * ```ts
+ * import type { TopicAppendResult } from 'pollkit/server';
+ * const describe = (appended: TopicAppendResult) => `offset ${appended.offset} of ${appended.position.highWatermark}`;
+ * ```
+ */
+export interface TopicAppendResult {
+  /** The offset the appended record got. */
+  readonly offset: number;
+  /** The topic's position right after the append, after retention was applied. */
+  readonly position: TopicPosition;
+}
+
+/**
  * Where topic logs live. A topic springs into existence (empty, with a fresh epoch) the first time
  * any operation names it.
  *
@@ -109,16 +143,7 @@ export interface TopicReadResult<Value = unknown> {
  */
 export interface TopicStore {
   /** Appends one record, applying retention first, and returns its offset and the new position. */
-  append(
-    topic: string,
-    entry: { readonly key: string | null; readonly value: unknown; readonly timestampMs: number },
-    retention: TopicRetention,
-  ): Promise<{
-    /** The offset the appended record got. */
-    readonly offset: number;
-    /** The topic's position right after the append, after retention was applied. */
-    readonly position: TopicPosition;
-  }>;
+  append(topic: string, entry: NewTopicRecord, retention: TopicRetention): Promise<TopicAppendResult>;
   /** Up to `limit` records from `offset`, after applying retention. */
   read(topic: string, offset: number, limit: number, retention: TopicRetention): Promise<TopicReadResult>;
   /** The current position, after applying retention. */
