@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Clock } from '../core/clock.js';
 import { InvalidArgumentError, JobCanceledError, JobFailedError } from '../core/errors.js';
 import { type JobSnapshot, problem, type TopicRecord } from '../core/protocol.js';
 import { type HeadersOption, type FetchFunction, JobClient, TopicClient } from './http.js';
@@ -59,6 +60,24 @@ export function parseResourceUrl(url: string | URL, kind: 'jobs' | 'topics'): Pa
   return { baseUrl: parsed.origin, prefix: path.slice(0, at), name: decodeURIComponent(rest) };
 }
 
+// The bindings build their client from the URL's parts and whichever connection options were given;
+// exactOptionalPropertyTypes forbids passing an explicit undefined through.
+function clientOptions(
+  baseUrl: string,
+  prefix: string,
+  fetch: FetchFunction | undefined,
+  headers: HeadersOption | undefined,
+  clock: Clock | undefined,
+): { baseUrl: string; prefix: string; fetch?: FetchFunction; headers?: HeadersOption; clock?: Clock } {
+  return {
+    baseUrl,
+    prefix,
+    ...(fetch === undefined ? {} : { fetch }),
+    ...(headers === undefined ? {} : { headers }),
+    ...(clock === undefined ? {} : { clock }),
+  };
+}
+
 /** Options for {@link pollJob}. */
 export interface PollJobOptions<Result = unknown>
   extends
@@ -101,13 +120,7 @@ export function pollJob<Result = unknown>(
 ): ShortPoller<JobSnapshot<Result>> {
   const { baseUrl, prefix, name: id } = parseResourceUrl(url, 'jobs');
   const { fetch, headers, rejectOnFailure = true, ...rest } = options;
-  const client = new JobClient({
-    baseUrl,
-    prefix,
-    ...(fetch === undefined ? {} : { fetch }),
-    ...(headers === undefined ? {} : { headers }),
-    ...(rest.clock === undefined ? {} : { clock: rest.clock }),
-  });
+  const client = new JobClient(clientOptions(baseUrl, prefix, fetch, headers, rest.clock));
   return new ShortPoller<JobSnapshot<Result>>({
     ...rest,
     poll: async ({ signal, cursor }) => {
@@ -155,11 +168,7 @@ export function longPollJob<Result = unknown>(
   const { baseUrl, prefix, name: id } = parseResourceUrl(url, 'jobs');
   const { fetch, headers, simpleRequests, rejectOnFailure = true, ...rest } = options;
   const client = new JobClient({
-    baseUrl,
-    prefix,
-    ...(fetch === undefined ? {} : { fetch }),
-    ...(headers === undefined ? {} : { headers }),
-    ...(rest.clock === undefined ? {} : { clock: rest.clock }),
+    ...clientOptions(baseUrl, prefix, fetch, headers, rest.clock),
     ...(simpleRequests === undefined ? {} : { simpleRequests }),
   });
   return new LongPoller<JobSnapshot<Result>, number>({
@@ -231,13 +240,7 @@ export function consumeTopic<Value = unknown>(
     throw new InvalidArgumentError(`consumeTopic option "offset" must be an integer >= 0`, 'offset');
   }
   const { fetch, headers, offset, epoch, limit, minRecords, ...rest } = options;
-  const client = new TopicClient({
-    baseUrl,
-    prefix,
-    ...(fetch === undefined ? {} : { fetch }),
-    ...(headers === undefined ? {} : { headers }),
-    ...(rest.clock === undefined ? {} : { clock: rest.clock }),
-  });
+  const client = new TopicClient(clientOptions(baseUrl, prefix, fetch, headers, rest.clock));
   return new LongPoller<TopicRecord<Value>, TopicCursor>({
     ...rest,
     cursor: { offset, epoch },
