@@ -23,7 +23,7 @@ import EventEmitter from 'eventemitter3';
 import { abortReason, linkSignals, type LinkedSignal } from '../core/abort.js';
 import { type BackoffPolicy, grpcBackoff, withHint } from '../core/backoff.js';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
-import { InvalidArgumentError, PollkitError } from '../core/errors.js';
+import { InvalidArgumentError, OverloadedError, PollkitError } from '../core/errors.js';
 import type { Transport, TransportClose, TransportConnection, TransportMessage } from './transports/transport.js';
 
 /** Options for {@link ReconnectSchedule}. */
@@ -280,6 +280,12 @@ export interface SubscriberOptions<T> {
   readonly dedupeWindow?: number;
   /** The most messages {@link Subscriber.send} queues while disconnected; more are dropped. Default `1000`. */
   readonly sendQueueLimit?: number;
+  /**
+   * The most messages one {@link Subscriber.messages} iterator holds for a consumer that has not read
+   * them yet. A consumer further behind than this gets an {@link OverloadedError} from `next()` instead
+   * of unbounded memory; listeners and other iterators are unaffected. Default `10000`.
+   */
+  readonly iteratorBufferLimit?: number;
   /** How often to check whether buffered sends have been written out. Default `50` ms. */
   readonly flushCheckMs?: number;
   /** Ends the subscriber (reason `aborted`). */
@@ -310,6 +316,7 @@ interface Outbound {
 interface IteratorState<T> {
   readonly buffer: SubscriberMessage<T>[];
   wake: (() => void) | undefined;
+  overflow: OverloadedError | undefined;
 }
 
 const utf8 = (text: string): number => new TextEncoder().encode(text).byteLength;
@@ -349,6 +356,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
   readonly #pingInterval: number;
   readonly #dedupeWindow: number;
   readonly #sendQueueLimit: number;
+  readonly #iteratorBufferLimit: number;
   readonly #flushCheck: number;
   readonly #userSignal: AbortSignal | undefined;
 
@@ -406,6 +414,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     this.#pingInterval = options.pingIntervalMs ?? 15_000;
     this.#dedupeWindow = options.dedupeWindow ?? 1024;
     this.#sendQueueLimit = options.sendQueueLimit ?? 1000;
+    this.#iteratorBufferLimit = options.iteratorBufferLimit ?? 10_000;
     this.#flushCheck = options.flushCheckMs ?? 50;
     checkNumber('Subscriber', 'stableAfterMs', this.#stableAfter, 0);
     checkNumber('Subscriber', 'maxRetries', this.#maxRetries, 0);
@@ -414,6 +423,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     checkNumber('Subscriber', 'pingIntervalMs', this.#pingInterval, 0);
     checkNumber('Subscriber', 'dedupeWindow', this.#dedupeWindow, 0);
     checkNumber('Subscriber', 'sendQueueLimit', this.#sendQueueLimit, 0);
+    checkNumber('Subscriber', 'iteratorBufferLimit', this.#iteratorBufferLimit, 1);
     checkNumber('Subscriber', 'flushCheckMs', this.#flushCheck, 1);
     if (options.cursor !== undefined && typeof options.cursor !== 'string') {
       throw new InvalidArgumentError('Subscriber option "cursor" must be a string', 'cursor');
@@ -525,7 +535,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
    * ```
    */
   messages(): AsyncIterableIterator<SubscriberMessage<T>> {
-    const state: IteratorState<T> = { buffer: [], wake: undefined };
+    const state: IteratorState<T> = { buffer: [], wake: undefined, overflow: undefined };
     if (this.#gone === undefined) this.#iterators.add(state);
     const detach = (): void => {
       this.#iterators.delete(state);
@@ -534,6 +544,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     const iterator: AsyncIterableIterator<SubscriberMessage<T>> = {
       next: async () => {
         for (;;) {
+          if (state.overflow !== undefined) throw state.overflow;
           const message = state.buffer.shift();
           if (message !== undefined) return { done: false, value: message };
           const gone = this.#gone;
@@ -756,7 +767,16 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     };
     this.#safeEmit('message', delivered);
     for (const iterator of this.#iterators) {
-      iterator.buffer.push(delivered);
+      if (iterator.buffer.length >= this.#iteratorBufferLimit) {
+        // A consumer this far behind is cut loose rather than allowed to grow memory without bound.
+        this.#iterators.delete(iterator);
+        iterator.buffer.length = 0;
+        iterator.overflow = new OverloadedError(
+          `The subscriber's iterator fell ${this.#iteratorBufferLimit} messages behind and was ended`,
+        );
+      } else {
+        iterator.buffer.push(delivered);
+      }
       iterator.wake?.();
     }
     // Committed only now, after every listener and iterator has the message: a cut before this line

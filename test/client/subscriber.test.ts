@@ -387,6 +387,36 @@ describe('Subscriber: delivery and the cursor', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('ends an iterator that falls iteratorBufferLimit messages behind, leaving listeners and other iterators alone', async () => {
+    const { subscriber, transport } = setup({ iteratorBufferLimit: 3 });
+    subscriber.start();
+    transport.last.open();
+    const slow = subscriber.messages();
+    const keeping = subscriber.messages();
+    const heard: string[] = [];
+    subscriber.on('message', (message) => heard.push(message.data));
+    const kept: string[] = [];
+    for (const [data, id] of [
+      ['a', '1'],
+      ['b', '2'],
+      ['c', '3'],
+    ] as const) {
+      transport.last.message(data, id);
+      kept.push(((await keeping.next()).value as SubscriberMessage<string>).data);
+    }
+    transport.last.message('d', '4');
+    await expect(slow.next()).rejects.toMatchObject({ code: 'overloaded', retryable: true });
+    await expect(slow.next()).rejects.toMatchObject({ code: 'overloaded' });
+    kept.push(((await keeping.next()).value as SubscriberMessage<string>).data);
+    expect(kept).toEqual(['a', 'b', 'c', 'd']);
+    expect(heard).toEqual(['a', 'b', 'c', 'd']);
+    expect(subscriber.cursor).toBe('4');
+    expect(() => new Subscriber({ transports: new FakeTransport(), iteratorBufferLimit: 0 })).toThrow(
+      InvalidArgumentError,
+    );
+    subscriber.close();
+  });
+
   it('detaches an iterator on break without closing the subscriber', async () => {
     const { subscriber, transport } = setup();
     subscriber.start();
