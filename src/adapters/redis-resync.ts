@@ -11,6 +11,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { positiveInteger, type StoreConnection } from './redis-connection.js';
 import { type FeedNotice, RedisChangeFeed } from './redis-feed.js';
+import { ChangeListeners } from '../server/stores/change-listeners.js';
 
 // How soon a re-check that found the command connection still down tries again.
 const RESYNC_RETRY_MS = 250;
@@ -58,7 +59,7 @@ export class StoreSubscription<Change, Known> {
   readonly #unsubscribe: () => void;
   readonly #clock: Clock;
   readonly #resync: () => Promise<void>;
-  readonly #listeners = new Set<(change: Change) => void>();
+  readonly #listeners = new ChangeListeners<Change>();
   #closed = false;
   #retryTimer: TimerHandle | undefined;
 
@@ -93,22 +94,12 @@ export class StoreSubscription<Change, Known> {
 
   /** Adds a local listener; returns a function that removes it. */
   onChange(listener: (change: Change) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   /** Tells every local listener about a change. */
   emit(change: Change): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(change);
-      } catch (error) {
-        // A faulty listener must not undo a committed change or starve the others.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
+    this.#listeners.emit(change);
   }
 
   /** Schedules the re-check again, once, for when a command failed during it. */

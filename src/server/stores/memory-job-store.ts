@@ -17,6 +17,7 @@ import type {
   SweepResult,
 } from './job-store.js';
 import { MinHeap } from './min-heap.js';
+import { ChangeListeners } from './change-listeners.js';
 
 interface Entry {
   readonly seq: number;
@@ -50,7 +51,7 @@ export class MemoryJobStore implements JobStore {
   #byOwner = new Map<string, IndexItem[]>();
   #dead = 0;
   readonly #expiry = new MinHeap<{ readonly id: string; readonly at: number }>();
-  readonly #listeners = new Set<(change: JobChange) => void>();
+  readonly #listeners = new ChangeListeners<JobChange>();
   #seq = 0;
 
   /** How many jobs the store holds. */
@@ -76,7 +77,7 @@ export class MemoryJobStore implements JobStore {
     }
     if (job.idempotencyKey !== undefined) this.#idempotency.set(idempotencySlot(job.owner, job.idempotencyKey), id);
     if (job.expiresAtMs !== undefined) this.#expiry.push(job.expiresAtMs, { id, at: job.expiresAtMs });
-    this.#emit({ id, version: job.snapshot.version, job });
+    this.#listeners.emit({ id, version: job.snapshot.version, job });
     return { inserted: true, job };
   }
 
@@ -106,7 +107,7 @@ export class MemoryJobStore implements JobStore {
     if (next.expiresAtMs !== undefined && next.expiresAtMs !== current.expiresAtMs) {
       this.#expiry.push(next.expiresAtMs, { id, at: next.expiresAtMs });
     }
-    this.#emit({ id, version: next.snapshot.version, job: next });
+    this.#listeners.emit({ id, version: next.snapshot.version, job: next });
     return next;
   }
 
@@ -157,8 +158,7 @@ export class MemoryJobStore implements JobStore {
   }
 
   onChange(listener: (change: JobChange) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   async close(): Promise<void> {
@@ -181,7 +181,7 @@ export class MemoryJobStore implements JobStore {
     if (job.idempotencyKey !== undefined) this.#idempotency.delete(idempotencySlot(job.owner, job.idempotencyKey));
     this.#dead++;
     if (this.#dead >= COMPACT_MIN_DEAD && this.#dead > this.#jobs.size) this.#compact();
-    this.#emit({ id, version: job.snapshot.version, deleted: true });
+    this.#listeners.emit({ id, version: job.snapshot.version, deleted: true });
   }
 
   #compact(): void {
@@ -194,19 +194,6 @@ export class MemoryJobStore implements JobStore {
     }
     this.#byOwner = byOwner;
     this.#dead = 0;
-  }
-
-  #emit(change: JobChange): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(change);
-      } catch (error) {
-        // One faulty listener must not undo a committed change or starve the others; surface it like EventTarget does.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
   }
 }
 

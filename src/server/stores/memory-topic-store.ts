@@ -16,6 +16,7 @@ import type {
   TopicRetention,
   TopicStore,
 } from './topic-store.js';
+import { ChangeListeners } from './change-listeners.js';
 
 /**
  * Options for {@link MemoryTopicStore}.
@@ -81,7 +82,7 @@ class Log {
  */
 export class MemoryTopicStore implements TopicStore {
   readonly #logs = new Map<string, Log>();
-  readonly #listeners = new Set<(change: TopicChange) => void>();
+  readonly #listeners = new ChangeListeners<TopicChange>();
   readonly #generateEpoch: () => string;
 
   constructor(options: MemoryTopicStoreOptions = {}) {
@@ -100,7 +101,7 @@ export class MemoryTopicStore implements TopicStore {
     log.records.push({ record, timestampMs: entry.timestampMs });
     log.trim(retention);
     const position = log.position();
-    this.#emit({ topic, position });
+    this.#listeners.emit({ topic, position });
     return { offset, position };
   }
 
@@ -127,13 +128,12 @@ export class MemoryTopicStore implements TopicStore {
     log.earliestOffset = 0;
     log.highWatermark = 0;
     const position = log.position();
-    this.#emit({ topic, position });
+    this.#listeners.emit({ topic, position });
     return position;
   }
 
   onChange(listener: (change: TopicChange) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   async close(): Promise<void> {
@@ -144,18 +144,5 @@ export class MemoryTopicStore implements TopicStore {
     let log = this.#logs.get(topic);
     if (log === undefined) this.#logs.set(topic, (log = new Log(this.#generateEpoch())));
     return log;
-  }
-
-  #emit(change: TopicChange): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(change);
-      } catch (error) {
-        // A faulty listener must not undo a committed append or starve the others.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
   }
 }
