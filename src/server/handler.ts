@@ -48,7 +48,6 @@ import { type PollkitRequest, type PollkitResponse, getHeader } from './http-typ
 import { errorToProblem, problemResponse } from './problems.js';
 import { type SseEvent, SseStream } from './sse.js';
 import { offeredController } from './request-abort.js';
-import { ResumeBatches } from './resume-batches.js';
 import type { TopicPosition } from './stores/topic-store.js';
 
 /** Who may see a job: when `owner` is given, another owner's job behaves as not found. */
@@ -191,12 +190,6 @@ export interface PollkitHandlerOptions<Context = unknown> {
   readonly clock?: Clock;
   /** How long `close()` lets streams finish their last event before ending them, in ms. Default 5000. */
   readonly closeGraceMs?: number;
-  /**
-   * Most held requests that one change resumes in one event-loop turn; the rest resume in the turns
-   * after, so an append that wakes ten thousand long polls answers the first few hundred within
-   * milliseconds instead of building every answer before writing any. Default 256.
-   */
-  readonly resumeBatchSize?: number;
   /** Told about failures that were answered with a 5xx (server bugs) or that ended a stream. */
   readonly onError?: (error: unknown, request: PollkitRequest<Context>) => void;
 }
@@ -337,7 +330,6 @@ export class PollkitHandler<Context = unknown> {
   readonly #closeGraceMs: number;
   readonly #onError: ((error: unknown, request: PollkitRequest<Context>) => void) | undefined;
   readonly #held = new Set<Held>();
-  readonly #batches: ResumeBatches;
   readonly #heldByCaller = new Map<string, number>();
   #closing = false;
   #closed: Promise<void> | undefined;
@@ -372,10 +364,6 @@ export class PollkitHandler<Context = unknown> {
     this.#autoCreateTopics = options.autoCreateTopics ?? false;
     this.#clock = options.clock ?? systemClock;
     this.#onError = options.onError;
-    this.#batches = new ResumeBatches({
-      size: integer(options.resumeBatchSize ?? 256, 'resumeBatchSize', 1),
-      clock: this.#clock,
-    });
   }
 
   /** The path prefix this handler answers under. */
@@ -808,12 +796,7 @@ export class PollkitHandler<Context = unknown> {
     const entry = this.#enter(call, true);
     if (!(entry instanceof Held)) return entry;
     try {
-      const value = await wait(entry.signal);
-      // One change can wake thousands of waits at once; answering them in batches, one batch per
-      // event-loop turn, gets the first answers onto the wire before the last ones are even built.
-      const turn = this.#batches.admit();
-      if (turn !== undefined) await turn;
-      return value;
+      return await wait(entry.signal);
     } catch (error) {
       if (this.#closing && entry.abortedByHandler) return await current();
       if (call.request.signal.aborted) return CLIENT_GONE;

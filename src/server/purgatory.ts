@@ -13,8 +13,9 @@
  * @module
  */
 import { abortReason } from '../core/abort.js';
-import type { Clock } from '../core/clock.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import { InvalidArgumentError } from '../core/errors.js';
+import { type Resumable, ResumeBatches } from './resume-batches.js';
 import { TimerTask, TimingWheel } from './timing-wheel.js';
 
 /** What operations watch: a job id, a topic name, a partition… */
@@ -220,6 +221,11 @@ export abstract class DelayedOperation extends TimerTask {
     this._settle(ABORTED);
   }
 
+  /** @internal stops listening to the signal once the operation has left its watcher lists. */
+  _unlisten(): void {
+    this._signal!.removeEventListener('abort', this);
+  }
+
   /** @internal the single gate through which every ending passes. */
   _settle(state: number): boolean {
     const was = this._state;
@@ -237,7 +243,7 @@ Object.defineProperty(DelayedOperation.prototype, '_owner', { value: undefined, 
 const ownerOf = (entry: Entry): DelayedOperation => entry._owner ?? (entry as DelayedOperation);
 
 /** The promise form's operation: holds the check while pending and the value once completed. */
-class WaitOperation<T> extends DelayedOperation {
+class WaitOperation<T> extends DelayedOperation implements Resumable {
   _slot: unknown;
   readonly _resolve: (outcome: WaitOutcome<T> | PromiseLike<WaitOutcome<T>>) => void;
 
@@ -269,6 +275,20 @@ class WaitOperation<T> extends DelayedOperation {
   }
 
   onComplete(): void {
+    // The purgatory paces the resolutions: one walk may settle thousands of waits.
+    this._purgatory!._resume(this);
+  }
+
+  /**
+   * @internal Deferred to {@link WaitOperation.resume}: removing a listener from an `AbortSignal` is the
+   * dearest step of settling an operation, and a walk that settles thousands should end quickly. An
+   * abort in between finds the operation settled and changes nothing.
+   */
+  override _unlisten(): void {}
+
+  /** @internal resolves the promise with how the operation ended (its signal was listened to while it watched). */
+  resume(): void {
+    this._signal?.removeEventListener('abort', this);
     switch (this._state) {
       case COMPLETED:
         this._resolve({ status: 'completed', value: this._slot as T });
@@ -308,6 +328,17 @@ export interface DelayedOperationPurgatoryOptions {
   readonly maxBatch?: number;
   /** Receives errors thrown by `onComplete`/`onExpiration` during expiry. Default: rethrown in a microtask. */
   readonly onError?: (error: unknown) => void;
+  /**
+   * How many `waitFor` promises are resolved together when one walk settles many of them: the first
+   * batch at once, each later one a few microtasks after the one before, so the first resumed callers
+   * finish (say, write their answers) before the last ones start. Default 256.
+   */
+  readonly resumeBatchSize?: number;
+  /**
+   * How long batches may follow each other before the next one waits for an event-loop turn, so one
+   * very large wake-up cannot starve sockets and timers. Default 100 ms.
+   */
+  readonly resumeSliceMs?: number;
 }
 
 /** Counters a server operator wants; see {@link DelayedOperationPurgatory.metrics}. */
@@ -367,6 +398,7 @@ export class DelayedOperationPurgatory {
   #shutdown = false;
   /** Number of checkAndComplete walks running (re-entrant calls nest); lists are compacted only at 0. */
   #walkDepth = 0;
+  readonly #resumes: ResumeBatches;
 
   constructor(options: DelayedOperationPurgatoryOptions = {}) {
     this.name = options.name ?? 'purgatory';
@@ -378,6 +410,12 @@ export class DelayedOperationPurgatory {
       ...(options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
     });
+    this.#resumes = new ResumeBatches({ ...options, clock: options.clock ?? systemClock });
+  }
+
+  /** @internal paces the resolution of settled `waitFor` operations. */
+  _resume(op: Resumable): void {
+    this.#resumes.schedule(op);
   }
 
   /** The timing wheel holding this purgatory's timeouts. */
@@ -641,8 +679,7 @@ export class DelayedOperationPurgatory {
       this.#unlink(op);
       for (let entry = op._extra; entry !== null; entry = entry._nextOfOp) this.#unlink(entry);
       op._extra = null;
-      const signal = op._signal;
-      if (signal !== undefined) signal.removeEventListener('abort', op);
+      if (op._signal !== undefined) op._unlisten();
     }
     switch (state) {
       case COMPLETED:

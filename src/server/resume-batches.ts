@@ -1,112 +1,157 @@
 /**
- * Spreads the resumption of many woken waits over event-loop turns (internal to the handler).
+ * Paces the resumption of many woken waits (internal to the purgatory's promise form).
  *
- * One topic append can complete ten thousand held long polls in one synchronous purgatory walk. Each
- * of them then resumes through the same chain of awaits (topic read → handler → adapter → socket
- * write), and promise continuations run first-in first-out, so every answer takes its first step before
- * any takes its second: no response leaves the process until nearly all the work is done, and the
- * median answer waits almost as long as the last. Letting only a batch continue per turn restores the
- * order "build one, write one": the first batch is on the wire within milliseconds, and between batches
- * the event loop still serves sockets and timers.
+ * One topic append can settle ten thousand held long polls in one synchronous purgatory walk. Were
+ * every promise resolved there, each resumption would take its next step (topic read → handler →
+ * adapter → socket write) only after all the others had taken theirs, because promise reactions run
+ * first in, first out: no answer would leave until nearly all of them were built. Resolving them
+ * `resumeBatchSize` at a time, with `gap` microtask hops between batches, lets each batch run ahead of the next,
+ * so the first answers are on the wire within milliseconds.
  *
- * A batch ends with the turn, which is detected with `setImmediate` (a yield to the event loop, not a
- * delay, so it is not the injected clock's job); where there is none, the clock's zero-delay timer.
+ * The batches follow each other within one microtask drain rather than one event-loop turn apart,
+ * and that matters as much: Node finishes every written response in a `process.nextTick` (its
+ * 'finish' and 'close' bookkeeping, a third of the cost of an answer), and ticks run only once the
+ * drain is over, so the writes still to come do not wait behind the bookkeeping of those already
+ * made. Only after `resumeSliceMs` of continuous resuming does a batch wait for the next event-loop turn,
+ * so that a very large wake-up cannot keep sockets and timers from being served indefinitely.
  *
  * @module
  */
 import type { Clock } from '../core/clock.js';
 import { InvalidArgumentError } from '../core/errors.js';
+import { onLaterTurn } from './later-turn.js';
 
-/** Options for {@link ResumeBatches}. */
+/** Something woken that continues when {@link Resumable.resume} is called. */
+export interface Resumable {
+  resume(): void;
+}
+
+/** Options for {@link ResumeBatches}, named as the purgatory's options that carry them. */
 export interface ResumeBatchesOptions {
-  /** Waits resumed per event-loop turn, at least 1. Default 256. */
-  readonly size?: number;
-  /** Used only where the runtime has no `setImmediate`, for a zero-delay timer. */
+  /** Resumptions per batch, at least 1. Default 256. */
+  readonly resumeBatchSize?: number;
+  /**
+   * Microtask hops between two batches: about the number of awaits from a resumption to its answer's
+   * write, so a batch is written before the next one starts. Default 16.
+   */
+  readonly gap?: number;
+  /** Continuous resuming after which the next batch waits for an event-loop turn. Default 100 ms. */
+  readonly resumeSliceMs?: number;
+  /** Measures the slice; also gives the zero-delay timer where the runtime has no `setImmediate`. */
   readonly clock: Clock;
 }
 
-type Yield = (callback: () => void) => void;
-
 /**
- * Admits up to `size` resumptions per event-loop turn; the rest queue, in arrival order, for later
- * turns. Idle, it schedules nothing.
+ * Runs up to `resumeBatchSize` resumptions at once and queues the rest, in arrival order, for later batches.
+ * Idle, it schedules nothing; a lone wake-up costs one microtask.
  *
  * @example
  * ```ts
  * import { systemClock } from '../core/clock.js';
- * const batches = new ResumeBatches({ size: 256, clock: systemClock });
- * async function resume(): Promise<void> {
- *   const turn = batches.admit();
- *   if (turn !== undefined) await turn; // the 257th and later wait for a later turn
- * }
+ * const batches = new ResumeBatches({ resumeBatchSize: 256, clock: systemClock });
+ * batches.schedule({ resume: () => console.log('woken') }); // runs at once: the batch has room
  * ```
  */
 export class ResumeBatches {
   readonly #size: number;
-  readonly #yield: Yield;
-  readonly #turn = (): void => this.#nextTurn();
-  /** Resumptions admitted in the current turn. */
-  #admitted = 0;
-  #queue: ((() => void) | undefined)[] = [];
+  readonly #gap: number;
+  readonly #sliceMs: number;
+  readonly #clock: Clock;
+  readonly #hop = (): void => this.#onHop();
+  readonly #turn = (): void => this.#onTurn();
+  /** Resumptions run since the queue was last found empty. */
+  #burst = 0;
+  #queue: (Resumable | undefined)[] = [];
   #head = 0;
-  #scheduled = false;
+  /** A hop or turn is scheduled. */
+  #pumping = false;
+  /** Hops left before the next batch. */
+  #hopsLeft = 0;
+  /** When the current run of batches began (clock time), for the slice. */
+  #sliceStart = 0;
 
   constructor(options: ResumeBatchesOptions) {
-    const size = options.size ?? 256;
-    if (!Number.isSafeInteger(size) || size < 1) {
-      throw new InvalidArgumentError(`size must be an integer >= 1, got ${String(size)}`, 'size');
+    this.#size = atLeastOne(options.resumeBatchSize ?? 256, 'resumeBatchSize');
+    this.#gap = atLeastOne(options.gap ?? 16, 'gap');
+    const sliceMs = options.resumeSliceMs ?? 100;
+    if (typeof sliceMs !== 'number' || Number.isNaN(sliceMs) || sliceMs < 0) {
+      throw new InvalidArgumentError(`resumeSliceMs must be a number >= 0, got ${String(sliceMs)}`, 'resumeSliceMs');
     }
-    this.#size = size;
-    const { clock } = options;
-    const immediate = (globalThis as { setImmediate?: (callback: () => void) => unknown }).setImmediate;
-    this.#yield =
-      typeof immediate === 'function'
-        ? (callback) => void immediate(callback)
-        : (callback) => void clock.setTimeout(callback, 0, { unref: true });
+    this.#sliceMs = sliceMs;
+    this.#clock = options.clock;
   }
 
-  /** Resumptions waiting for a later turn. */
+  /** Resumptions waiting for a later batch. */
   get queued(): number {
     return this.#queue.length - this.#head;
   }
 
-  /**
-   * `undefined` when the caller may go on in this turn (no promise, no extra tick: the common case of
-   * a few wake-ups); otherwise a promise that resolves in the turn of its batch.
-   */
-  admit(): Promise<void> | undefined {
-    this.#schedule();
-    if (this.#admitted < this.#size && this.#head === this.#queue.length) {
-      this.#admitted++;
-      return undefined;
+  /** Resumes `woken` now when the current batch has room and nothing is queued before it; else queues it. */
+  schedule(woken: Resumable): void {
+    if (this.#burst < this.#size && this.#head === this.#queue.length) {
+      this.#burst++;
+      if (!this.#pumping) this.#startPump();
+      woken.resume();
+      return;
     }
-    return new Promise<void>((resolve) => {
-      this.#queue.push(resolve);
-    });
+    this.#queue.push(woken);
+    if (!this.#pumping) this.#startPump();
   }
 
-  #schedule(): void {
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    this.#yield(this.#turn);
+  #startPump(): void {
+    this.#pumping = true;
+    this.#hopsLeft = this.#gap;
+    this.#sliceStart = this.#clock.now();
+    queueMicrotask(this.#hop);
   }
 
-  #nextTurn(): void {
-    this.#scheduled = false;
-    this.#admitted = 0;
+  #onHop(): void {
+    if (this.#head === this.#queue.length) {
+      // Nothing waits: the burst is over, and the next wake-up starts a fresh one.
+      this.#stop();
+      return;
+    }
+    if (--this.#hopsLeft > 0) {
+      queueMicrotask(this.#hop);
+      return;
+    }
+    if (this.#clock.now() - this.#sliceStart >= this.#sliceMs) {
+      onLaterTurn(this.#clock, this.#turn);
+      return;
+    }
+    this.#release();
+  }
+
+  #onTurn(): void {
+    this.#sliceStart = this.#clock.now();
+    this.#release();
+  }
+
+  #release(): void {
     const queue = this.#queue;
     const end = Math.min(queue.length, this.#head + this.#size);
+    this.#hopsLeft = this.#gap;
+    queueMicrotask(this.#hop);
     while (this.#head < end) {
-      const resolve = queue[this.#head]!;
+      const woken = queue[this.#head]!;
       queue[this.#head++] = undefined;
-      this.#admitted++;
-      resolve();
+      woken.resume();
     }
     if (this.#head === queue.length) {
       this.#queue = [];
       this.#head = 0;
     }
-    // The batch just released resumes in this turn's microtasks; the next turn starts a fresh count.
-    if (this.#admitted > 0) this.#schedule();
   }
+
+  #stop(): void {
+    this.#pumping = false;
+    this.#burst = 0;
+  }
+}
+
+function atLeastOne(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidArgumentError(`${name} must be an integer >= 1, got ${String(value)}`, name);
+  }
+  return value;
 }

@@ -20,6 +20,7 @@ import {
   PollkitError,
 } from '../core/errors.js';
 import type { TopicFetchResult, TopicRecord } from '../core/protocol.js';
+import { onLaterTurn } from './later-turn.js';
 import { DelayedOperationPurgatory } from './purgatory.js';
 import { MemoryTopicStore } from './stores/memory-topic-store.js';
 import type { TopicChange, TopicPosition, TopicReadResult, TopicRetention, TopicStore } from './stores/topic-store.js';
@@ -678,7 +679,9 @@ function topicKey(name: string): string {
 
 // One append wakes every reader of the topic at once; those at the same offset would all make the
 // same store read, so they share it. The shared read is tied to the hint's epoch and high watermark,
-// so a reader woken by a later change never reuses a read made before that change.
+// so a reader woken by a later change never reuses a read made before that change. The purgatory
+// resumes woken readers in batches a few microtasks apart, so the read stays shared until the turn
+// after it settled (and no longer: retention may trim the log without any append).
 function sharedRead(
   host: TopicHost,
   name: string,
@@ -702,7 +705,8 @@ function sharedRead(
   const forget = (): void => {
     if (hint.read === entry) hint.read = undefined;
   };
-  promise.then(forget, forget);
+  const forgetLater = (): void => onLaterTurn(host.clock, forget);
+  promise.then(forgetLater, forgetLater);
   return promise;
 }
 

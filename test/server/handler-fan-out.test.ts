@@ -13,13 +13,12 @@ afterEach(async () => {
 
 function setup(resumeBatchSize: number) {
   const clock = new ManualClock({ seed: 3 });
-  const purgatory = new DelayedOperationPurgatory({ clock });
+  const purgatory = new DelayedOperationPurgatory({ clock, resumeBatchSize });
   const topics = new TopicRegistry({ clock, purgatory });
   topics.topic('fan');
   const handler = new PollkitHandler({
     clock,
     topics,
-    resumeBatchSize,
     waitJitter: 0,
     maxHeldRequests: 10_000,
     maxHeldPerCaller: 10_000,
@@ -28,7 +27,7 @@ function setup(resumeBatchSize: number) {
     await handler.close();
     await topics.close();
   });
-  return { topics, handler };
+  return { topics, handler, purgatory };
 }
 
 function heldRead(handler: PollkitHandler, url: string): Promise<PollkitResponse | null> {
@@ -72,23 +71,33 @@ describe('one append answering many held reads', () => {
     }
   });
 
-  it('answers the first batch before the last reads resume, one batch per event-loop turn', async () => {
-    const { topics, handler } = setup(50);
+  it('answers the first batch before the later reads resume, and every read within the same drain', async () => {
+    const { topics, handler, purgatory } = setup(50);
+    const log: string[] = [];
+    // Records when each held read's wait resolves, ahead of the read's own continuation.
+    const waitFor = purgatory.waitFor.bind(purgatory);
+    vi.spyOn(purgatory, 'waitFor').mockImplementation((keys, check, options) => {
+      const wait = waitFor(keys, check, options);
+      wait.then(
+        () => log.push('woken'),
+        () => {},
+      );
+      return wait;
+    });
     const { answered, pending } = await holdAll(handler, 230, '/pollkit/topics/fan/records?offset=0&wait=30');
+    const done = Promise.all(pending.map((answer) => answer.then(() => void log.push('answer'))));
     await topics.topic('fan').append({ n: 1 });
-    const perTurn: number[] = [];
-    while (answered.length < 230) {
-      const before = answered.length;
-      await nextTurn();
-      perTurn.push(answered.length - before);
-    }
-    await Promise.all(pending);
-    // The first answers exist while most reads are still waiting for their turn …
-    expect(perTurn[0]).toBeGreaterThan(0);
-    expect(perTurn[0]).toBeLessThanOrEqual(50);
-    // … and no turn resumes more than one batch.
-    for (const count of perTurn) expect(count).toBeLessThanOrEqual(50);
-    expect(perTurn.filter((count) => count > 0).length).toBeGreaterThanOrEqual(5);
+    await nextTurn();
+    // All 230 answers exist one event-loop turn after the append (the manual clock never reaches
+    // the default 100 ms slice) …
+    expect(answered).toHaveLength(230);
+    await done;
+    // … yet the first batch of 50 was answered before any later read resumed.
+    expect(log.indexOf('answer')).toBeLessThanOrEqual(50);
+    expect(log.slice(0, log.indexOf('answer')).every((entry) => entry === 'woken')).toBe(true);
+    expect(log.filter((entry) => entry === 'woken')).toHaveLength(230);
+    // Answers and wake-ups interleave batch by batch rather than all wake-ups first.
+    expect(log.lastIndexOf('woken')).toBeGreaterThan(log.indexOf('answer'));
     expect(handler.heldRequests).toBe(0);
   });
 

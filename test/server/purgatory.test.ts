@@ -520,6 +520,59 @@ describe('DelayedOperationPurgatory.waitFor', () => {
     expect(purgatory.metrics()).toMatchObject({ watched: 0, watchedKeys: 0, pending: 0 });
   });
 
+  it('one walk settling many waits resolves them in order, resumeBatchSize at a time, before the next turn', async () => {
+    const clock = new ManualClock();
+    const purgatory = new DelayedOperationPurgatory({ clock, resumeBatchSize: 100 });
+    const latest: { value?: number } = {};
+    const resolved: number[] = [];
+    /** How many waits had resolved when each of the first waits' continuations ran 5 awaits later. */
+    const seenByFirst: number[] = [];
+    const waits = Array.from({ length: 1000 }, (_, i) =>
+      purgatory
+        .waitFor(['hot'], () => latest.value, { timeoutMs: 5000 })
+        .then(async (outcome) => {
+          resolved.push(i);
+          if (i < 100) {
+            for (let hop = 0; hop < 5; hop++) await null;
+            seenByFirst.push(resolved.length);
+          }
+          return outcome;
+        }),
+    );
+    latest.value = 1;
+    expect(purgatory.checkAndComplete('hot')).toBe(1000);
+    // Settled at once (the walk is synchronous: metrics and watcher lists are exact) …
+    expect(purgatory.metrics()).toMatchObject({ pending: 0, watched: 0, completions: 1000 });
+    await new Promise((resolve) => setImmediate(resolve));
+    // … resumed in arrival order within the same microtask drain …
+    expect(resolved).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    // … and the first batch got ahead: a few awaits later, the second batch had not started.
+    expect(Math.max(...seenByFirst)).toBe(100);
+    const outcomes = await Promise.all(waits);
+    expect(outcomes.every((outcome) => outcome.status === 'completed' && outcome.value === 1)).toBe(true);
+  });
+
+  it('an abort or shutdown after a wait settled, before it resumed, leaves its outcome alone', async () => {
+    const purgatory = new DelayedOperationPurgatory({ clock: new ManualClock(), resumeBatchSize: 1 });
+    const latest: { value?: string } = {};
+    const controllers = [new AbortController(), new AbortController(), new AbortController()];
+    const waits = controllers.map((controller) =>
+      purgatory.waitFor(['k'], () => latest.value, { timeoutMs: 5000, signal: controller.signal }),
+    );
+    latest.value = 'v';
+    purgatory.checkAndComplete('k');
+    // Only the first is resumed yet; the others are settled and queued.
+    for (const controller of controllers) controller.abort(new AbortedError('too late'));
+    purgatory.shutdown();
+    for (const wait of waits) await expect(wait).resolves.toEqual({ status: 'completed', value: 'v' });
+    expect(purgatory.metrics()).toMatchObject({ completions: 3, aborts: 0, shutdowns: 0 });
+  });
+
+  it('rejects a bad resumeBatchSize or resumeSliceMs', () => {
+    expect(() => new DelayedOperationPurgatory({ resumeBatchSize: 0 })).toThrow(/resumeBatchSize/);
+    expect(() => new DelayedOperationPurgatory({ resumeSliceMs: -5 })).toThrow(/resumeSliceMs/);
+  });
+
   it('random deadlines: nothing expires early and nothing is far late (ManualClock, auto mode)', async () => {
     const clock = new ManualClock({ start: 5000.25 });
     const purgatory = new DelayedOperationPurgatory({ clock });
