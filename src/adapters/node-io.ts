@@ -62,8 +62,11 @@ export function serveNode<Context>(
     signal: served.controller.signal,
     secure: (req.socket as { encrypted?: boolean }).encrypted === true,
   };
-  // GET and HEAD bodies are never read, so a held poll does not carry a reader for one.
+  // GET and HEAD bodies are never read, so a held poll does not carry a reader for one. Draining the
+  // (empty) stream now rather than letting Node do it when the response finishes moves its end and
+  // teardown off the moment one append answers thousands of held polls at once.
   if (method !== 'GET' && method !== 'HEAD') (request as { readBody?: BodyReader }).readBody = bodyReader(exchange);
+  else req.resume();
   const remoteAddress = req.socket.remoteAddress;
   if (remoteAddress !== undefined) (request as { remoteAddress?: string }).remoteAddress = remoteAddress;
   if (exchange.context !== undefined) (request as { context?: Context }).context = exchange.context;

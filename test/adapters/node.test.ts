@@ -120,4 +120,31 @@ describe('pollkit/node specifics', () => {
     expect(handler.heldRequests).toBe(0);
     await topics.close();
   });
+
+  it('drains a held GET’s request stream on arrival, not when one append answers it among thousands', async () => {
+    const topics = new TopicRegistry();
+    topics.topic('t');
+    const handler = new PollkitHandler({ topics });
+    const listener = createNodeListener(handler);
+    const arrived: import('node:http').IncomingMessage[] = [];
+    const server = await serve((req, res) => {
+      arrived.push(req);
+      listener(req, res);
+    });
+    const { port } = new URL(server.url);
+    const answered = new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/pollkit/topics/t/records?offset=0&wait=5' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    await vi.waitFor(() => expect(handler.heldRequests).toBe(1));
+    // Held, not yet answered, and the request stream has already ended and been released.
+    await vi.waitFor(() => expect(arrived[0]!.readableEnded).toBe(true));
+    await topics.topic('t').append({ n: 1 });
+    expect(await answered).toBe(200);
+    await topics.close();
+  });
 });
