@@ -1,7 +1,8 @@
 /**
  * The server under test of `bench/http.ts`, run as a forked child (with `--expose-gc`) so its heap,
  * RSS and CPU time are its own. One process serves one scenario: pollkit behind one adapter (node,
- * express, fastify, koa, hono) or the naive baseline of `bench/http-naive.ts`.
+ * express, fastify, koa, hono), the naive baseline of `bench/http-naive.ts`, or one of the lower bounds
+ * of `bench/http-floor.ts`.
  *
  * Commands arrive as IPC messages ({@link ServerCommand}); each is answered with one reply. It listens
  * on 127.0.0.1 only.
@@ -29,6 +30,7 @@ import { PollkitHandler } from '../src/server/handler.js';
 import { JobRegistry } from '../src/server/job-registry.js';
 import { DelayedOperationPurgatory } from '../src/server/purgatory.js';
 import { TopicRegistry } from '../src/server/topic.js';
+import { type FloorServer, createFloorServer } from './http-floor.js';
 import { type NaiveServer, createNaiveServer } from './http-naive.js';
 
 /** A framework pollkit has an adapter for (`node` is the bare `node:http` listener). */
@@ -37,9 +39,9 @@ export type Framework = 'node' | 'express' | 'fastify' | 'koa' | 'hono';
 /**
  * Which server a process runs: pollkit behind a framework's adapter, the same framework answering a
  * fixed job body from a plain route (`plain-…`, so the adapter's own share can be told from the
- * framework's), or the naive long-poll baseline.
+ * framework's), the naive long-poll baseline, or a lower bound (`floor-http`, `floor-socket`).
  */
-export type ServerKind = Framework | `plain-${Framework}` | 'naive';
+export type ServerKind = Framework | `plain-${Framework}` | 'naive' | 'floor-http' | 'floor-socket';
 
 /** A command from the orchestrator. */
 export type ServerCommand =
@@ -63,7 +65,8 @@ export type ServerCommand =
 // Jitter off: the benchmark wants every held request to wait exactly as long as asked.
 const benchClock: Clock = { ...systemClock, random: () => 0 };
 
-let naive: NaiveServer | undefined;
+/** The naive server or a floor: a baseline that answers every held fetch of a topic when appended to. */
+let baseline: NaiveServer | FloorServer | undefined;
 let handler: PollkitHandler | undefined;
 let purgatory: DelayedOperationPurgatory | undefined;
 let topics: TopicRegistry | undefined;
@@ -83,12 +86,12 @@ async function start(kind: ServerKind): Promise<Record<string, unknown>> {
     const server = await buildPlain(kind.slice('plain-'.length) as Framework);
     return { port: await listenOn(server), jobId: 'plain' };
   }
-  if (kind === 'naive') {
-    naive = createNaiveServer();
-    naive.server.keepAliveTimeout = 120_000;
-    naive.server.headersTimeout = 0;
-    naive.server.requestTimeout = 0;
-    return { port: await listenOn(naive.server) };
+  if (kind === 'naive' || kind === 'floor-http' || kind === 'floor-socket') {
+    baseline = kind === 'naive' ? createNaiveServer() : createFloorServer(kind === 'floor-http' ? 'http' : 'socket');
+    baseline.server.keepAliveTimeout = 120_000;
+    baseline.server.headersTimeout = 0;
+    baseline.server.requestTimeout = 0;
+    return { port: await listenOn(baseline.server) };
   }
   purgatory = new DelayedOperationPurgatory({ name: 'bench', clock: benchClock });
   topics = new TopicRegistry({ purgatory, clock: benchClock });
@@ -219,7 +222,7 @@ function stats(gc: boolean): Record<string, unknown> {
     heapUsed: memory.heapUsed,
     rss: memory.rss,
     external: memory.external + memory.arrayBuffers,
-    held: handler?.heldRequests ?? naive?.held() ?? 0,
+    held: handler?.heldRequests ?? baseline?.held() ?? 0,
     purgatoryPending: metrics?.pending ?? 0,
     purgatoryWatched: metrics?.watched ?? 0,
     purgatoryDelayed: metrics?.delayed ?? 0,
@@ -229,8 +232,8 @@ function stats(gc: boolean): Record<string, unknown> {
 async function append(topic: string, bytes: number | undefined): Promise<Record<string, unknown>> {
   const value = bytes === undefined ? { n: 1 } : { pad: 'x'.repeat(bytes) };
   const at = performance.timeOrigin + performance.now();
-  if (naive !== undefined) {
-    const offset = naive.append(topic, value);
+  if (baseline !== undefined) {
+    const offset = baseline.append(topic, value);
     return { at, offset, appendMs: performance.timeOrigin + performance.now() - at };
   }
   const offset = await topics!.topic(topic).append(value);

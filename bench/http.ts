@@ -9,7 +9,9 @@
  *    may open at most 20 000 files), heap and RSS per held request, server CPU while they sit idle, and
  *    the time one append takes to answer 10 000 of them (p50/p99/max) — for pollkit behind the
  *    `pollkit/node` adapter and, beside it, for a naive server (a `setTimeout` and a closure per
- *    request, one array scanned per append). After the clients hang up, the held count must be 0.
+ *    request, one array scanned per append) and for two lower bounds (`bench/http-floor.ts`): bare
+ *    `node:http` answering from one loop with a prebuilt body, and the same bytes written straight onto
+ *    the sockets. After the clients hang up, the held count must be 0.
  * 2. Short polling every 1 s against long polling: requests and bytes per delivered event.
  * 3. Adapter overhead: requests per second for `GET {p}/jobs/{id}` through express, fastify, koa and
  *    hono, as a ratio of the bare `pollkit/node` listener (and of each framework's own plain route).
@@ -17,7 +19,8 @@
  *    nothing left held after the clients hang up.
  *
  * `--quick` shrinks every count and duration for a smoke run under a minute (and skips section 4);
- * `--only=1,4` runs just those sections.
+ * `--only=1,4` runs just those sections; `--held=node,floor-http` runs just those servers in section 1
+ * (`node`, `naive`, `floor-http`, `floor-socket`), say to profile one of them.
  *
  * @module
  */
@@ -33,6 +36,11 @@ const only = process.argv
   ?.slice('--only='.length)
   .split(',');
 const runs = (section: string): boolean => (only === undefined ? !(quick && section === '4') : only.includes(section));
+/** `--held=node,naive` runs just those servers in section 1. */
+const heldOnly = process.argv
+  .find((arg) => arg.startsWith('--held='))
+  ?.slice('--held='.length)
+  .split(',');
 /**
  * `BENCH_HTTP_PROFILE=<dir>` writes V8 CPU profiles there: of each section-1 server while idle and during
  * the fan-out only, and of every other server process for its whole life.
@@ -159,11 +167,20 @@ interface HoldFigures {
 }
 
 /** Scenario 1 for one server kind. */
-async function heldLongPolls(kind: 'node' | 'naive', loads: readonly Child[]): Promise<HoldFigures> {
+type HeldKind = 'node' | 'naive' | 'floor-http' | 'floor-socket';
+
+const HELD_LABELS: Readonly<Record<HeldKind, string>> = {
+  node: 'pollkit (pollkit/node)',
+  naive: 'naive (timer + closure + array scan)',
+  'floor-http': 'floor: bare node:http (one loop, prebuilt body, writeHead + end)',
+  'floor-socket': 'floor: prebuilt bytes written onto each socket (no node:http response)',
+};
+
+async function heldLongPolls(kind: HeldKind, loads: readonly Child[]): Promise<HoldFigures> {
   // Profiled during the fan-out only (see BENCH_HTTP_PROFILE).
   const { server, port } = await startServer(kind, false);
   try {
-    const base = kind === 'naive' ? '/naive' : '/pollkit';
+    const base = kind === 'node' ? '/pollkit' : kind === 'naive' ? '/naive' : '/floor';
     // Both topics are empty, so offset 0 is the high watermark: every fetch is held.
     const fanPath = `${base}/topics/fan/records?offset=0&wait=600`;
     const idlePath = `${base}/topics/idle/records?offset=0&wait=600`;
@@ -333,12 +350,12 @@ async function main(): Promise<void> {
 
 async function section1(loads: readonly Child[]): Promise<void> {
   console.log(`\n1. ${HOLD} held long polls (${HOLD / loads.length} per load process); one append answers ${FAN_OUT}`);
-  const held: HoldFigures[] = [];
-  for (const kind of ['node', 'naive'] as const) {
+  const held = new Map<HeldKind, HoldFigures>();
+  const kinds = (Object.keys(HELD_LABELS) as HeldKind[]).filter((kind) => heldOnly?.includes(kind) ?? true);
+  for (const kind of kinds) {
     const figures = await heldLongPolls(kind, loads);
-    held.push(figures);
-    const label = kind === 'node' ? 'pollkit (pollkit/node)' : 'naive (timer + closure + array scan)';
-    console.log(`  ${label}`);
+    held.set(kind, figures);
+    console.log(`  ${HELD_LABELS[kind]}`);
     console.log(`    held at once         ${figures.held} (set up in ${ms(figures.setupMs)})`);
     console.log(`    heap per held        ${kib(figures.heapPerHeld)}   (heap ${mib(figures.heapTotal)})`);
     console.log(`    RSS per held         ${kib(figures.rssPerHeld)}   (RSS ${mib(figures.rssTotal)})`);
@@ -353,11 +370,27 @@ async function section1(loads: readonly Child[]): Promise<void> {
     console.log(`    server CPU answering   ${ms(figures.fanOut.serverCpuMs)} (${perAnswer.toFixed(0)} µs per answer)`);
     console.log(`    left held after hang-up ${figures.leftHeld}`);
   }
-  const [pollkit, naive] = held as [HoldFigures, HoldFigures];
+  const pollkit = held.get('node');
+  const naive = held.get('naive');
+  const floor = held.get('floor-http');
+  const socket = held.get('floor-socket');
+  if (pollkit === undefined || naive === undefined || floor === undefined || socket === undefined) return;
   console.log(
     `  ratio naive/pollkit: heap per held ×${(naive.heapPerHeld / pollkit.heapPerHeld).toFixed(2)}, ` +
       `fan-out p99 ×${(naive.fanOut.p99 / pollkit.fanOut.p99).toFixed(2)}, ` +
       `idle CPU ×${(naive.idleCpuPercent / Math.max(pollkit.idleCpuPercent, 0.01)).toFixed(2)}`,
+  );
+  console.log(
+    `  ratio pollkit/floor (node:http): fan-out p99 ×${(pollkit.fanOut.p99 / floor.fanOut.p99).toFixed(2)}, ` +
+      `first answer +${ms(pollkit.fanOut.first - floor.fanOut.first)}, ` +
+      `heap per held ×${(pollkit.heapPerHeld / floor.heapPerHeld).toFixed(2)}`,
+  );
+  // The issue's target, judged beside what this machine allows in the same run.
+  const target = 250;
+  const verdict = (figures: HoldFigures): string => (figures.fanOut.p99 < target ? 'under' : 'over');
+  console.log(
+    `  p99 target < ${target} ms: pollkit ${verdict(pollkit)} (${ms(pollkit.fanOut.p99)}); ` +
+      `bare node:http ${verdict(floor)} (${ms(floor.fanOut.p99)}); raw socket writes ${verdict(socket)} (${ms(socket.fanOut.p99)})`,
   );
 }
 
