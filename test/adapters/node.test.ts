@@ -1,4 +1,4 @@
-import { createServer, request as httpRequest } from 'node:http';
+import { type IncomingMessage, createServer, request as httpRequest } from 'node:http';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { createNodeListener } from '../../src/adapters/node.js';
 import { PollkitHandler } from '../../src/server/handler.js';
@@ -126,7 +126,7 @@ describe('pollkit/node specifics', () => {
     topics.topic('t');
     const handler = new PollkitHandler({ topics });
     const listener = createNodeListener(handler);
-    const arrived: import('node:http').IncomingMessage[] = [];
+    const arrived: IncomingMessage[] = [];
     const server = await serve((req, res) => {
       arrived.push(req);
       listener(req, res);
