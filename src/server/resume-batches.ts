@@ -5,15 +5,15 @@
  * every promise resolved there, each resumption would take its next step (topic read → handler →
  * adapter → socket write) only after all the others had taken theirs, because promise reactions run
  * first in, first out: no answer would leave until nearly all of them were built. Resolving them
- * `resumeBatchSize` at a time, with `gap` microtask hops between batches, lets each batch run ahead of the next,
- * so the first answers are on the wire within milliseconds.
+ * `resumeBatchSize` at a time, with `gap` microtask hops between batches, lets each batch run ahead
+ * of the next, so the first answers are on the wire within milliseconds.
  *
  * The batches follow each other within one microtask drain rather than one event-loop turn apart,
  * and that matters as much: Node finishes every written response in a `process.nextTick` (its
  * 'finish' and 'close' bookkeeping, a third of the cost of an answer), and ticks run only once the
  * drain is over, so the writes still to come do not wait behind the bookkeeping of those already
- * made. Only after `resumeSliceMs` of continuous resuming does a batch wait for the next event-loop turn,
- * so that a very large wake-up cannot keep sockets and timers from being served indefinitely.
+ * made. Only after `resumeSliceMs` of continuous resuming does a batch wait for the next event-loop
+ * turn, so that a very large wake-up cannot keep sockets and timers from being served indefinitely.
  *
  * @module
  */
@@ -42,8 +42,8 @@ export interface ResumeBatchesOptions {
 }
 
 /**
- * Runs up to `resumeBatchSize` resumptions at once and queues the rest, in arrival order, for later batches.
- * Idle, it schedules nothing; a lone wake-up costs one microtask.
+ * Runs up to `resumeBatchSize` resumptions at once and queues the rest, in arrival order, for later
+ * batches. Idle, it schedules nothing; a lone wake-up costs one microtask.
  *
  * @example
  * ```ts
