@@ -48,6 +48,7 @@ import { type PollkitRequest, type PollkitResponse, getHeader } from './http-typ
 import { errorToProblem, problemResponse } from './problems.js';
 import { type SseEvent, SseStream } from './sse.js';
 import { offeredController } from './request-abort.js';
+import { integerAtLeast } from './validate.js';
 import type { TopicPosition } from './stores/topic-store.js';
 
 /** Who may see a job: when `owner` is given, another owner's job behaves as not found. */
@@ -348,13 +349,13 @@ export class PollkitHandler<Context = unknown> {
     }
     this.#jitter = jitter;
     this.#heartbeatMs = positive(options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, 'heartbeatMs', true);
-    this.#sseRetryMs = integer(options.sseRetryMs ?? 3000, 'sseRetryMs', 0);
-    this.#bodyLimit = integer(options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES, 'bodyLimitBytes', 0);
-    this.#maxJsonDepth = integer(options.maxJsonDepth ?? 64, 'maxJsonDepth', 1);
-    this.#maxHeld = integer(options.maxHeldRequests ?? 10_000, 'maxHeldRequests', 0);
-    this.#maxHeldPerCaller = integer(options.maxHeldPerCaller ?? 100, 'maxHeldPerCaller', 0);
-    this.#heldRetryAfter = integer(options.heldRetryAfterSeconds ?? 1, 'heldRetryAfterSeconds', 0);
-    this.#maxRecords = integer(options.maxRecordsPerFetch ?? 1000, 'maxRecordsPerFetch', 1);
+    this.#sseRetryMs = integerAtLeast(options.sseRetryMs ?? 3000, 'sseRetryMs', 0);
+    this.#bodyLimit = integerAtLeast(options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES, 'bodyLimitBytes', 0);
+    this.#maxJsonDepth = integerAtLeast(options.maxJsonDepth ?? 64, 'maxJsonDepth', 1);
+    this.#maxHeld = integerAtLeast(options.maxHeldRequests ?? 10_000, 'maxHeldRequests', 0);
+    this.#maxHeldPerCaller = integerAtLeast(options.maxHeldPerCaller ?? 100, 'maxHeldPerCaller', 0);
+    this.#heldRetryAfter = integerAtLeast(options.heldRetryAfterSeconds ?? 1, 'heldRetryAfterSeconds', 0);
+    this.#maxRecords = integerAtLeast(options.maxRecordsPerFetch ?? 1000, 'maxRecordsPerFetch', 1);
     this.#closeGraceMs = positive(options.closeGraceMs ?? 5000, 'closeGraceMs', true);
     if (options.authorize !== undefined && typeof options.authorize !== 'function') {
       throw new InvalidArgumentError('authorize must be a function', 'authorize');
@@ -1123,13 +1124,6 @@ function validateBaseUrl(baseUrl: string): string {
 function positive(value: number, name: string, allowZero: boolean): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
     throw new InvalidArgumentError(`${name} must be a finite number >= 0, got ${String(value)}`, name);
-  }
-  return value;
-}
-
-function integer(value: number, name: string, min: number): number {
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${String(value)}`, name);
   }
   return value;
 }

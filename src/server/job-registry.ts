@@ -38,6 +38,7 @@ import { jobFailureProblem } from './job-problem.js';
 import { cancelJob, type FinishOptions, failJob, newJob, progressJob, startJob, succeedJob } from './job-state.js';
 import { DelayedOperationPurgatory } from './purgatory.js';
 import type { TimerTask } from './timing-wheel.js';
+import { integerAtLeast } from './validate.js';
 import type { JobChange, JobStore, JobTransition, StoredJob, SweepResult } from './stores/job-store.js';
 import { MemoryJobStore } from './stores/memory-job-store.js';
 
@@ -371,8 +372,8 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   constructor(options: JobRegistryOptions = {}) {
     super();
     this.#clock = options.clock ?? systemClock;
-    this.#concurrency = positiveInteger(options.concurrency ?? 16, 'concurrency');
-    this.#maxQueued = nonNegativeInteger(options.maxQueued ?? 1000, 'maxQueued');
+    this.#concurrency = integerAtLeast(options.concurrency ?? 16, 'concurrency', 1);
+    this.#maxQueued = integerAtLeast(options.maxQueued ?? 1000, 'maxQueued', 0);
     this.#retentionMs = duration(options.retentionMs ?? 3_600_000, 'retentionMs', true);
     this.#defaultTimeoutMs = positiveDuration(options.defaultTimeoutMs ?? 3_600_000, 'defaultTimeoutMs');
     this.#progressIntervalMs = duration(options.progressIntervalMs ?? 100, 'progressIntervalMs', false);
@@ -1395,20 +1396,6 @@ function validateProgress(progress: JobProgress): void {
   if (message !== undefined && typeof message !== 'string') {
     throw new InvalidArgumentError('progress.message must be a string', 'progress');
   }
-}
-
-function positiveInteger(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new InvalidArgumentError(`${name} must be an integer >= 1, got ${String(value)}`, name);
-  }
-  return value;
-}
-
-function nonNegativeInteger(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 0) {
-    throw new InvalidArgumentError(`${name} must be an integer >= 0, got ${String(value)}`, name);
-  }
-  return value;
 }
 
 // A time limit of zero would fire before the handler even starts.

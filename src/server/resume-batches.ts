@@ -20,6 +20,7 @@
 import type { Clock } from '../core/clock.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { onLaterTurn } from './later-turn.js';
+import { integerAtLeast } from './validate.js';
 
 /** Something woken that continues when {@link Resumable.resume} is called. */
 export interface Resumable {
@@ -71,8 +72,8 @@ export class ResumeBatches {
   #sliceStart = 0;
 
   constructor(options: ResumeBatchesOptions) {
-    this.#size = atLeastOne(options.resumeBatchSize ?? 256, 'resumeBatchSize');
-    this.#gap = atLeastOne(options.gap ?? 16, 'gap');
+    this.#size = integerAtLeast(options.resumeBatchSize ?? 256, 'resumeBatchSize', 1);
+    this.#gap = integerAtLeast(options.gap ?? 16, 'gap', 1);
     const sliceMs = options.resumeSliceMs ?? 100;
     if (typeof sliceMs !== 'number' || Number.isNaN(sliceMs) || sliceMs < 0) {
       throw new InvalidArgumentError(`resumeSliceMs must be a number >= 0, got ${String(sliceMs)}`, 'resumeSliceMs');
@@ -147,11 +148,4 @@ export class ResumeBatches {
     this.#pumping = false;
     this.#burst = 0;
   }
-}
-
-function atLeastOne(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidArgumentError(`${name} must be an integer >= 1, got ${String(value)}`, name);
-  }
-  return value;
 }

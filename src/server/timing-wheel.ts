@@ -15,6 +15,7 @@
  */
 import { type Clock, type TimerHandle, systemClock } from '../core/clock.js';
 import { InvalidArgumentError } from '../core/errors.js';
+import { integerAtLeast } from './validate.js';
 
 /** Default tick: 1 ms. */
 export const DEFAULT_TICK_MS = 1;
@@ -186,13 +187,6 @@ const defaultOnError = (error: unknown): void => {
   });
 };
 
-function positiveInteger(value: number, name: string, min: number): number {
-  if (!Number.isInteger(value) || value < min) {
-    throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${String(value)}`, name);
-  }
-  return value;
-}
-
 /**
  * The timer facade (Kafka's `SystemTimer`): a hierarchical wheel plus a min-heap of non-empty buckets,
  * driven by one timer armed for the earliest bucket.
@@ -238,9 +232,9 @@ export class TimingWheel {
 
   constructor(options: TimingWheelOptions = {}) {
     this.#clock = options.clock ?? systemClock;
-    this.tickMs = positiveInteger(options.tickMs ?? DEFAULT_TICK_MS, 'tickMs', 1);
-    this.wheelSize = positiveInteger(options.wheelSize ?? DEFAULT_WHEEL_SIZE, 'wheelSize', 2);
-    this.maxBatch = positiveInteger(options.maxBatch ?? DEFAULT_MAX_BATCH, 'maxBatch', 1);
+    this.tickMs = integerAtLeast(options.tickMs ?? DEFAULT_TICK_MS, 'tickMs', 1);
+    this.wheelSize = integerAtLeast(options.wheelSize ?? DEFAULT_WHEEL_SIZE, 'wheelSize', 2);
+    this.maxBatch = integerAtLeast(options.maxBatch ?? DEFAULT_MAX_BATCH, 'maxBatch', 1);
     this.mode = options.mode ?? 'auto';
     if (this.mode !== 'auto' && this.mode !== 'manual') {
       throw new InvalidArgumentError(`mode must be 'auto' or 'manual', got ${String(this.mode)}`, 'mode');

@@ -24,6 +24,7 @@ import { onLaterTurn } from './later-turn.js';
 import { DelayedOperationPurgatory } from './purgatory.js';
 import { MemoryTopicStore } from './stores/memory-topic-store.js';
 import type { TopicChange, TopicPosition, TopicReadResult, TopicRetention, TopicStore } from './stores/topic-store.js';
+import { integerAtLeast } from './validate.js';
 
 /**
  * Options of {@link Topic.append}.
@@ -482,15 +483,15 @@ export class TopicRegistry {
 
   constructor(options: TopicRegistryOptions = {}) {
     this.#clock = options.clock ?? systemClock;
-    const maxLimit = positiveInteger(options.maxLimit ?? 1000, 'maxLimit');
-    const defaultLimit = positiveInteger(options.defaultLimit ?? Math.min(100, maxLimit), 'defaultLimit');
+    const maxLimit = integerAtLeast(options.maxLimit ?? 1000, 'maxLimit', 1);
+    const defaultLimit = integerAtLeast(options.defaultLimit ?? Math.min(100, maxLimit), 'defaultLimit', 1);
     if (defaultLimit > maxLimit) {
       throw new InvalidArgumentError(
         `defaultLimit (${defaultLimit}) must not exceed maxLimit (${maxLimit})`,
         'defaultLimit',
       );
     }
-    this.#maxTopics = positiveInteger(options.maxTopics ?? 10_000, 'maxTopics');
+    this.#maxTopics = integerAtLeast(options.maxTopics ?? 10_000, 'maxTopics', 1);
     const subscribeWaitMs = options.subscribeWaitMs ?? 30_000;
     if (typeof subscribeWaitMs !== 'number' || !Number.isFinite(subscribeWaitMs) || subscribeWaitMs <= 0) {
       throw new InvalidArgumentError(
@@ -499,7 +500,7 @@ export class TopicRegistry {
       );
     }
     const { maxRecords, maxAgeMs } = options.retention ?? {};
-    if (maxRecords !== undefined) positiveInteger(maxRecords, 'retention.maxRecords');
+    if (maxRecords !== undefined) integerAtLeast(maxRecords, 'retention.maxRecords', 1);
     if (maxAgeMs !== undefined && !(typeof maxAgeMs === 'number' && maxAgeMs > 0)) {
       throw new InvalidArgumentError(
         `retention.maxAgeMs must be a number > 0, got ${String(maxAgeMs)}`,
@@ -719,11 +720,4 @@ function observe(hint: Hint, position: TopicPosition): void {
   } else if (hint.epoch === position.epoch && position.highWatermark > hint.highWatermark) {
     hint.highWatermark = position.highWatermark;
   }
-}
-
-function positiveInteger(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new InvalidArgumentError(`${name} must be an integer >= 1, got ${String(value)}`, name);
-  }
-  return value;
 }
