@@ -30,17 +30,17 @@ import type { LoadCommand } from './http-load.js';
 import type { Framework, ServerCommand, ServerKind } from './http-server.js';
 
 const quick = process.argv.includes('--quick');
+/** The comma-separated values of `--name=a,b`, or undefined when the flag is absent. */
+const listFlag = (name: string): string[] | undefined =>
+  process.argv
+    .find((arg) => arg.startsWith(`--${name}=`))
+    ?.slice(name.length + 3)
+    .split(',');
 /** `--only=1,3` runs just those sections. */
-const only = process.argv
-  .find((arg) => arg.startsWith('--only='))
-  ?.slice('--only='.length)
-  .split(',');
+const only = listFlag('only');
 const runs = (section: string): boolean => (only === undefined ? !(quick && section === '4') : only.includes(section));
 /** `--held=node,naive` runs just those servers in section 1. */
-const heldOnly = process.argv
-  .find((arg) => arg.startsWith('--held='))
-  ?.slice('--held='.length)
-  .split(',');
+const heldOnly = listFlag('held');
 /**
  * `BENCH_HTTP_PROFILE=<dir>` writes V8 CPU profiles there: of each section-1 server while idle and during
  * the fan-out only, and of every other server process for its whole life.
