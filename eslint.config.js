@@ -2,7 +2,11 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-/** Keeps the dependency direction of STYLE.md: adapters → server → core; client → core. */
+/**
+ * Keeps the dependency direction of STYLE.md: adapters → server → core; client → core; stores (redis)
+ * → the server's store interfaces → core. The purgatory is an engine that knows nothing of jobs, topics
+ * or HTTP.
+ */
 const restrict = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
 
 export default tseslint.config(
@@ -34,8 +38,26 @@ export default tseslint.config(
     files: ['src/server/**'],
     rules: restrict([
       {
-        group: ['**/client/**', '**/client', '**/adapters/**'],
-        message: 'The server never imports the client or adapters.',
+        group: ['**/client/**', '**/client', '**/adapters/**', '**/redis/**', '**/redis'],
+        message: 'The server never imports the client, adapters or stores built on it.',
+      },
+    ]),
+  },
+  {
+    files: ['src/server/purgatory/**'],
+    rules: restrict([
+      {
+        group: ['**/jobs/**', '**/topics/**', '**/http/**', '**/client/**', '**/adapters/**', '**/redis/**'],
+        message: 'The purgatory is the engine: it knows nothing of jobs, topics or HTTP.',
+      },
+    ]),
+  },
+  {
+    files: ['src/redis/**'],
+    rules: restrict([
+      {
+        group: ['**/client/**', '**/client', '**/adapters/**', '**/http/**'],
+        message: 'Stores build on the server core only: no client, no HTTP.',
       },
     ]),
   },

@@ -8,8 +8,8 @@ export default defineConfig({
     // Examples and tests import 'pollkit/…' as users do; during tests that resolves to the source.
     alias: [
       { find: /^pollkit$/, replacement: src('index.ts') },
-      { find: /^pollkit\/(client|server)$/, replacement: src('$1/index.ts') },
-      { find: /^pollkit\/(node|fetch|express|fastify|koa|hono|ws|redis)$/, replacement: src('adapters/$1.ts') },
+      { find: /^pollkit\/(client|server|redis)$/, replacement: src('$1/index.ts') },
+      { find: /^pollkit\/(node|fetch|express|fastify|koa|hono|ws)$/, replacement: src('adapters/$1.ts') },
     ],
   },
   test: {

@@ -9,8 +9,8 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^pollkit$/, replacement: src('index.ts') },
-      { find: /^pollkit\/(client|server)$/, replacement: src('$1/index.ts') },
-      { find: /^pollkit\/(node|express|fastify|koa|hono|ws|redis)$/, replacement: src('adapters/$1.ts') },
+      { find: /^pollkit\/(client|server|redis)$/, replacement: src('$1/index.ts') },
+      { find: /^pollkit\/(node|fetch|express|fastify|koa|hono|ws)$/, replacement: src('adapters/$1.ts') },
     ],
   },
   test: {

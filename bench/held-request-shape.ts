@@ -16,8 +16,8 @@
  * @module
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { PollkitHandler } from '../src/server/handler.js';
-import { JobRegistry } from '../src/server/job-registry.js';
+import { PollkitHandler } from '../src/server/http/handler.js';
+import { JobRegistry } from '../src/server/jobs/job-registry.js';
 
 const quick = process.argv.includes('--quick');
 const COUNT = quick ? 2_000 : 10_000;

@@ -6,8 +6,8 @@
  * @module
  */
 import { performance } from 'node:perf_hooks';
-import { DelayedOperationPurgatory } from '../src/server/purgatory.js';
-import { TopicRegistry } from '../src/server/topic.js';
+import { DelayedOperationPurgatory } from '../src/server/purgatory/purgatory.js';
+import { TopicRegistry } from '../src/server/topics/topic.js';
 
 const count = Number(process.argv[2] ?? '10000');
 const purgatory = new DelayedOperationPurgatory({ name: 'probe' });

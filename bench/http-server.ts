@@ -26,10 +26,10 @@ import { mountPollkit } from '../src/adapters/hono.js';
 import { pollkitKoa } from '../src/adapters/koa.js';
 import { createNodeListener } from '../src/adapters/node.js';
 import { type Clock, systemClock } from '../src/core/clock.js';
-import { PollkitHandler } from '../src/server/handler.js';
-import { JobRegistry } from '../src/server/job-registry.js';
-import { DelayedOperationPurgatory } from '../src/server/purgatory.js';
-import { TopicRegistry } from '../src/server/topic.js';
+import { PollkitHandler } from '../src/server/http/handler.js';
+import { JobRegistry } from '../src/server/jobs/job-registry.js';
+import { DelayedOperationPurgatory } from '../src/server/purgatory/purgatory.js';
+import { TopicRegistry } from '../src/server/topics/topic.js';
 import { type FloorServer, createFloorServer } from './http-floor.js';
 import { type NaiveServer, createNaiveServer } from './http-naive.js';
 

@@ -15,8 +15,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { cpus } from 'node:os';
-import { TimingWheel } from '../src/server/timing-wheel.js';
-import { DelayedOperation, DelayedOperationPurgatory } from '../src/server/purgatory.js';
+import { TimingWheel } from '../src/server/purgatory/timing-wheel.js';
+import { DelayedOperation, DelayedOperationPurgatory } from '../src/server/purgatory/purgatory.js';
 
 const QUICK = process.argv.includes('--quick');
 const gc: () => void =

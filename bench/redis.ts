@@ -24,13 +24,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import { performance } from 'node:perf_hooks';
-import { RedisChangeFeed, RedisJobStore, RedisTopicStore } from '../src/adapters/redis.js';
+import { RedisChangeFeed, RedisJobStore, RedisTopicStore } from '../src/redis/index.js';
 import { createNodeListener } from '../src/adapters/node.js';
 import type { JobSnapshot } from '../src/core/protocol.js';
-import { PollkitHandler } from '../src/server/handler.js';
-import { JobRegistry } from '../src/server/job-registry.js';
-import { DelayedOperationPurgatory } from '../src/server/purgatory.js';
-import { TopicRegistry } from '../src/server/topic.js';
+import { PollkitHandler } from '../src/server/http/handler.js';
+import { JobRegistry } from '../src/server/jobs/job-registry.js';
+import { DelayedOperationPurgatory } from '../src/server/purgatory/purgatory.js';
+import { TopicRegistry } from '../src/server/topics/topic.js';
 import { startServer } from '../test/redis/helpers/cluster.js';
 import { startRedis } from '../test/redis/helpers/redis-server.js';
 

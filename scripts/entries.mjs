@@ -12,7 +12,7 @@ export const entries = [
   { subpath: './koa', name: 'koa', source: 'src/adapters/koa.ts' },
   { subpath: './hono', name: 'hono', source: 'src/adapters/hono.ts' },
   { subpath: './ws', name: 'ws', source: 'src/adapters/ws.ts' },
-  { subpath: './redis', name: 'redis', source: 'src/adapters/redis.ts' },
+  { subpath: './redis', name: 'redis', source: 'src/redis/index.ts' },
 ];
 
 /** The exports-map entry that a built entry point must have. */

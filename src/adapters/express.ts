@@ -21,7 +21,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { InvalidArgumentError } from '../core/errors.js';
-import type { PollkitHandler } from '../server/handler.js';
+import type { PollkitHandler } from '../server/http/handler.js';
 import { serveNode } from './node-io.js';
 
 /** Options for {@link pollkitExpress}. */

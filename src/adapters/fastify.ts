@@ -25,7 +25,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidArgumentError } from '../core/errors.js';
-import type { PollkitHandler } from '../server/handler.js';
+import type { PollkitHandler } from '../server/http/handler.js';
 import { serveNode } from './node-io.js';
 
 /** Options for {@link pollkitFastify}. */

@@ -20,9 +20,9 @@
 import { linkSignals } from '../core/abort.js';
 import { AbortedError } from '../core/errors.js';
 import { problem } from '../core/protocol.js';
-import type { PollkitHandler } from '../server/handler.js';
-import { type BodyReader, type PollkitRequest, isStreamBody, payloadTooLarge } from '../server/http-types.js';
-import { errorToProblem, problemResponse } from '../server/problems.js';
+import type { PollkitHandler } from '../server/http/handler.js';
+import { type BodyReader, type PollkitRequest, isStreamBody, payloadTooLarge } from '../server/http/types.js';
+import { errorToProblem, problemResponse } from '../server/http/problems.js';
 
 /** Options for {@link createFetchHandler}. */
 export interface FetchHandlerOptions<Context> {

@@ -23,7 +23,7 @@
  */
 import type { Context as HonoContext, MiddlewareHandler } from 'hono';
 import { InvalidArgumentError } from '../core/errors.js';
-import type { PollkitHandler } from '../server/handler.js';
+import type { PollkitHandler } from '../server/http/handler.js';
 import { createFetchHandler } from './fetch.js';
 
 /** Options for {@link pollkitHono} and {@link mountPollkit}. */

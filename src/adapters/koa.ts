@@ -22,7 +22,7 @@
  */
 import type { Context as KoaContext, Middleware, Next } from 'koa';
 import { InvalidArgumentError } from '../core/errors.js';
-import type { PollkitHandler } from '../server/handler.js';
+import type { PollkitHandler } from '../server/http/handler.js';
 import { serveNode } from './node-io.js';
 
 /** Options for {@link pollkitKoa}. */

@@ -8,16 +8,16 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AbortedError } from '../core/errors.js';
-import type { PollkitHandler } from '../server/handler.js';
+import type { PollkitHandler } from '../server/http/handler.js';
 import {
   type BodyReader,
   type PollkitRequest,
   type PollkitResponse,
   isStreamBody,
   payloadTooLarge,
-} from '../server/http-types.js';
-import { errorToProblem, problemResponse } from '../server/problems.js';
-import { offerController } from '../server/request-abort.js';
+} from '../server/http/types.js';
+import { errorToProblem, problemResponse } from '../server/http/problems.js';
+import { offerController } from '../server/http/request-abort.js';
 
 /** How a framework adapter describes one request to {@link serveNode}. */
 export interface NodeExchange<Context> {

@@ -19,8 +19,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { problem } from '../core/protocol.js';
-import type { PollkitHandler } from '../server/handler.js';
-import { problemResponse } from '../server/problems.js';
+import type { PollkitHandler } from '../server/http/handler.js';
+import { problemResponse } from '../server/http/problems.js';
 import { serveNode, writeNode } from './node-io.js';
 
 /** Options for {@link createNodeListener}. */

@@ -23,8 +23,8 @@ import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { AbortedError, InvalidArgumentError } from '../core/errors.js';
 import { type Clock, type TimerHandle, systemClock } from '../core/clock.js';
 import { HEADERS } from '../core/protocol.js';
-import type { PollkitHandler } from '../server/handler.js';
-import { type PollkitRequest, type PollkitResponse, getHeader, isStreamBody } from '../server/http-types.js';
+import type { PollkitHandler } from '../server/http/handler.js';
+import { type PollkitRequest, type PollkitResponse, getHeader, isStreamBody } from '../server/http/types.js';
 
 /**
  * Close codes the adapter sends, and what a client should do on each.

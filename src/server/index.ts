@@ -11,15 +11,15 @@
  * @module pollkit/server
  */
 export * from '../core/index.js';
-export * from './timing-wheel.js';
-export * from './purgatory.js';
-export * from './stores/job-store.js';
-export * from './stores/memory-job-store.js';
-export * from './stores/topic-store.js';
-export * from './stores/memory-topic-store.js';
-export * from './job-registry.js';
-export * from './topic.js';
-export * from './http-types.js';
-export * from './problems.js';
-export * from './sse.js';
-export * from './handler.js';
+export * from './purgatory/timing-wheel.js';
+export * from './purgatory/purgatory.js';
+export * from './jobs/stores/job-store.js';
+export * from './jobs/stores/memory-job-store.js';
+export * from './topics/stores/topic-store.js';
+export * from './topics/stores/memory-topic-store.js';
+export * from './jobs/job-registry.js';
+export * from './topics/topic.js';
+export * from './http/types.js';
+export * from './http/problems.js';
+export * from './http/sse.js';
+export * from './http/handler.js';

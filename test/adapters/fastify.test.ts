@@ -1,7 +1,7 @@
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { pollkitFastify } from '../../src/adapters/fastify.js';
-import { PollkitHandler } from '../../src/server/handler.js';
+import { PollkitHandler } from '../../src/server/http/handler.js';
 import { describeClientConformance } from '../conformance/clients.js';
 import { call, post, startFixture } from '../conformance/fixture.js';
 import { describeConformance } from '../conformance/suite.js';

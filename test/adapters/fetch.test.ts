@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createFetchHandler } from '../../src/adapters/fetch.js';
-import { PollkitHandler } from '../../src/server/handler.js';
-import { JobRegistry } from '../../src/server/job-registry.js';
-import { DelayedOperationPurgatory } from '../../src/server/purgatory.js';
-import { TopicRegistry } from '../../src/server/topic.js';
+import { PollkitHandler } from '../../src/server/http/handler.js';
+import { JobRegistry } from '../../src/server/jobs/job-registry.js';
+import { DelayedOperationPurgatory } from '../../src/server/purgatory/purgatory.js';
+import { TopicRegistry } from '../../src/server/topics/topic.js';
 import { describeClientConformance } from '../conformance/clients.js';
 import { describeConformance } from '../conformance/suite.js';
 import { startFetchServer } from '../helpers/http-server.js';

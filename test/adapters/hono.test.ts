@@ -4,7 +4,7 @@ import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
 import { mountPollkit, pollkitHono } from '../../src/adapters/hono.js';
-import type { PollkitCaller, PollkitHandler } from '../../src/server/handler.js';
+import type { PollkitCaller, PollkitHandler } from '../../src/server/http/handler.js';
 import { describeClientConformance } from '../conformance/clients.js';
 import { call, eventually, post, startFixture } from '../conformance/fixture.js';
 import { describeConformance } from '../conformance/suite.js';

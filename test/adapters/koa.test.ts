@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import Koa from 'koa';
 import { describe, expect, it } from 'vitest';
 import { pollkitKoa } from '../../src/adapters/koa.js';
-import type { PollkitHandler } from '../../src/server/handler.js';
+import type { PollkitHandler } from '../../src/server/http/handler.js';
 import { describeClientConformance } from '../conformance/clients.js';
 import { call, post, startFixture } from '../conformance/fixture.js';
 import { describeConformance } from '../conformance/suite.js';

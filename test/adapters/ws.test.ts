@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createNodeListener } from '../../src/adapters/node.js';
 import { PollkitWebSocketServer, WS_CLOSE_CODES, attachWebSocket } from '../../src/adapters/ws.js';
 import { PollkitError } from '../../src/core/errors.js';
-import type { PollkitHandler } from '../../src/server/handler.js';
+import type { PollkitHandler } from '../../src/server/http/handler.js';
 import { type Fixture, type FixtureOptions, eventually, idle, startFixture } from '../conformance/fixture.js';
 import { type StartServer, listen } from '../helpers/http-server.js';
 

@@ -6,9 +6,9 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNodeListener } from '../../src/adapters/node.js';
 import { sleep } from '../../src/core/abort.js';
-import { PollkitHandler } from '../../src/server/handler.js';
-import { JobRegistry } from '../../src/server/job-registry.js';
-import { TopicRegistry } from '../../src/server/topic.js';
+import { PollkitHandler } from '../../src/server/http/handler.js';
+import { JobRegistry } from '../../src/server/jobs/job-registry.js';
+import { TopicRegistry } from '../../src/server/topics/topic.js';
 import { bundle, launchBrowser, pageResult, servePage } from './harness.js';
 
 let browser: Browser;

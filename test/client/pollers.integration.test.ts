@@ -5,10 +5,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { JobCanceledError, JobClient, JobFailedError, OffsetGoneError, backoff } from '../../src/client/index.js';
 import { consumeTopic, longPollJob, pollJob } from '../../src/client/protocol-pollers.js';
-import { PollkitHandler } from '../../src/server/handler.js';
-import { JobRegistry } from '../../src/server/job-registry.js';
-import { MemoryTopicStore } from '../../src/server/stores/memory-topic-store.js';
-import { TopicRegistry } from '../../src/server/topic.js';
+import { PollkitHandler } from '../../src/server/http/handler.js';
+import { JobRegistry } from '../../src/server/jobs/job-registry.js';
+import { MemoryTopicStore } from '../../src/server/topics/stores/memory-topic-store.js';
+import { TopicRegistry } from '../../src/server/topics/topic.js';
 import { sleep } from '../../src/core/abort.js';
 import { startNodeServer, type TestServer } from '../helpers/http-server.js';
 

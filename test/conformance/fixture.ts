@@ -8,10 +8,10 @@
  */
 import { onTestFinished } from 'vitest';
 import { type Clock, systemClock } from '../../src/core/clock.js';
-import { type PollkitCaller, PollkitHandler, type PollkitHandlerOptions } from '../../src/server/handler.js';
-import { JobRegistry } from '../../src/server/job-registry.js';
-import { DelayedOperationPurgatory } from '../../src/server/purgatory.js';
-import { TopicRegistry } from '../../src/server/topic.js';
+import { type PollkitCaller, PollkitHandler, type PollkitHandlerOptions } from '../../src/server/http/handler.js';
+import { JobRegistry } from '../../src/server/jobs/job-registry.js';
+import { DelayedOperationPurgatory } from '../../src/server/purgatory/purgatory.js';
+import { TopicRegistry } from '../../src/server/topics/topic.js';
 import type { StartServer, TestServer } from '../helpers/http-server.js';
 
 /** A running server and its parts. */

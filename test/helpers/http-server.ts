@@ -8,7 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createFetchHandler } from '../../src/adapters/fetch.js';
 import { createNodeListener } from '../../src/adapters/node.js';
-import type { PollkitHandler } from '../../src/server/handler.js';
+import type { PollkitHandler } from '../../src/server/http/handler.js';
 
 /** A listening server. */
 export interface TestServer {

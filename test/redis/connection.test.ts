@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { InvalidArgumentError, OverloadedError } from '../../src/core/errors.js';
-import { CommandGuard, StoreUnavailableError, toStoreError } from '../../src/adapters/redis-connection.js';
+import { CommandGuard, StoreUnavailableError, toStoreError } from '../../src/redis/connection.js';
 
 /** Just enough of a client for the guard: a status and nothing else. */
 function fakeClient(status: string): Redis {

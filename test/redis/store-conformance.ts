@@ -7,9 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { IllegalTransitionError, InvalidArgumentError } from '../../src/core/errors.js';
-import { newJob, progressJob, startJob, succeedJob } from '../../src/server/job-state.js';
-import type { JobChange, JobStore, StoredJob } from '../../src/server/stores/job-store.js';
-import type { TopicChange, TopicStore } from '../../src/server/stores/topic-store.js';
+import { newJob, progressJob, startJob, succeedJob } from '../../src/server/jobs/job-state.js';
+import type { JobChange, JobStore, StoredJob } from '../../src/server/jobs/stores/job-store.js';
+import type { TopicChange, TopicStore } from '../../src/server/topics/stores/topic-store.js';
 
 /** A store under test and how to dispose of it. */
 export interface StoreFixture<Store> {

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { RedisChangeFeed, RedisJobStore, RedisTopicStore, StoreUnavailableError } from '../../src/adapters/redis.js';
+import { RedisChangeFeed, RedisJobStore, RedisTopicStore, StoreUnavailableError } from '../../src/redis/index.js';
 import { IllegalTransitionError } from '../../src/core/errors.js';
-import { newJob, progressJob, startJob, succeedJob } from '../../src/server/job-state.js';
-import type { JobChange } from '../../src/server/stores/job-store.js';
-import { MemoryJobStore } from '../../src/server/stores/memory-job-store.js';
-import { MemoryTopicStore } from '../../src/server/stores/memory-topic-store.js';
-import type { TopicChange } from '../../src/server/stores/topic-store.js';
+import { newJob, progressJob, startJob, succeedJob } from '../../src/server/jobs/job-state.js';
+import type { JobChange } from '../../src/server/jobs/stores/job-store.js';
+import { MemoryJobStore } from '../../src/server/jobs/stores/memory-job-store.js';
+import { MemoryTopicStore } from '../../src/server/topics/stores/memory-topic-store.js';
+import type { TopicChange } from '../../src/server/topics/stores/topic-store.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { describeJobStore, describeTopicStore } from './store-conformance.js';
 

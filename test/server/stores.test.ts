@@ -1,13 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IllegalTransitionError, InvalidArgumentError } from '../../src/core/errors.js';
-import { cancelJob, newJob, startJob } from '../../src/server/job-state.js';
+import { cancelJob, newJob, startJob } from '../../src/server/jobs/job-state.js';
 import { problem } from '../../src/core/protocol.js';
-import type { JobChange, StoredJob } from '../../src/server/stores/job-store.js';
-import { MemoryJobStore } from '../../src/server/stores/memory-job-store.js';
-import { MemoryTopicStore } from '../../src/server/stores/memory-topic-store.js';
-import { MinHeap } from '../../src/server/stores/min-heap.js';
-import type { TopicChange } from '../../src/server/stores/topic-store.js';
+import type { JobChange, StoredJob } from '../../src/server/jobs/stores/job-store.js';
+import { MemoryJobStore } from '../../src/server/jobs/stores/memory-job-store.js';
+import { MemoryTopicStore } from '../../src/server/topics/stores/memory-topic-store.js';
+import { MinHeap } from '../../src/server/jobs/stores/min-heap.js';
+import type { TopicChange } from '../../src/server/topics/stores/topic-store.js';
 
 const job = (id: string, extra: Partial<Parameters<typeof newJob>[0]> = {}): StoredJob =>
   newJob({ id, type: 't', input: null, runner: 'external', nowMs: 0, ...extra });

@@ -9,12 +9,12 @@
  */
 import { createServer } from 'node:http';
 import { Redis } from 'ioredis';
-import { RedisChangeFeed, RedisJobStore, RedisTopicStore } from '../../../src/adapters/redis.js';
+import { RedisChangeFeed, RedisJobStore, RedisTopicStore } from '../../../src/redis/index.js';
 import { createNodeListener } from '../../../src/adapters/node.js';
-import { PollkitHandler } from '../../../src/server/handler.js';
-import { JobRegistry } from '../../../src/server/job-registry.js';
-import { DelayedOperationPurgatory } from '../../../src/server/purgatory.js';
-import { TopicRegistry } from '../../../src/server/topic.js';
+import { PollkitHandler } from '../../../src/server/http/handler.js';
+import { JobRegistry } from '../../../src/server/jobs/job-registry.js';
+import { DelayedOperationPurgatory } from '../../../src/server/purgatory/purgatory.js';
+import { TopicRegistry } from '../../../src/server/topics/topic.js';
 
 /** A request from the test process. */
 export interface Command {

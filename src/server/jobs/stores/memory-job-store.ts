@@ -1,0 +1,212 @@
+/**
+ * The default {@link JobStore}: jobs in a Map, kept for one process. Listing walks an insertion-ordered
+ * index from the cursor backwards, and retention pops an expiry-ordered heap, so neither pays for the
+ * jobs it does not return or remove.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from '../../../core/errors.js';
+import type {
+  InsertResult,
+  JobChange,
+  JobListPage,
+  JobListQuery,
+  JobStore,
+  JobTransition,
+  StoredJob,
+  SweepResult,
+} from './job-store.js';
+import { MinHeap } from './min-heap.js';
+import { ChangeListeners } from '../../change-listeners.js';
+
+interface Entry {
+  readonly seq: number;
+  job: StoredJob;
+}
+
+interface IndexItem {
+  readonly seq: number;
+  readonly id: string;
+}
+
+// Indexes keep dead items until they outnumber live ones, so a delete is O(1) and compaction is amortized.
+const COMPACT_MIN_DEAD = 1024;
+
+/**
+ * A {@link JobStore} in process memory: atomic by construction (JavaScript runs one transition at a
+ * time), listeners called synchronously after each change.
+ *
+ * @example
+ * ```ts
+ * import { JobRegistry, MemoryJobStore } from 'pollkit/server';
+ * const store = new MemoryJobStore();
+ * const registry = new JobRegistry({ store });
+ * store.onChange((change) => console.log('job', change.id, 'is now at version', change.version));
+ * ```
+ */
+export class MemoryJobStore implements JobStore {
+  readonly #jobs = new Map<string, Entry>();
+  readonly #idempotency = new Map<string, string>();
+  #order: IndexItem[] = [];
+  #byOwner = new Map<string, IndexItem[]>();
+  #dead = 0;
+  readonly #expiry = new MinHeap<{ readonly id: string; readonly at: number }>();
+  readonly #listeners = new ChangeListeners<JobChange>();
+  #seq = 0;
+
+  /** How many jobs the store holds. */
+  get size(): number {
+    return this.#jobs.size;
+  }
+
+  async insert(job: StoredJob): Promise<InsertResult> {
+    const id = job.snapshot.id;
+    if (job.idempotencyKey !== undefined) {
+      const existingId = this.#idempotency.get(idempotencySlot(job.owner, job.idempotencyKey));
+      const existing = existingId === undefined ? undefined : this.#jobs.get(existingId);
+      if (existing !== undefined) return { inserted: false, job: existing.job };
+    }
+    if (this.#jobs.has(id)) throw new InvalidArgumentError(`a job with id ${id} already exists`, 'id');
+    const item: IndexItem = { seq: ++this.#seq, id };
+    this.#jobs.set(id, { seq: item.seq, job });
+    this.#order.push(item);
+    if (job.owner !== undefined) {
+      let owned = this.#byOwner.get(job.owner);
+      if (owned === undefined) this.#byOwner.set(job.owner, (owned = []));
+      owned.push(item);
+    }
+    if (job.idempotencyKey !== undefined) this.#idempotency.set(idempotencySlot(job.owner, job.idempotencyKey), id);
+    if (job.expiresAtMs !== undefined) this.#expiry.push(job.expiresAtMs, { id, at: job.expiresAtMs });
+    this.#listeners.emit({ id, version: job.snapshot.version, job });
+    return { inserted: true, job };
+  }
+
+  async get(id: string): Promise<StoredJob | undefined> {
+    return this.#jobs.get(id)?.job;
+  }
+
+  async findByIdempotencyKey(owner: string | undefined, key: string): Promise<StoredJob | undefined> {
+    const id = this.#idempotency.get(idempotencySlot(owner, key));
+    return id === undefined ? undefined : this.#jobs.get(id)?.job;
+  }
+
+  async update(id: string, transition: JobTransition): Promise<StoredJob | undefined> {
+    const entry = this.#jobs.get(id);
+    if (entry === undefined) return undefined;
+    const current = entry.job;
+    const next = transition(current);
+    if (next === current) return current;
+    if (next.snapshot.id !== id) throw new InvalidArgumentError('a transition must not change the job id', 'id');
+    if (!(next.snapshot.version > current.snapshot.version)) {
+      throw new InvalidArgumentError(
+        `a transition must raise the version (from ${current.snapshot.version}, got ${next.snapshot.version})`,
+        'version',
+      );
+    }
+    entry.job = next;
+    if (next.expiresAtMs !== undefined && next.expiresAtMs !== current.expiresAtMs) {
+      this.#expiry.push(next.expiresAtMs, { id, at: next.expiresAtMs });
+    }
+    this.#listeners.emit({ id, version: next.snapshot.version, job: next });
+    return next;
+  }
+
+  async delete(id: string, condition?: (job: StoredJob) => boolean): Promise<boolean> {
+    const entry = this.#jobs.get(id);
+    if (entry === undefined) return false;
+    if (condition !== undefined && !condition(entry.job)) return false;
+    this.#remove(id, entry);
+    return true;
+  }
+
+  async list(query: JobListQuery): Promise<JobListPage> {
+    const before = query.cursor === undefined ? Number.POSITIVE_INFINITY : decodeCursor(query.cursor);
+    const index = query.owner === undefined ? this.#order : (this.#byOwner.get(query.owner) ?? []);
+    const jobs: StoredJob[] = [];
+    let lastSeq = 0;
+    // Binary search for the first item at or after the cursor; the page starts just below it.
+    let low = 0;
+    let high = index.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (index[middle]!.seq < before) low = middle + 1;
+      else high = middle;
+    }
+    for (let position = low - 1; position >= 0; position--) {
+      const item = index[position]!;
+      const entry = this.#jobs.get(item.id);
+      if (entry === undefined || entry.seq !== item.seq) continue;
+      if (query.status !== undefined && entry.job.snapshot.status !== query.status) continue;
+      if (jobs.length === query.limit) return { jobs, cursor: encodeCursor(lastSeq) };
+      jobs.push(entry.job);
+      lastSeq = item.seq;
+    }
+    return { jobs };
+  }
+
+  async sweep(nowMs: number, limit: number): Promise<SweepResult> {
+    const removed: string[] = [];
+    while (removed.length < limit) {
+      const at = this.#skipStaleExpiries();
+      if (at === undefined || at > nowMs) break;
+      const { id } = this.#expiry.pop()!;
+      this.#remove(id, this.#jobs.get(id)!);
+      removed.push(id);
+    }
+    const next = this.#skipStaleExpiries();
+    return next === undefined ? { removed } : { removed, nextExpiryMs: next };
+  }
+
+  onChange(listener: (change: JobChange) => void): () => void {
+    return this.#listeners.add(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#listeners.clear();
+  }
+
+  // Heap entries of forgotten or re-expired jobs are left in place and dropped here, when they surface.
+  #skipStaleExpiries(): number | undefined {
+    for (;;) {
+      const top = this.#expiry.peek();
+      if (top === undefined) return undefined;
+      if (this.#jobs.get(top.id)?.job.expiresAtMs === top.at) return top.at;
+      this.#expiry.pop();
+    }
+  }
+
+  #remove(id: string, entry: Entry): void {
+    this.#jobs.delete(id);
+    const { job } = entry;
+    if (job.idempotencyKey !== undefined) this.#idempotency.delete(idempotencySlot(job.owner, job.idempotencyKey));
+    this.#dead++;
+    if (this.#dead >= COMPACT_MIN_DEAD && this.#dead > this.#jobs.size) this.#compact();
+    this.#listeners.emit({ id, version: job.snapshot.version, deleted: true });
+  }
+
+  #compact(): void {
+    const live = (item: IndexItem): boolean => this.#jobs.get(item.id)?.seq === item.seq;
+    this.#order = this.#order.filter(live);
+    const byOwner = new Map<string, IndexItem[]>();
+    for (const [owner, items] of this.#byOwner) {
+      const kept = items.filter(live);
+      if (kept.length > 0) byOwner.set(owner, kept);
+    }
+    this.#byOwner = byOwner;
+    this.#dead = 0;
+  }
+}
+
+function idempotencySlot(owner: string | undefined, key: string): string {
+  return JSON.stringify([owner ?? null, key]);
+}
+
+function encodeCursor(seq: number): string {
+  return `m${seq.toString(36)}`;
+}
+
+function decodeCursor(cursor: string): number {
+  if (!/^m[0-9a-z]{1,10}$/.test(cursor))
+    throw new InvalidArgumentError('pageToken is not a valid page token', 'pageToken');
+  return Number.parseInt(cursor.slice(1), 36);
+}
