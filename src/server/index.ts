@@ -22,4 +22,7 @@ export * from './topics/topic.js';
 export * from './http/types.js';
 export * from './http/problems.js';
 export * from './http/sse.js';
+export type { AuthorizeHook, PollkitCaller } from './http/caller.js';
+export type { HandlerJobAccess, HandlerJobs } from './http/job-routes.js';
+export type { HandlerTopic, HandlerTopics } from './http/topic-routes.js';
 export * from './http/handler.js';
