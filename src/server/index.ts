@@ -17,6 +17,7 @@ export * from './jobs/stores/job-store.js';
 export * from './jobs/stores/memory-job-store.js';
 export * from './topics/stores/topic-store.js';
 export * from './topics/stores/memory-topic-store.js';
+export type { JobContext, JobHandler, JobTypeOptions } from './jobs/job-runner.js';
 export * from './jobs/job-registry.js';
 export * from './topics/topic.js';
 export * from './http/types.js';
