@@ -168,6 +168,12 @@ export interface TopicFetchResult<Value = unknown> {
   readonly highWatermark: number;
   /** The first offset still retained. */
   readonly earliestOffset: number;
+  /**
+   * Present on answers that shared caches may keep (public topics, docs/cdn.md): send it back as
+   * `cursor` with the next long poll at the head, so that every client at the same position sends the
+   * same URL. An opaque token; it only ever moves forward.
+   */
+  readonly cursor?: string;
 }
 
 /**
@@ -196,7 +202,7 @@ export const HEADERS = Object.freeze({
   preferenceApplied: 'preference-applied',
   /** Sent as `Prefer` on poll responses. */
   vary: 'vary',
-  /** Always `no-store` on poll responses. */
+  /** `no-store` on poll responses, except fetches of public topics (docs/cdn.md). */
   cacheControl: 'cache-control',
   /** When a finished job will be forgotten. */
   expires: 'expires',

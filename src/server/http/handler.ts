@@ -21,6 +21,7 @@ import { errorToProblem, problemResponse } from './problems.js';
 import { CLIENT_GONE } from './responses.js';
 import { ALLOWED, type Route, type Target, parseRoute, parseTarget } from './routes.js';
 import { type HandlerSettings, resolveSettings } from './settings.js';
+import type { TopicCacheOptions } from './topic-cache.js';
 import { type HandlerTopics, TopicRoutes } from './topic-routes.js';
 import type { PollkitRequest, PollkitResponse } from './types.js';
 import { InvalidArgumentError, PollkitError } from '../../core/errors.js';
@@ -69,6 +70,12 @@ export interface PollkitHandlerOptions<Context = unknown> {
   readonly publicAppends?: boolean;
   /** Whether reading an unknown topic creates it (else 404). Appends always create. Default `false`. */
   readonly autoCreateTopics?: boolean;
+  /**
+   * How long shared caches may keep the answers to fetches of public topics (those the `authorize`
+   * hook's `isPublicTopic` names; see docs/cdn.md). Default: `{ headMaxAgeSeconds: 2 × maxWaitSeconds,
+   * rangeMaxAgeSeconds: 31 536 000 }`.
+   */
+  readonly topicCache?: TopicCacheOptions;
   /** Time, timers and randomness (wait jitter, heartbeats). Default `systemClock`. */
   readonly clock?: Clock;
   /** How long `close()` lets streams finish their last event before ending them, in ms. Default 5000. */

@@ -15,6 +15,7 @@ import { isPlainObject, readJsonBody } from './request-body.js';
 import { formatSeconds, isResponse, json } from './responses.js';
 import type { HandlerSettings } from './settings.js';
 import type { SseEvent } from './sse.js';
+import { type SharedRead, sharedRead } from './topic-cache.js';
 import { type PollkitResponse, getHeader } from './types.js';
 import { applyWait, requestedWait } from './waits.js';
 
@@ -98,6 +99,16 @@ export class TopicRoutes<Context> {
       minRecords: Math.min(minRecords, limit, settings.maxRecordsPerFetch),
       ...(epoch === undefined ? {} : { epoch }),
     };
+    const shared = sharedRead(
+      settings.topicCache,
+      { query, headers: call.request.headers, requestedWaitMs: requested },
+      {
+        isPublic: call.caller?.isPublicTopic?.(name) === true,
+        offset,
+        limit: options.limit,
+        epochInUrl: epoch !== undefined,
+      },
+    );
     const position = waitMs !== undefined && waitMs > 0 ? await topic.position() : undefined;
     // Only a read that can be answered later is held; a gone or out-of-range offset fails at once.
     if (
@@ -113,9 +124,9 @@ export class TopicRoutes<Context> {
           (signal) => topic.read(offset, { ...options, waitMs: waitMs!, signal }),
           () => topic.read(offset, options),
         )
-        .then((held) => (isResponse(held) ? held : fetchAnswer(held, waitMs)));
+        .then((held) => (isResponse(held) ? held : fetchAnswer(held, waitMs, shared)));
     }
-    return fetchAnswer(await topic.read(offset, options), waitMs);
+    return fetchAnswer(await topic.read(offset, options), waitMs, shared);
   }
 
   /** `GET {p}/topics/{name}/events`: the topic's records as server-sent events. */
@@ -189,14 +200,19 @@ function topicNotFound(name: string): PollkitResponse {
  */
 const fetchBodies = new WeakMap<TopicFetchResult, string>();
 
-/** The 200 answer to a topic fetch. */
-function fetchAnswer(result: TopicFetchResult, waitMs: number | undefined): PollkitResponse {
+/** The 200 answer to a topic fetch; `shared` makes it one that shared caches may keep. */
+function fetchAnswer(
+  result: TopicFetchResult,
+  waitMs: number | undefined,
+  shared: SharedRead | undefined,
+): PollkitResponse {
   const headers: Record<string, string> = {
     [HEADERS.vary]: 'Prefer',
     [HEADERS.contentType]: MEDIA_TYPES.json,
     [HEADERS.cacheControl]: 'no-store',
   };
   if (waitMs !== undefined) headers[HEADERS.preferenceApplied] = `wait=${formatSeconds(waitMs)}`;
+  if (shared !== undefined) return shared.answer(result, headers, serializeFetch(result));
   return { status: 200, headers, body: serializeFetch(result) };
 }
 
