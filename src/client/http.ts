@@ -29,6 +29,7 @@ import {
   type TopicFetchResult,
 } from '../core/protocol.js';
 import { parseRetryAfter } from '../core/retry-after.js';
+import { checkFetchAnswer } from './topic-reads.js';
 
 /** The subset of the WHATWG `fetch` signature the clients call. */
 export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;
@@ -151,6 +152,12 @@ export interface TopicFetchOptions extends RequestOptions {
   readonly waitSeconds?: number;
   /** The epoch the caller's offset belongs to; a reset log answers 410 instead of silently restarting. */
   readonly epoch?: string;
+  /**
+   * The `cursor` of the previous answer, for a long poll at the head of a public topic: every reader at
+   * the same position then sends the same URL, which a shared cache answers with one request to the
+   * origin (docs/cdn.md). Default: none.
+   */
+  readonly cursor?: string;
 }
 
 /** A topic fetch's body with the response's metadata. */
@@ -258,6 +265,7 @@ function asTopicResult(value: unknown, what: string): TopicFetchResult {
     !isWhole(value['nextOffset']) ||
     !isWhole(value['highWatermark']) ||
     !isWhole(value['earliestOffset']) ||
+    (value['cursor'] !== undefined && typeof value['cursor'] !== 'string') ||
     !value['records'].every((record) => isRecord(record) && isWhole(record['offset']))
   ) {
     throw new ProtocolError(`${what}: the body is not a topic fetch result`);
@@ -290,6 +298,8 @@ interface RequestSpec extends RequestOptions {
   readonly query?: Readonly<Record<string, string | number | undefined>>;
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: unknown;
+  /** The answer may come from (and go to) the browser's HTTP cache; else `cache: 'no-store'`. */
+  readonly cacheable?: boolean;
   /** Turns an error answer into a more specific error (410 → OffsetGoneError); undefined keeps the HttpError. */
   readonly mapError?: (error: HttpError) => Error | undefined;
 }
@@ -348,7 +358,7 @@ class ProtocolTransport {
     }
     const extra = typeof this.#headers === 'function' ? await this.#headers() : (this.#headers ?? {});
     const headers: Record<string, string> = { accept: ACCEPT, ...extra, ...spec.headers };
-    const init: RequestInit = { method: spec.method, headers, cache: 'no-store' };
+    const init: RequestInit = { method: spec.method, headers, cache: spec.cacheable === true ? 'default' : 'no-store' };
     if (spec.body !== undefined) {
       headers[HEADERS.contentType] = MEDIA_TYPES.json;
       init.body = JSON.stringify(spec.body);
@@ -670,6 +680,12 @@ export class TopicClient {
     checkWhole('limit', options.limit, 1);
     checkWhole('minRecords', options.minRecords, 0);
     checkSeconds('waitSeconds', options.waitSeconds);
+    if (options.cursor !== undefined && !/^\d{1,16}$/.test(options.cursor)) {
+      throw new InvalidArgumentError(
+        `"cursor" must be a cursor the server handed out, got ${String(options.cursor)}`,
+        'cursor',
+      );
+    }
     const { offset } = options;
     const { body, meta } = await this.#transport.request({
       method: 'GET',
@@ -680,11 +696,15 @@ export class TopicClient {
         minRecords: options.minRecords,
         wait: options.waitSeconds,
         epoch: options.epoch,
+        cursor: options.cursor,
       },
+      // Only a held read without cursor may be repeated with the same URL, and must not be cached.
+      cacheable: !(options.waitSeconds! > 0) || options.cursor !== undefined,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       mapError: (error) => topicError(error, topic, offset),
     });
     const result = asTopicResult(body, `fetch topic "${topic}"`) as TopicFetchResult<Value>;
+    checkFetchAnswer(topic, options, result);
     return { ...result, meta };
   }
 

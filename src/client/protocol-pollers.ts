@@ -11,6 +11,7 @@ import { type JobSnapshot, problem, type TopicRecord } from '../core/protocol.js
 import { type HeadersOption, type FetchFunction, JobClient, TopicClient } from './http.js';
 import { LongPoller, type LongPollerOptions } from './long-poller.js';
 import { pollReply, ShortPoller, type ShortPollerOptions, unchangedReply } from './short-poller.js';
+import { TopicReader } from './topic-reads.js';
 
 /** How the bound pollers reach the server (the URL supplies the origin and prefix). */
 export interface ProtocolConnectionOptions {
@@ -193,6 +194,8 @@ export interface TopicCursor {
   readonly offset: number;
   /** The log's epoch as last seen; `undefined` before the first answer. */
   readonly epoch: string | undefined;
+  /** The server's cursor for the next long poll at the head of a public topic (docs/cdn.md); `undefined` while behind. */
+  readonly cursor?: string;
 }
 
 /** Options for {@link consumeTopic}. */
@@ -241,20 +244,16 @@ export function consumeTopic<Value = unknown>(
   }
   const { fetch, headers, offset, epoch, limit, minRecords, ...rest } = options;
   const client = new TopicClient(clientOptions(baseUrl, prefix, fetch, headers, rest.clock));
+  const reader = new TopicReader<Value>(client, topic, {
+    ...(limit === undefined ? {} : { limit }),
+    ...(minRecords === undefined ? {} : { minRecords }),
+  });
   return new LongPoller<TopicRecord<Value>, TopicCursor>({
     ...rest,
     cursor: { offset, epoch },
     poll: async ({ signal, cursor, waitMs }) => {
-      const from = cursor ?? { offset, epoch };
-      const answer = await client.fetch<Value>(topic, {
-        signal,
-        offset: from.offset,
-        waitSeconds: waitMs / 1000,
-        ...(from.epoch === undefined ? {} : { epoch: from.epoch }),
-        ...(limit === undefined ? {} : { limit }),
-        ...(minRecords === undefined ? {} : { minRecords }),
-      });
-      return { records: answer.records, cursor: { offset: answer.nextOffset, epoch: answer.epoch } };
+      const { records, next } = await reader.read(cursor ?? { offset, epoch }, waitMs / 1000, signal);
+      return { records, cursor: next };
     },
   });
 }

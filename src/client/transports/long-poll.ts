@@ -12,6 +12,7 @@ import { InvalidArgumentError, isPollkitError, OffsetGoneError, type PollkitErro
 import type { TopicRecord } from '../../core/protocol.js';
 import type { TopicClient } from '../http.js';
 import { LongPoller } from '../long-poller.js';
+import { TopicReader, type TopicReadPosition } from '../topic-reads.js';
 import type { ConnectRequest, Transport, TransportClose, TransportConnection, TransportSink } from './transport.js';
 import { describeFailure } from './transport.js';
 
@@ -74,8 +75,9 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
     const clock = request.clock;
     let first = true;
     let heldEmptyAt: number | undefined;
-    const poller = new LongPoller<TopicRecord<Value>, number>({
-      cursor: from,
+    const reader = new TopicReader<Value>(client, topic, limit === undefined ? {} : { limit });
+    const poller = new LongPoller<TopicRecord<Value>, TopicReadPosition>({
+      cursor: { offset: from, epoch: undefined },
       waitMs,
       // The guard against servers that ignore `wait` lives in `poll` below, where it can tell the
       // connection-opening request (deliberately not held) from a held one that came back early.
@@ -94,14 +96,13 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
         const held = !first;
         first = false;
         const started = clock.now();
-        const batch = await client.fetch<Value>(topic, {
-          offset: cursor ?? from,
-          waitSeconds: held ? wait / 1000 : 0,
-          ...(limit === undefined ? {} : { limit }),
+        const { records, next } = await reader.read(
+          cursor ?? { offset: from, epoch: undefined },
+          held ? wait / 1000 : 0,
           signal,
-        });
-        heldEmptyAt = held && batch.records.length === 0 ? started : undefined;
-        return { records: batch.records, cursor: batch.nextOffset };
+        );
+        heldEmptyAt = held && records.length === 0 ? started : undefined;
+        return { records, cursor: next };
       },
     });
     let open = false;
