@@ -99,6 +99,8 @@ export interface StartNginxOptions extends Omit<PollkitNginxOptions, 'listen' | 
   readonly workers?: number;
   /** Connections per worker, clients and upstream together (each is a file). Default 4096. */
   readonly workerConnections?: number;
+  /** Log every request with its cache status (see {@link NginxServer.accessLog}). Default `false`. */
+  readonly accessLog?: boolean;
 }
 
 /** A running nginx. */
@@ -110,6 +112,8 @@ export interface NginxServer {
   readonly config: string;
   /** What nginx wrote to its error log so far. */
   errorLog(): string;
+  /** Lines `<msec> <cache status> <status> <upstream ms> <request>` when started with `accessLog`. */
+  accessLog(): string;
   /** Stops nginx (fast shutdown) and removes its directory. */
   stop(): Promise<void>;
 }
@@ -158,19 +162,27 @@ export async function startNginx(options: StartNginxOptions): Promise<NginxServe
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'pollkit-nginx-'));
   const workerConnections = options.workerConnections ?? 4096;
-  const http = pollkitNginxHttp({ ...options, listen: `127.0.0.1:${port} backlog=4096`, cachePath: join(dir, 'cache') });
+  const http = pollkitNginxHttp({
+    ...options,
+    listen: `127.0.0.1:${port} backlog=4096`,
+    cachePath: join(dir, 'cache'),
+  });
   // Workers of a root master drop to nobody, who could not write this directory.
   const user = process.getuid?.() === 0 ? 'user root;\n' : '';
   const config = `${user}daemon off;
 worker_processes ${options.workers ?? 1};
 worker_rlimit_nofile ${Math.min(19_000, workerConnections + 64)};
 pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')} warn;
+error_log ${join(dir, 'error.log')} ${process.env['NGINX_LOG_LEVEL'] ?? 'warn'};
 events {
     worker_connections ${workerConnections};
 }
 http {
-    access_log off;
+    ${
+      options.accessLog === true
+        ? `log_format pollkit '$msec $request_time $upstream_cache_status $status $upstream_response_time $connection $connection_requests "$request"';\n    access_log ${join(dir, 'access.log')} pollkit;`
+        : 'access_log off;'
+    }
     keepalive_requests 1000000;
     client_body_temp_path ${join(dir, 'client_body')};
     proxy_temp_path ${join(dir, 'proxy')};
@@ -209,6 +221,10 @@ ${http
     url: `http://127.0.0.1:${port}`,
     config,
     errorLog,
+    accessLog: () => {
+      const path = join(dir, 'access.log');
+      return existsSync(path) ? readFileSync(path, 'utf8') : '';
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
