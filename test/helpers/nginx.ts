@@ -106,6 +106,8 @@ export interface StartNginxOptions extends Omit<PollkitNginxOptions, 'listen' | 
 /** A running nginx. */
 export interface NginxServer {
   readonly port: number;
+  /** The master process. */
+  readonly pid: number;
   /** `http://127.0.0.1:<port>`. */
   readonly url: string;
   /** The configuration it runs. */
@@ -218,6 +220,7 @@ ${http
   }
   return {
     port,
+    pid: child.pid!,
     url: `http://127.0.0.1:${port}`,
     config,
     errorLog,
