@@ -76,10 +76,11 @@ server {
         proxy_cache_lock_age ${lock}s;
         proxy_cache_use_stale updating;
         proxy_cache_revalidate on;
-        # Private answers are no-store and never kept; skipping requests with credentials also spares
-        # them the lock. Add $http_cookie if your authorize hook reads cookies.
-        proxy_cache_bypass $pollkit_skip_cache $http_authorization;
-        proxy_no_cache $pollkit_skip_cache $http_authorization;
+        # A wait in Prefer is not in the URL. Private answers are no-store and never kept; skipping
+        # requests with credentials also spares them the lock. Add $http_cookie if your authorize
+        # hook reads cookies.
+        proxy_cache_bypass $pollkit_skip_cache $http_prefer $http_authorization;
+        proxy_no_cache $pollkit_skip_cache $http_prefer $http_authorization;
         add_header X-Cache-Status $upstream_cache_status always;
     }
 }
