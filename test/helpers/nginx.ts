@@ -8,9 +8,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
 
 /** What the `http {}` part of the configuration depends on. */
 export interface PollkitNginxOptions {
@@ -129,18 +130,6 @@ export function nginxPath(): string {
 /** Whether nginx is installed here. */
 export function hasNginx(): boolean {
   return existsSync(nginxPath());
-}
-
-/** A free TCP port on 127.0.0.1 (taken by nobody at the moment of asking). */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
 }
 
 async function waitForPort(port: number, child: ChildProcess, timeoutMs = 10_000): Promise<void> {

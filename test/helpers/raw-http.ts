@@ -14,6 +14,8 @@ export interface RawResponse {
   /** Header lines, names lowercased. */
   readonly headers: readonly (readonly [string, string])[];
   readonly body: string;
+  /** Bytes of the whole response (status line, headers, body framing). */
+  readonly bytes: number;
 }
 
 /**
@@ -24,6 +26,8 @@ export class RawConnection {
   readonly socket: net.Socket;
   #buffer: Buffer = Buffer.alloc(0);
   #waiting: ((response: RawResponse | Error) => void) | undefined;
+  /** Bytes of every request sent so far. */
+  requestBytes = 0;
   closed = false;
 
   constructor(host: string, port: number) {
@@ -50,7 +54,9 @@ export class RawConnection {
         return;
       }
       this.#waiting = (result) => (result instanceof Error ? reject(result) : resolve(result));
-      this.socket.write(`GET ${path} HTTP/1.1\r\nhost: ${host}\r\n${headers}\r\n`);
+      const text = `GET ${path} HTTP/1.1\r\nhost: ${host}\r\n${headers}\r\n`;
+      this.requestBytes += text.length;
+      this.socket.write(text);
     });
   }
 
@@ -95,7 +101,7 @@ export class RawConnection {
     this.#buffer = this.#buffer.subarray(end);
     const waiting = this.#waiting;
     this.#waiting = undefined;
-    waiting?.({ status, headers, body });
+    waiting?.({ status, headers, body, bytes: end });
   }
 
   destroy(): void {
