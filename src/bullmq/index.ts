@@ -26,4 +26,5 @@
  * @module pollkit/bullmq
  */
 export { BullmqJobStore, type BullmqJobStoreOptions } from './job-store.js';
+export { CANCELED_THROUGH_POLLKIT, forwardCancellations } from './cancellation.js';
 export { type BullmqState, type BullmqView, bullmqProgress } from './fold.js';

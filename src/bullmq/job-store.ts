@@ -17,6 +17,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../core/clock.js';
 import { InvalidArgumentError, PollkitError } from '../core/errors.js';
 import { ChangeListeners } from '../server/change-listeners.js';
+import { randomToken } from '../server/ids.js';
 import type {
   InsertResult,
   JobChange,
@@ -34,6 +35,7 @@ import {
   positiveMs,
   storeConnection,
 } from '../redis/connection.js';
+import { CANCELED_THROUGH_POLLKIT } from './cancellation.js';
 import { type BullmqState, type BullmqView, type Folded, foldBullmqState, foldRemoval } from './fold.js';
 import { DELETE_JOB, INSERT_JOB, READ_JOBS, READ_WIDTH, SWEEP_JOBS, WRITE_JOB } from './scripts.js';
 
@@ -125,7 +127,6 @@ const JOB_EVENTS = [
   'waiting-children',
   'pollkit:change',
 ] as const;
-const WITHDRAWN = 'canceled through pollkit';
 
 /**
  * Jobs on a BullMQ queue, served by `JobRegistry` and `PollkitHandler` like any other store.
@@ -166,6 +167,8 @@ export class BullmqJobStore implements JobStore {
   readonly #pending = new Set<string>();
   readonly #refreshing = new Set<string>();
   readonly #detach: (() => void)[] = [];
+  /** Marks this store's own pollkit:change events, which it has announced already. */
+  readonly #origin = randomToken();
   #flushScheduled = false;
   #closed = false;
 
@@ -301,7 +304,7 @@ export class BullmqJobStore implements JobStore {
       validateTransition(id, base, next);
       // A job pollkit finishes while BullMQ still has it (a cancel, an external succeed) leaves the queue.
       const withdraw = next.snapshot.done && !base.snapshot.done && isUnfinished(read.view.state);
-      if (!(await this.#write(id, read, next, progressSeen, true, withdraw ? WITHDRAWN : ''))) continue;
+      if (!(await this.#write(id, read, next, progressSeen, true, withdraw ? CANCELED_THROUGH_POLLKIT : ''))) continue;
       if (withdraw && read.view.state !== 'active') void this.#remove(id);
       return next;
     }
@@ -363,7 +366,7 @@ export class BullmqJobStore implements JobStore {
       SWEEP_JOBS.run(
         redis,
         [`${this.#prefix}jobs:expiry`, `${this.#prefix}jobs:all`, this.#key('events'), this.#key('meta')],
-        [Math.floor(nowMs), limit, this.#jobPrefix],
+        [Math.floor(nowMs), limit, this.#jobPrefix, this.#origin],
       ),
     )) as [string[], string | null];
     const removed: string[] = [];
@@ -509,6 +512,7 @@ export class BullmqJobStore implements JobStore {
           id,
           notify ? '1' : '',
           withdraw,
+          this.#origin,
         ],
       ),
     )) as [number];
@@ -549,6 +553,7 @@ export class BullmqJobStore implements JobStore {
     if (known === undefined) return;
     switch (name) {
       case 'pollkit:change':
+        if (args['origin'] === this.#origin) return;
         if (args['deleted'] === '1') {
           this.#known.delete(id);
           this.#listeners.emit({ id, version: Number(args['version']), deleted: true });
@@ -641,7 +646,7 @@ export class BullmqJobStore implements JobStore {
         this.#key('events'),
         this.#key('meta'),
       ],
-      [version, id, notify],
+      [version, id, notify, this.#origin],
     );
   }
 

@@ -98,7 +98,7 @@ end
  * KEYS: projection, expiry index, BullMQ job, BullMQ events stream, BullMQ meta, BullMQ completed,
  * BullMQ failed.
  * ARGV: expected version, version, status, json, bp, expiresAtMs|'', safety TTL|'', id, notify ('1' or
- * ''), withdraw reason ('' to leave BullMQ alone).
+ * ''), withdraw reason ('' to leave BullMQ alone), origin (the writing store's token, so it skips its own events).
  * A withdraw reason marks an unfinished BullMQ job to fail at its next start without running (BullMQ's
  * own deferred failure, `defa`) and asks workers to abort the running attempt.
  * Returns {1} written, {-1} no such job, {0, v, j, bp} the current state when the version moved on.
@@ -119,7 +119,7 @@ if withdraw ~= '' and redis.call('EXISTS', KEYS[3]) == 1 and not redis.call('ZSC
   redis.call('HSET', KEYS[3], 'defa', withdraw)
 end
 if ARGV[9] ~= '' then
-  local fields = {'jobId', ARGV[8], 'version', ARGV[2]}
+  local fields = {'jobId', ARGV[8], 'version', ARGV[2], 'origin', ARGV[11]}
   if withdraw ~= '' then table.insert(fields, 'cancel'); table.insert(fields, '1') end
   notify(KEYS[4], KEYS[5], fields)
 end
@@ -128,7 +128,7 @@ return {1}
 
 /**
  * KEYS: projection, all-jobs index, expiry index, BullMQ events stream, BullMQ meta.
- * ARGV: expected version, id, notify ('1' or '').
+ * ARGV: expected version, id, notify ('1' or ''), origin.
  * Returns {1} deleted, {-1} no such job, {0, v, j, bp} the current state when the version moved on.
  */
 export const DELETE_JOB = new LuaScript(`${NOTIFY}
@@ -140,13 +140,13 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 if current[4] and current[4] ~= '' then redis.call('ZREM', current[4], ARGV[2]) end
 if current[5] and current[5] ~= '' and redis.call('GET', current[5]) == ARGV[2] then redis.call('DEL', current[5]) end
-if ARGV[3] ~= '' then notify(KEYS[4], KEYS[5], {'jobId', ARGV[2], 'version', ARGV[1], 'deleted', '1'}) end
+if ARGV[3] ~= '' then notify(KEYS[4], KEYS[5], {'jobId', ARGV[2], 'version', ARGV[1], 'deleted', '1', 'origin', ARGV[4]}) end
 return {1}
 `);
 
 /**
  * KEYS: expiry index, all-jobs index, BullMQ events stream, BullMQ meta.
- * ARGV: now (epoch ms), limit, projection key prefix.
+ * ARGV: now (epoch ms), limit, projection key prefix, origin.
  * Returns {{id, version, ...}, next expiry or false}.
  */
 export const SWEEP_JOBS = new LuaScript(`${NOTIFY}
@@ -163,7 +163,7 @@ for _, id in ipairs(ids) do
       redis.call('ZREM', KEYS[2], id)
       if current[2] and current[2] ~= '' then redis.call('ZREM', current[2], id) end
       if current[3] and current[3] ~= '' and redis.call('GET', current[3]) == id then redis.call('DEL', current[3]) end
-      notify(KEYS[3], KEYS[4], {'jobId', id, 'version', current[1], 'deleted', '1'})
+      notify(KEYS[3], KEYS[4], {'jobId', id, 'version', current[1], 'deleted', '1', 'origin', ARGV[4]})
       table.insert(removed, id)
       table.insert(removed, current[1])
     end
