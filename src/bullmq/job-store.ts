@@ -114,19 +114,9 @@ interface Read {
 
 const MAX_CAS_ROUNDS = 64;
 const LIST_BATCH = 128;
-// The events that can change what a job looks like; the rest (added, drained, …) cannot.
-const JOB_EVENTS = [
-  'active',
-  'progress',
-  'completed',
-  'failed',
-  'waiting',
-  'delayed',
-  'stalled',
-  'removed',
-  'waiting-children',
-  'pollkit:change',
-] as const;
+// The events that can change what a job looks like. The others cannot: a job back in a waiting set
+// (waiting, delayed, stalled) stays queued if it never ran and running if it did.
+const JOB_EVENTS = ['active', 'progress', 'completed', 'failed', 'removed', 'pollkit:change'] as const;
 
 /**
  * Jobs on a BullMQ queue, served by `JobRegistry` and `PollkitHandler` like any other store.

@@ -23,7 +23,10 @@ const name = process.env['QUEUE'] ?? 'media';
 
 // BullMQ's connections wait through an outage; pollkit's command client fails fast instead.
 const bullConnection = (): Redis => new Redis(url, { maxRetriesPerRequest: null }).on('error', () => undefined);
-const redis = new Redis(url, { maxRetriesPerRequest: 1 }).on('error', () => undefined);
+const redis = new Redis(url, { maxRetriesPerRequest: 1, connectionName: `pollkit-${process.env['NAME'] ?? ''}` }).on(
+  'error',
+  () => undefined,
+);
 const queue = new Queue(name, { connection: bullConnection() });
 const events = new QueueEvents(name, { connection: bullConnection() });
 queue.on('error', () => undefined);
@@ -41,10 +44,12 @@ const store = new BullmqJobStore({
 });
 const purgatory = new DelayedOperationPurgatory({ name: process.env['NAME'] ?? 'pollkit' });
 const jobs = new JobRegistry({ store, purgatory });
-for (const type of ['steps', 'flaky', 'doomed', 'slow']) jobs.accept(type);
+for (const type of ['steps', 'flaky', 'doomed', 'slow', 'echo', 'gate']) jobs.accept(type);
 const handler = new PollkitHandler({
   jobs,
   waitJitter: 0,
+  maxHeldRequests: 100_000,
+  maxHeldPerCaller: 100_000,
   heartbeatMs: 60_000,
   authorize: (request) => {
     const owner = /^Bearer (\w+)$/.exec(getHeader(request.headers, 'authorization') ?? '')?.[1];

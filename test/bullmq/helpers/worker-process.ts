@@ -4,7 +4,7 @@
  * Every start, completion and abort is appended to the Redis list `log:<queue>` as
  * `<worker>:<event>:<job id>`, so a test can tell which worker ran what, and how often.
  *
- * Job names: `steps` (progress 25, 50, 75, 100 every STEP_MS, then a result), `flaky` (fails its
+ * Job names: `echo` (returns its input), `steps` (progress 25, 50, 75, 100 every STEP_MS, then a result), `flaky` (fails its
  * first attempt), `doomed` (fails every attempt), `slow` (progress 10, then waits `input.ms`,
  * stopping when its signal aborts).
  *
@@ -41,6 +41,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 // The user's processor, as it would be without pollkit.
 async function processor(job: Job, _token?: string, signal?: AbortSignal): Promise<unknown> {
+  if (job.name === 'echo') return job.data;
   await note('start', job);
   try {
     switch (job.name) {
