@@ -69,8 +69,9 @@ export async function start(options: TranscodeServerOptions = {}): Promise<Runni
   // BullMQ's connections wait out an outage; pollkit's own fails fast, so clients get 503 + Retry-After.
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  const eventsConnection = connection.duplicate();
   const queue = new Queue(name, { connection });
-  const events = new QueueEvents(name, { connection: connection.duplicate() });
+  const events = new QueueEvents(name, { connection: eventsConnection });
   const store = new BullmqJobStore({
     queue,
     events,
@@ -106,7 +107,9 @@ export async function start(options: TranscodeServerOptions = {}): Promise<Runni
       await server.close();
       await events.close();
       await queue.close();
+      // BullMQ leaves connections it was given open; these are ours to close.
       redis.disconnect();
+      eventsConnection.disconnect();
       connection.disconnect();
     },
   };

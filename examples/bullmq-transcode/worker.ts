@@ -81,7 +81,8 @@ export async function startWorker(options: TranscodeWorkerOptions = {}): Promise
   };
 
   const worker = new Worker(queue, transcode, { connection, concurrency: 4 });
-  const events = new QueueEvents(queue, { connection: connection.duplicate() });
+  const eventsConnection = connection.duplicate();
+  const events = new QueueEvents(queue, { connection: eventsConnection });
   const stop = forwardCancellations(worker, events);
   await worker.waitUntilReady();
   await events.waitUntilReady();
@@ -90,6 +91,8 @@ export async function startWorker(options: TranscodeWorkerOptions = {}): Promise
       stop();
       await worker.close();
       await events.close();
+      // BullMQ leaves connections it was given open; these are ours to close.
+      eventsConnection.disconnect();
       connection.disconnect();
     },
   };
