@@ -12,7 +12,7 @@ import type { PollkitCaller } from '../../src/server/http/caller.js';
 import { PollkitHandler, type PollkitHandlerOptions } from '../../src/server/http/handler.js';
 import { JobRegistry } from '../../src/server/jobs/job-registry.js';
 import { DelayedOperationPurgatory } from '../../src/server/purgatory/purgatory.js';
-import { TopicRegistry } from '../../src/server/topics/topic.js';
+import { TopicRegistry } from '../../src/server/topics/topic-registry.js';
 import type { StartServer, TestServer } from '../helpers/http-server.js';
 
 /** A running server and its parts. */
