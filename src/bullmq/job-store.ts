@@ -15,7 +15,7 @@
 import type { JobsOptions, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../core/clock.js';
-import { InvalidArgumentError, PollkitError } from '../core/errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import { ChangeListeners } from '../server/change-listeners.js';
 import { randomToken } from '../server/ids.js';
 import type {
@@ -35,6 +35,7 @@ import {
   positiveMs,
   storeConnection,
 } from '../redis/connection.js';
+import { pageTokens, parseStoredJob, validateTransition } from '../redis/stored-jobs.js';
 import { CANCELED_THROUGH_POLLKIT } from './cancellation.js';
 import { type BullmqState, type BullmqView, type Folded, foldBullmqState, foldRemoval } from './fold.js';
 import { DELETE_JOB, INSERT_JOB, READ_JOBS, READ_WIDTH, SWEEP_JOBS, WRITE_JOB } from './scripts.js';
@@ -680,31 +681,5 @@ function json(value: unknown): string {
   return JSON.stringify(value ?? null);
 }
 
-function parseJob(json: string): StoredJob {
-  const job = JSON.parse(json) as StoredJob;
-  if (typeof job !== 'object' || job === null || typeof job.snapshot !== 'object') {
-    throw new PollkitError('The BullMQ job store holds a malformed job', 'store-corrupt');
-  }
-  return job;
-}
-
-function validateTransition(id: string, current: StoredJob, next: StoredJob): void {
-  if (next.snapshot.id !== id) throw new InvalidArgumentError('a transition must not change the job id', 'id');
-  if (!(next.snapshot.version > current.snapshot.version)) {
-    throw new InvalidArgumentError(
-      `a transition must raise the version (from ${current.snapshot.version}, got ${next.snapshot.version})`,
-      'version',
-    );
-  }
-}
-
-function encodeCursor(seq: string): string {
-  return `b${Number(seq).toString(36)}`;
-}
-
-function decodeCursor(cursor: string): string {
-  if (typeof cursor !== 'string' || !/^b[0-9a-z]{1,11}$/.test(cursor)) {
-    throw new InvalidArgumentError('pageToken is not a valid page token', 'pageToken');
-  }
-  return String(Number.parseInt(cursor.slice(1), 36));
-}
+const parseJob = (json: string): StoredJob => parseStoredJob(json, 'The BullMQ job store');
+const { encode: encodeCursor, decode: decodeCursor } = pageTokens('b');

@@ -113,7 +113,8 @@ async function workerLog(queue: string): Promise<string[]> {
 
 describe('pollkit on BullMQ across processes', () => {
   it('shows a worker’s progress to a long poll on B and an SSE stream on C for a job submitted on A', async () => {
-    const c = await cluster(['A', 'B', 'C'], ['W']);
+    // Steps a quarter second apart: each is its own version, even on a busy machine.
+    const c = await cluster(['A', 'B', 'C'], ['W'], { STEP_MS: '250' });
     const job = await submit(c.base('A'), 'steps', { clip: 'intro.mp4' });
     expect(job).toMatchObject({ type: 'steps', status: 'queued', version: 1 });
     const stream = await openSse(`${c.base('C')}/jobs/${job.id}/events`, alice);
@@ -154,7 +155,8 @@ describe('pollkit on BullMQ across processes', () => {
   it('hands a SIGKILLed worker’s job to another worker, and the long poll on B wakes with succeeded once', async () => {
     const fast = { LOCK_MS: '1000', STALLED_MS: '300' };
     const c = await cluster(['A', 'B', 'C'], [], fast);
-    const first = await c.worker('W1');
+    // W1 would take a minute: only W2, after the stalled-job check, can finish the job.
+    const first = await c.worker('W1', { SLOW_MS: '60000' });
     const job = await submit(c.base('A'), 'slow', { ms: 1500 });
     const started = await until(async () => {
       const state = await snapshot(c.base('B'), job.id);

@@ -6,7 +6,7 @@
  *
  * Job names: `echo` (returns its input), `steps` (progress 25, 50, 75, 100 every STEP_MS, then a result), `flaky` (fails its
  * first attempt), `doomed` (fails every attempt), `slow` (progress 10, then waits `input.ms`,
- * stopping when its signal aborts).
+ * stopping when its signal aborts; SLOW_MS overrides it).
  *
  * Run as `node --import tsx test/bullmq/helpers/worker-process.ts` with REDIS_URL, QUEUE and NAME set.
  *
@@ -60,7 +60,7 @@ async function processor(job: Job, _token?: string, signal?: AbortSignal): Promi
         throw new Error(`attempt ${job.attemptsMade + 1} fails`);
       case 'slow':
         await job.updateProgress({ percent: 10, message: 'working' });
-        await sleep((job.data as { ms?: number }).ms ?? 2000, signal);
+        await sleep(Number(process.env['SLOW_MS'] ?? (job.data as { ms?: number }).ms ?? 2000), signal);
         await note('done', job);
         return { worker: name };
       default:
