@@ -182,6 +182,8 @@ async function main(): Promise<void> {
     const w = await forkChild('W', workerScript, { REDIS_URL: redis.url, QUEUE, CONCURRENCY: String(IN_FLIGHT) });
     children.push(w);
     const queue = new Queue(QUEUE, { connection: redis.client({ maxRetriesPerRequest: null }) });
+    // waitUntilFinished listens on the queue once per job in flight.
+    queue.setMaxListeners(IN_FLIGHT * 2);
     const events = new QueueEvents(QUEUE, { connection: redis.client({ maxRetriesPerRequest: null }) });
     await events.waitUntilReady();
     const lanes = async (one: (n: number) => Promise<void>): Promise<number> => {
