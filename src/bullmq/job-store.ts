@@ -109,7 +109,6 @@ interface Read {
   readonly version: number;
   readonly job: StoredJob;
   readonly progressSeen: string;
-  readonly seq: string;
   readonly view: BullmqView;
 }
 
@@ -259,7 +258,9 @@ export class BullmqJobStore implements JobStore {
 
   async get(id: string): Promise<StoredJob | undefined> {
     try {
-      return (await this.#current(id, false))?.job;
+      const read = await this.#read(id);
+      // A read is not news to announce: this process's events announce what changed.
+      return read === undefined ? undefined : await this.#settle(id, read, false);
     } catch (error) {
       // While Redis is out of reach, a read answers with the last state this process saw, if any.
       const known = this.#known.get(id)?.job;
@@ -386,14 +387,6 @@ export class BullmqJobStore implements JobStore {
 
   // --- reading and folding ---------------------------------------------------------------------------
 
-  /** The job's current state, folding (and storing) whatever BullMQ did since it was last seen. */
-  async #current(id: string, announce: boolean): Promise<Read | undefined> {
-    const read = await this.#read(id);
-    if (read === undefined) return undefined;
-    const job = await this.#settle(id, read, announce);
-    return job === undefined ? undefined : { ...read, job };
-  }
-
   // Folds and stores until the stored state reflects BullMQ; resolves to that state.
   async #settle(id: string, first: Read, announce = true): Promise<StoredJob | undefined> {
     let read: Read | undefined = first;
@@ -454,17 +447,16 @@ export class BullmqJobStore implements JobStore {
         version: Number(version),
         job,
         progressSeen: reply[at + 2]!,
-        seq: reply[at + 3]!,
         view: {
-          state: reply[at + 4] as BullmqState,
-          attemptsStarted: Number(reply[at + 5] || 0),
-          attemptsMade: Number(reply[at + 6] || 0),
-          progress: optional(reply[at + 7]),
-          returnValue: optional(reply[at + 8]),
-          failedReason: optional(reply[at + 9]),
-          processedOn: optionalNumber(reply[at + 10]),
-          finishedOn: optionalNumber(reply[at + 11]),
-          opts: optional(reply[at + 12]),
+          state: reply[at + 3] as BullmqState,
+          attemptsStarted: Number(reply[at + 4] || 0),
+          attemptsMade: Number(reply[at + 5] || 0),
+          progress: optional(reply[at + 6]),
+          returnValue: optional(reply[at + 7]),
+          failedReason: optional(reply[at + 8]),
+          processedOn: optionalNumber(reply[at + 9]),
+          finishedOn: optionalNumber(reply[at + 10]),
+          opts: optional(reply[at + 11]),
         },
       };
     });

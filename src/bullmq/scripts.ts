@@ -18,20 +18,20 @@ import { LuaScript } from '../redis/scripts.js';
 // x (expiresAtMs or '').
 
 /** How many values {@link READ_JOBS} returns per job. */
-export const READ_WIDTH = 13;
+export const READ_WIDTH = 12;
 
 /**
  * KEYS: BullMQ's completed, failed, delayed, prioritized, active and waiting-children keys.
  * ARGV: projection key prefix, BullMQ job key prefix, then an id and the version this process already
  * has ('' for none) per job. Returns, per job, READ_WIDTH strings: v ('' when pollkit has no such job),
- * j ('' when v is the version already known), bp, q, BullMQ state, ats, atm, progress, returnvalue,
+ * j ('' when v is the version already known), bp, BullMQ state, ats, atm, progress, returnvalue,
  * failedReason, processedOn, finishedOn, opts.
  */
 export const READ_JOBS = new LuaScript(`
 local out = {}
 for n = 3, #ARGV, 2 do
   local id, known = ARGV[n], ARGV[n + 1]
-  local p = redis.call('HMGET', ARGV[1] .. id, 'v', 'j', 'bp', 'q')
+  local p = redis.call('HMGET', ARGV[1] .. id, 'v', 'j', 'bp')
   if not p[1] then
     for _ = 1, ${READ_WIDTH} do table.insert(out, '') end
   else
@@ -52,7 +52,6 @@ for n = 3, #ARGV, 2 do
     table.insert(out, p[1])
     table.insert(out, j)
     table.insert(out, p[3] or '')
-    table.insert(out, p[4] or '')
     table.insert(out, state)
     for k = 2, 9 do table.insert(out, b[k] or '') end
   end
