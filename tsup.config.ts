@@ -13,7 +13,7 @@ const shared: Options = {
   splitting: true,
   treeshake: true,
   dts: true,
-  external: ['ws', 'ioredis', 'express', 'fastify', 'koa', 'hono'],
+  external: ['ws', 'ioredis', 'bullmq', 'express', 'fastify', 'koa', 'hono'],
 };
 
 export default defineConfig([
