@@ -190,6 +190,39 @@ describe('through nginx', () => {
     expect(heldByUser).toEqual(new Set(['alice', 'bob', 'carol']));
   }, 60_000);
 
+  it('passes the held reads of clients that know no cursor to the origin, uncached, as before', async () => {
+    const { origin, nginx } = await setup(2);
+    const topic = origin.topics.topic('public.legacy');
+    const epoch = (await topic.position()).epoch;
+    // A client written before cursors: it asks again with the same URL after an empty answer.
+    const legacy = async (): Promise<{ offsets: number[]; statuses: Set<string | null> }> => {
+      const offsets: number[] = [];
+      const statuses = new Set<string | null>();
+      const fetch = socketFetch();
+      let offset = 0;
+      while (offset < 3) {
+        const response = await fetch(
+          `${nginx.url}/pollkit/topics/public.legacy/records?offset=${offset}&wait=1&epoch=${epoch}`,
+        );
+        statuses.add(response.headers.get('x-cache-status'));
+        expect(response.headers.get('cache-control')).toBe('no-store');
+        const body = (await response.json()) as { records: { offset: number }[]; nextOffset: number };
+        offsets.push(...body.records.map((record) => record.offset));
+        offset = body.nextOffset;
+      }
+      return { offsets, statuses };
+    };
+    const clients = Array.from({ length: 20 }, () => legacy());
+    for (let i = 0; i < 3; i++) {
+      await sleep(300);
+      await topic.append(i);
+    }
+    for (const { offsets, statuses } of await Promise.all(clients)) {
+      expect(offsets).toEqual([0, 1, 2]);
+      expect(statuses).toEqual(new Set(['BYPASS']));
+    }
+  });
+
   it('cache entries expiring under load cause no burst at the origin and no request loop', async () => {
     // Entries at the head live 1 s; waits are 2 s; a quarter of the clients straggle, arriving at
     // their next URL up to 2.5 s late, long after its entry expired.
