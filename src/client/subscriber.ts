@@ -19,10 +19,11 @@
  *
  * @module
  */
-import EventEmitter from 'eventemitter3';
-import { abortReason, linkSignals, type LinkedSignal } from '../core/abort.js';
+import { abortReason, linkSignals, type LinkedSignal, onAbort } from '../core/abort.js';
 import { type BackoffPolicy, grpcBackoff, withHint } from '../core/backoff.js';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
+import { Emitter, type EventMap } from '../core/emitter.js';
+import { nextEvent } from './poller-support.js';
 import { InvalidArgumentError, OverloadedError, PollkitError } from '../core/errors.js';
 import type { Transport, TransportClose, TransportConnection, TransportMessage } from './transports/transport.js';
 
@@ -215,21 +216,21 @@ export interface CommitEvent {
 /** The typed events of a {@link Subscriber}. */
 export interface SubscriberEvents<T> {
   /** A connection opened; the first one settles the transport. */
-  open: (event: SubscriberOpenEvent) => void;
+  open: [event: SubscriberOpenEvent];
   /** A message, after dedupe, before its id is committed. */
-  message: (message: SubscriberMessage<T>) => void;
+  message: [message: SubscriberMessage<T>];
   /** A message's id became the cursor (every listener and iterator has it). */
-  commit: (event: CommitEvent) => void;
+  commit: [event: CommitEvent];
   /** A connection ended. */
-  close: (event: SubscriberCloseEvent) => void;
+  close: [event: SubscriberCloseEvent];
   /** A reconnect is scheduled. */
-  reconnecting: (event: ReconnectingEvent) => void;
+  reconnecting: [event: ReconnectingEvent];
   /** Before settling, the subscriber moved on to the next transport. */
-  fallback: (event: FallbackEvent) => void;
+  fallback: [event: FallbackEvent];
   /** The subscriber ended for good; emitted exactly once. */
-  gone: (event: SubscriberGoneEvent) => void;
+  gone: [event: SubscriberGoneEvent];
   /** A listener threw, or a non-fatal failure worth logging. Never ends the subscriber. */
-  error: (error: unknown) => void;
+  error: [error: unknown];
 }
 
 /**
@@ -345,7 +346,7 @@ const utf8 = (text: string): number => new TextEncoder().encode(text).byteLength
  * function next(cursor: string | undefined) { return cursor === undefined ? 0 : Number(cursor) + 1; }
  * ```
  */
-export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
+export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   readonly #transports: readonly Transport<T>[];
   readonly #clock: Clock;
   readonly #schedule: ReconnectSchedule;
@@ -373,6 +374,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
   #lastActivity = 0;
   #cursor: string | undefined;
   #lastError: unknown;
+  #removeAbort: (() => void) | undefined;
 
   #reconnectTimer: TimerHandle | undefined;
   #connectTimer: TimerHandle | undefined;
@@ -469,7 +471,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
       this.#finish('aborted', abortReason(this.#link.signal));
       return this;
     }
-    this.#link.signal.addEventListener('abort', this.#onAbort, { once: true });
+    this.#removeAbort = onAbort(this.#link.signal, this.#onAbort);
     this.#connect();
     return this;
   }
@@ -583,37 +585,8 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
   waitFor<E extends 'open' | 'close' | 'reconnecting' | 'fallback' | 'gone' | 'commit' | 'message'>(
     event: E,
     options: { readonly signal?: AbortSignal } = {},
-  ): Promise<Parameters<SubscriberEvents<T>[E]>[0]> {
-    type Payload = Parameters<SubscriberEvents<T>[E]>[0];
-    const { signal } = options;
-    if (signal?.aborted === true) return Promise.reject(abortReason(signal));
-    if (this.#gone !== undefined) {
-      return event === 'gone'
-        ? Promise.resolve(this.#gone as Payload)
-        : Promise.reject(goneError(this.#gone, `the subscriber ended before "${event}"`));
-    }
-    return new Promise<Payload>((resolve, reject) => {
-      const cleanup = (): void => {
-        this.off(event, onEvent as never);
-        if (event !== 'gone') this.off('gone', onGone);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const onEvent = (payload: Payload): void => {
-        cleanup();
-        resolve(payload);
-      };
-      const onGone = (gone: SubscriberGoneEvent): void => {
-        cleanup();
-        reject(goneError(gone, `the subscriber ended before "${event}"`));
-      };
-      const onAbort = (): void => {
-        cleanup();
-        reject(abortReason(signal!));
-      };
-      this.on(event, onEvent as never);
-      if (event !== 'gone') this.on('gone', onGone);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+  ): Promise<SubscriberEvents<T>[E][0]> {
+    return nextEvent(this as unknown as Emitter<EventMap>, event, 'gone', () => this.#gone, goneError, options);
   }
 
   // ---- connection lifecycle -------------------------------------------------------------------
@@ -927,7 +900,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
       // Already broken; nothing to release beyond what the abort above did.
     }
     if (this.#link !== undefined) {
-      this.#link.signal.removeEventListener('abort', this.#onAbort);
+      this.#removeAbort?.();
       this.#link.dispose();
       this.#link = undefined;
     }
@@ -988,7 +961,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     item.resolve(status);
   }
 
-  #safeEmit<E extends keyof SubscriberEvents<T>>(event: E, payload: Parameters<SubscriberEvents<T>[E]>[0]): void {
+  #safeEmit<E extends keyof SubscriberEvents<T>>(event: E, payload: SubscriberEvents<T>[E][0]): void {
     try {
       (this.emit as (event: E, payload: unknown) => boolean)(event, payload);
     } catch (error) {
@@ -1007,6 +980,8 @@ function failed(gone: SubscriberGoneEvent): boolean {
   return gone.error !== undefined && gone.reason !== 'closed';
 }
 
-function goneError(gone: SubscriberGoneEvent, message: string): unknown {
-  return failed(gone) ? gone.error : new PollkitError(message, 'subscriber-closed', { cause: gone.error });
+function goneError(gone: SubscriberGoneEvent, event: string): unknown {
+  return failed(gone)
+    ? gone.error
+    : new PollkitError(`the subscriber ended before "${event}"`, 'subscriber-closed', { cause: gone.error });
 }

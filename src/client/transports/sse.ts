@@ -1,18 +1,18 @@
 /**
  * Server-sent events over `fetch`, for what the browser's `EventSource` cannot do: custom headers
  * (authorization), POST bodies, an injected `fetch`, and a reconnect policy of our own instead of the
- * browser's fixed delay. Parsing is eventsource-parser's, which follows the WHATWG rules (CR/LF/CRLF
- * line ends, multi-line data, comments, `retry:`), rather than a hand-written splitter.
+ * browser's fixed delay. Parsing follows the WHATWG rules (CR/LF/CRLF line ends, multi-line data,
+ * comments, `retry:`): see ./sse-parser.ts.
  *
  * The resume cursor travels as `Last-Event-ID`; this transport only reports complete events, so an id
  * whose event was cut off never reaches the subscriber and is never committed.
  *
  * @module
  */
-import { createParser } from 'eventsource-parser';
 import { HttpError, InvalidArgumentError, OffsetGoneError, ProtocolError } from '../../core/errors.js';
 import { HEADERS, MEDIA_TYPES } from '../../core/protocol.js';
 import { parseRetryAfter } from '../../core/retry-after.js';
+import { sseParser } from './sse-parser.js';
 import type { ConnectRequest, Transport, TransportConnection, TransportSink } from './transport.js';
 import { describeFailure } from './transport.js';
 
@@ -172,8 +172,8 @@ export class SseTransport<T = string> implements Transport<T> {
     const events = this.#events;
     const decode = options.decode;
     let decodeError: unknown;
-    const parser = createParser({
-      onEvent: (event) => {
+    const feed = sseParser({
+      event: (event) => {
         if (decodeError !== undefined) return;
         if (events !== undefined && !events.has(event.event ?? 'message')) return;
         let data: T;
@@ -185,8 +185,8 @@ export class SseTransport<T = string> implements Transport<T> {
         }
         sink.message({ data, id: event.id, event: event.event });
       },
-      onRetry: (ms) => sink.retryHint(ms),
-      onComment: () => sink.activity(),
+      retry: (ms) => sink.retryHint(ms),
+      comment: () => sink.activity(),
     });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
@@ -195,7 +195,7 @@ export class SseTransport<T = string> implements Transport<T> {
         const { done, value } = await reader.read();
         if (done) break;
         sink.activity();
-        parser.feed(decoder.decode(value, { stream: true }));
+        feed(decoder.decode(value, { stream: true }));
         if (decodeError !== undefined) {
           return { reason: 'decode', error: new ProtocolError('could not decode an event', { cause: decodeError }) };
         }
