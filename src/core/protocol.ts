@@ -76,14 +76,14 @@ export interface Problem {
   readonly [extension: string]: unknown;
 }
 
-/** A job's last reported progress. */
-export interface JobProgress {
+/** A job's last reported progress; `Data` types its `data`. */
+export interface JobProgress<Data = unknown> {
   /** Completion in percent, 0–100. */
   readonly percent?: number;
   /** A short human-readable note. */
   readonly message?: string;
   /** Arbitrary JSON the handler chose to share. */
-  readonly data?: unknown;
+  readonly data?: Data;
 }
 
 /**
@@ -97,7 +97,7 @@ export interface JobProgress {
  * }
  * ```
  */
-export interface JobSnapshot<Result = unknown> {
+export interface JobSnapshot<Result = unknown, Data = unknown> {
   /** Opaque id with at least 122 random bits. */
   readonly id: string;
   /** The job type it was submitted as. */
@@ -107,7 +107,7 @@ export interface JobSnapshot<Result = unknown> {
   /** True exactly for terminal statuses. */
   readonly done: boolean;
   /** The last reported progress, or `null` before any. */
-  readonly progress: JobProgress | null;
+  readonly progress: JobProgress<Data> | null;
   /** Set exactly when `status` is `succeeded`. */
   readonly result: Result | null;
   /** Set exactly when `status` is `failed` or `canceled`. */
