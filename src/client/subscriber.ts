@@ -7,8 +7,13 @@
  *   jitter around one second (gRPC's curve) still lands a thousand clients inside 400 ms, so the first
  *   reconnect after a healthy connection drops is spread uniformly over `spreadMs` (AWS "full jitter")
  *   and the curve then continues from the first step that is longer than that spread, so the second
- *   wave never piles onto the tail of the first. Later attempts follow the backoff policy (gRPC's by
- *   default); server hints (SSE `retry:`, `Retry-After`, close codes) are floors with jitter above.
+ *   wave never piles onto the tail of the first. Later attempts follow the backoff policy
+ *   ({@link reconnectBackoff} by default: a cycle near the spread, growing slowly, so that whenever the
+ *   server returns the herd arrives spread over one cycle and is back within it); server hints (SSE
+ *   `retry:`, `Retry-After`, close codes) are floors with jitter above.
+ * - Fallback. A transport that keeps failing (closing before it is stable, `fallbackAfter` times in a
+ *   row) hands over to the next in the list; after `stepUpAfterMs` of stable service there, the
+ *   preferred one is tried again, and a failed try returns at once to the one that works.
  * - The cursor. A message's id becomes the resume point only after every listener and iterator has it,
  *   and ids seen within a window are dropped on replay, so a cut anywhere (even between an `id:` line
  *   and the end of its event) neither skips nor repeats.
@@ -20,7 +25,7 @@
  * @module
  */
 import { abortReason, linkSignals, type LinkedSignal, onAbort } from '../core/abort.js';
-import { type BackoffPolicy, grpcBackoff, withHint } from '../core/backoff.js';
+import { type BackoffPolicy, reconnectBackoff, withHint } from '../core/backoff.js';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
 import { Emitter, type EventMap } from '../core/emitter.js';
 import { nextEvent } from './poller-support.js';
@@ -29,11 +34,11 @@ import type { Transport, TransportClose, TransportConnection, TransportMessage }
 
 /** Options for {@link ReconnectSchedule}. */
 export interface ReconnectScheduleOptions {
-  /** The curve of delays between failed attempts. Default {@link grpcBackoff} (1 s, ×1.6, ±20 %, 120 s). */
+  /** The curve of delays between failed attempts. Default {@link reconnectBackoff} (4.2 s, ×1.1, ±5 %, 8 s). */
   readonly backoff?: BackoffPolicy;
   /**
    * The first reconnect after a reset waits a uniform random delay in [0, `spreadMs`]; `0` starts
-   * straight on the backoff curve. Default `3000`.
+   * straight on the backoff curve. Default `4200`.
    */
   readonly spreadMs?: number;
   /** The width of the random band above a server's hint, relative to it. Default `0.2`. */
@@ -52,8 +57,8 @@ export interface ReconnectScheduleOptions {
  * import { ReconnectSchedule, seededRandom } from 'pollkit/client';
  *
  * const schedule = new ReconnectSchedule({ random: seededRandom(7) });
- * schedule.next();     // 0..3000 ms: the herd's spread
- * schedule.next();     // gRPC's curve from the first step longer than the spread (~4.1 s ± 20 %)
+ * schedule.next();     // 0..4200 ms: the herd's spread
+ * schedule.next();     // the curve from the first step at least as long as the spread (4.2 s ± 5 %)
  * schedule.next(5000); // a server hint is a floor, with jitter above it: 5000..6000 ms
  * schedule.reset();
  * ```
@@ -69,8 +74,8 @@ export class ReconnectSchedule {
   #previous: number | undefined;
 
   constructor(options: ReconnectScheduleOptions = {}) {
-    this.#policy = options.backoff ?? grpcBackoff;
-    this.#spread = options.spreadMs ?? 3000;
+    this.#policy = options.backoff ?? reconnectBackoff;
+    this.#spread = options.spreadMs ?? 4200;
     this.#hintSpread = options.hintSpread ?? 0.2;
     this.#random = options.random ?? (() => Math.random());
     checkNumber('ReconnectSchedule', 'spreadMs', this.#spread, 0);
@@ -186,7 +191,7 @@ export interface FallbackEvent {
   readonly from: string;
   /** The transport tried next. */
   readonly to: string;
-  /** Why `from` failed. */
+  /** Why `from` was left: its close reason, or `"step-up"`. */
   readonly reason: string;
   /** The failure behind it, if any. */
   readonly error: unknown;
@@ -225,7 +230,10 @@ export interface SubscriberEvents<T> {
   close: [event: SubscriberCloseEvent];
   /** A reconnect is scheduled. */
   reconnecting: [event: ReconnectingEvent];
-  /** Before settling, the subscriber moved on to the next transport. */
+  /**
+   * The subscriber moved to another transport: before one opened, after the one in use kept failing
+   * (`fallbackAfter`), or back up to the preferred one (`reason: "step-up"`) and back down if that failed.
+   */
   fallback: [event: FallbackEvent];
   /** The subscriber ended for good; emitted exactly once. */
   gone: [event: SubscriberGoneEvent];
@@ -253,11 +261,11 @@ export interface SendReceipt {
 export interface SubscriberOptions<T> {
   /** The transports to try, in order of preference (one, or several for SignalR-style fallback). Required. */
   readonly transports: Transport<T> | readonly Transport<T>[];
-  /** The backoff curve between failed attempts. Default {@link grpcBackoff}. */
+  /** The backoff curve between failed attempts. Default {@link reconnectBackoff}. */
   readonly backoff?: BackoffPolicy;
   /**
    * The window over which the first reconnect after a healthy connection drops is spread uniformly;
-   * `0` reconnects on the backoff curve alone. Default `3000`.
+   * `0` reconnects on the backoff curve alone. Default `4200`.
    */
   readonly spreadMs?: number;
   /** The random band above a server's hint, relative to it. Default `0.2`. */
@@ -277,6 +285,17 @@ export interface SubscriberOptions<T> {
   readonly pingIntervalMs?: number;
   /** The cursor to resume from (e.g. one you persisted from a `commit` event). Default none. */
   readonly cursor?: string;
+  /**
+   * Connections in a row that end before `stableAfterMs` (or never open) after which a transport that
+   * used to work hands over to the next one in the list; `0` never falls back once settled. Default `3`.
+   */
+  readonly fallbackAfter?: number;
+  /**
+   * After a fallback, how long the lower transport must serve (counted from its becoming stable) before
+   * the preferred one is tried again; a failed try returns at once and doubles the wait (up to 1 h).
+   * `0` never steps back up. Default `60000`.
+   */
+  readonly stepUpAfterMs?: number;
   /** How many recent message ids to remember for dropping re-deliveries. Default `1024`. */
   readonly dedupeWindow?: number;
   /** The most messages {@link Subscriber.send} queues while disconnected; more are dropped. Default `1000`. */
@@ -376,6 +395,14 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   #lastError: unknown;
   #removeAbort: (() => void) | undefined;
 
+  readonly #fallbackAfter: number;
+  readonly #stepUpAfter: number;
+  #stepUpDelay = 0;
+  #stepUpFrom: number | undefined;
+  #stepUpTimer: TimerHandle | undefined;
+  #unstable = 0;
+  #stableReached = false;
+
   #reconnectTimer: TimerHandle | undefined;
   #connectTimer: TimerHandle | undefined;
   #stableTimer: TimerHandle | undefined;
@@ -418,6 +445,11 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     this.#sendQueueLimit = options.sendQueueLimit ?? 1000;
     this.#iteratorBufferLimit = options.iteratorBufferLimit ?? 10_000;
     this.#flushCheck = options.flushCheckMs ?? 50;
+    this.#fallbackAfter = options.fallbackAfter ?? 3;
+    this.#stepUpAfter = options.stepUpAfterMs ?? 60_000;
+    this.#stepUpDelay = this.#stepUpAfter;
+    checkNumber('Subscriber', 'fallbackAfter', this.#fallbackAfter, 0);
+    checkNumber('Subscriber', 'stepUpAfterMs', this.#stepUpAfter, 0);
     checkNumber('Subscriber', 'stableAfterMs', this.#stableAfter, 0);
     checkNumber('Subscriber', 'maxRetries', this.#maxRetries, 0);
     checkNumber('Subscriber', 'connectTimeoutMs', this.#connectTimeout, 0);
@@ -600,6 +632,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     if (this.#state === 'closed') return;
     this.#state = 'connecting';
     this.#openPending = false;
+    this.#stableReached = false;
     const token = ++this.#token;
     const transport = this.#currentTransport();
     const controller = new AbortController();
@@ -659,7 +692,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     this.#clear('connect');
     this.#lastActivity = this.#clock.now();
     const token = this.#token;
-    if (this.#stableAfter === 0) this.#schedule.reset();
+    if (this.#stableAfter === 0) this.#stable(token);
     else this.#stableTimer = this.#clock.setTimeout(() => this.#stable(token), this.#stableAfter, { unref: true });
     const connection = this.#connection!;
     if (connection.heartbeats && this.#idleTimeout > 0) this.#armIdle(token, this.#idleTimeout);
@@ -674,7 +707,46 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
 
   #stable(token: number): void {
     this.#stableTimer = undefined;
-    if (token === this.#token) this.#schedule.reset();
+    if (token !== this.#token) return;
+    this.#schedule.reset();
+    this.#stableReached = true;
+    this.#unstable = 0;
+    if (this.#stepUpFrom !== undefined) {
+      // The preferred transport held: the step up succeeded.
+      this.#stepUpFrom = undefined;
+      this.#stepUpDelay = this.#stepUpAfter;
+    }
+    if (this.#index > 0 && this.#stepUpAfter > 0) {
+      this.#stepUpTimer = this.#clock.setTimeout(() => this.#stepUp(token), this.#stepUpDelay, { unref: true });
+    }
+  }
+
+  #stepUp(token: number): void {
+    this.#stepUpTimer = undefined;
+    if (token !== this.#token || this.#state !== 'open') return;
+    const from = this.#currentTransport();
+    const connection = this.#connection;
+    this.#token++;
+    this.#releaseConnection();
+    try {
+      connection?.close();
+    } catch {
+      // Leaving a working connection on purpose; a failure to close it changes nothing.
+    }
+    this.#safeEmit('close', { transport: from.name, reason: 'step-up', error: undefined, wasOpen: true });
+    if ((this.#state as SubscriberState) === 'closed') return;
+    this.#stepUpFrom = this.#index;
+    this.#switchTo(0, from, 'step-up', undefined);
+    this.#connect();
+  }
+
+  /** Makes transport `index` the one in use (settled), announcing the move. */
+  #switchTo(index: number, from: Transport<T>, reason: string, error: unknown): void {
+    this.#index = index;
+    this.#unstable = 0;
+    const to = this.#transports[index]!;
+    this.#settled = to;
+    this.#safeEmit('fallback', { from: from.name, to: to.name, reason, error });
   }
 
   #armIdle(token: number, ms: number): void {
@@ -809,6 +881,24 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
       // An ambiguous failure before anything opened (a down server looks like a blocked upgrade):
       // rotate to the next transport on the backoff schedule, cycling, until one opens.
       if (this.#transports.length > 1) this.#fallback(transport, close);
+    } else if (this.#settled !== undefined && !this.#stableReached) {
+      if (this.#stepUpFrom !== undefined) {
+        // The preferred transport still fails: back at once to the one that worked, and wait longer.
+        const back = this.#stepUpFrom;
+        this.#stepUpFrom = undefined;
+        this.#stepUpDelay = Math.min(this.#stepUpDelay * 2, 3_600_000);
+        this.#switchTo(back, transport, close.reason, close.error);
+        this.#connect();
+        return;
+      }
+      this.#unstable++;
+      if (
+        this.#fallbackAfter > 0 &&
+        this.#unstable >= this.#fallbackAfter &&
+        this.#index < this.#transports.length - 1
+      ) {
+        this.#switchTo(this.#index + 1, transport, close.reason, close.error);
+      }
     }
     this.#scheduleReconnect(close);
   }
@@ -850,6 +940,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     this.#clear('idle');
     this.#clear('ping');
     this.#clear('flush');
+    this.#clear('stepUp');
     this.#controller?.abort();
     this.#controller = undefined;
     this.#connection = undefined;
@@ -857,7 +948,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     for (const item of this.#inFlight.splice(0)) this.#settle(item, 'unknown');
   }
 
-  #clear(which: 'connect' | 'stable' | 'idle' | 'ping' | 'flush' | 'reconnect'): void {
+  #clear(which: 'connect' | 'stable' | 'idle' | 'ping' | 'flush' | 'reconnect' | 'stepUp'): void {
     const clock = this.#clock;
     switch (which) {
       case 'connect':
@@ -883,6 +974,10 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
       case 'reconnect':
         if (this.#reconnectTimer !== undefined) clock.clearTimeout(this.#reconnectTimer);
         this.#reconnectTimer = undefined;
+        break;
+      case 'stepUp':
+        if (this.#stepUpTimer !== undefined) clock.clearTimeout(this.#stepUpTimer);
+        this.#stepUpTimer = undefined;
         break;
     }
   }
