@@ -93,7 +93,8 @@ export interface PollJobOptions<Result = unknown, Data = unknown>
   readonly rejectOnFailure?: boolean;
 }
 
-function jobFailure(job: JobSnapshot): unknown {
+/** The error a failed or canceled job ends in, or undefined. @internal */
+export function jobFailure(job: JobSnapshot): unknown {
   if (job.status === 'failed') {
     return new JobFailedError(job.id, job.error ?? problem('job-failed', `Job ${job.id} failed`));
   }

@@ -118,7 +118,7 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
     poller.on('end', (info) => {
       poller.removeAllListeners();
       if (info.reason === 'aborted' || info.reason === 'stopped') return;
-      sink.closed(toClose(info.error));
+      sink.closed(pollFailureToClose(info.error));
     });
     poller.start();
     return {
@@ -138,7 +138,13 @@ function resumeOffset(cursor: string | undefined, start: number): number {
   return Number.isSafeInteger(offset) && offset >= 0 ? offset + 1 : start;
 }
 
-function toClose(failure: unknown): TransportClose {
+/**
+ * What a poller's failure means to the subscriber: a gone offset stops, 404/405/501 say "not here"
+ * (fall back), other statuses retry or stop by their retryability, anything else retries.
+ *
+ * @internal
+ */
+export function pollFailureToClose(failure: unknown): TransportClose {
   // The poller wraps a retryable failure it was told not to retry; the original says what happened.
   const error =
     isPollkitError(failure, 'retries-exhausted') && (failure as PollkitError).cause !== undefined
