@@ -45,7 +45,11 @@ export interface SubscribeTopicOptions extends Omit<SubscriberOptions<TopicRecor
 
 const names: readonly TopicTransportName[] = ['websocket', 'sse', 'long-poll'];
 
-/** The transports an option names, in order; `auto` drops WebSocket where there is no class for it. */
+/**
+ * The transports an option names, in order; `auto` keeps those `available` says can work here.
+ *
+ * @internal
+ */
 export function chooseTransports<Name extends string>(
   choice: 'auto' | Name | readonly Name[] | undefined,
   all: readonly Name[],
