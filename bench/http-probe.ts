@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { DelayedOperationPurgatory } from '../src/server/purgatory/purgatory.js';
-import { TopicRegistry } from '../src/server/topics/topic.js';
+import { TopicRegistry } from '../src/server/topics/topic-registry.js';
 
 const count = Number(process.argv[2] ?? '10000');
 const purgatory = new DelayedOperationPurgatory({ name: 'probe' });

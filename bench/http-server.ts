@@ -29,7 +29,7 @@ import { type Clock, systemClock } from '../src/core/clock.js';
 import { PollkitHandler } from '../src/server/http/handler.js';
 import { JobRegistry } from '../src/server/jobs/job-registry.js';
 import { DelayedOperationPurgatory } from '../src/server/purgatory/purgatory.js';
-import { TopicRegistry } from '../src/server/topics/topic.js';
+import { TopicRegistry } from '../src/server/topics/topic-registry.js';
 import { type FloorServer, createFloorServer } from './http-floor.js';
 import { type NaiveServer, createNaiveServer } from './http-naive.js';
 

@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { setImmediate as tick } from 'node:timers/promises';
 import type { JobSnapshot, TopicFetchResult } from '../src/core/protocol.js';
 import { JobRegistry } from '../src/server/jobs/job-registry.js';
-import { TopicRegistry } from '../src/server/topics/topic.js';
+import { TopicRegistry } from '../src/server/topics/topic-registry.js';
 
 const quick = process.argv.includes('--quick');
 const HOLD_MS = 30_000;

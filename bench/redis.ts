@@ -30,7 +30,7 @@ import type { JobSnapshot } from '../src/core/protocol.js';
 import { PollkitHandler } from '../src/server/http/handler.js';
 import { JobRegistry } from '../src/server/jobs/job-registry.js';
 import { DelayedOperationPurgatory } from '../src/server/purgatory/purgatory.js';
-import { TopicRegistry } from '../src/server/topics/topic.js';
+import { TopicRegistry } from '../src/server/topics/topic-registry.js';
 import { startServer } from '../test/redis/helpers/cluster.js';
 import { startRedis } from '../test/redis/helpers/redis-server.js';
 

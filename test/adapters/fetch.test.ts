@@ -3,7 +3,7 @@ import { createFetchHandler } from '../../src/adapters/fetch.js';
 import { PollkitHandler } from '../../src/server/http/handler.js';
 import { JobRegistry } from '../../src/server/jobs/job-registry.js';
 import { DelayedOperationPurgatory } from '../../src/server/purgatory/purgatory.js';
-import { TopicRegistry } from '../../src/server/topics/topic.js';
+import { TopicRegistry } from '../../src/server/topics/topic-registry.js';
 import { describeClientConformance } from '../conformance/clients.js';
 import { describeConformance } from '../conformance/suite.js';
 import { startFetchServer } from '../helpers/http-server.js';

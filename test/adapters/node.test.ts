@@ -3,7 +3,7 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { createNodeListener } from '../../src/adapters/node.js';
 import { PollkitHandler } from '../../src/server/http/handler.js';
 import { JobRegistry } from '../../src/server/jobs/job-registry.js';
-import { TopicRegistry } from '../../src/server/topics/topic.js';
+import { TopicRegistry } from '../../src/server/topics/topic-registry.js';
 import { describeClientConformance } from '../conformance/clients.js';
 import { describeConformance } from '../conformance/suite.js';
 import { listen, startNodeServer } from '../helpers/http-server.js';

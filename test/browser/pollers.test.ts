@@ -8,7 +8,7 @@ import { createNodeListener } from '../../src/adapters/node.js';
 import { sleep } from '../../src/core/abort.js';
 import { PollkitHandler } from '../../src/server/http/handler.js';
 import { JobRegistry } from '../../src/server/jobs/job-registry.js';
-import { TopicRegistry } from '../../src/server/topics/topic.js';
+import { TopicRegistry } from '../../src/server/topics/topic-registry.js';
 import { bundle, launchBrowser, pageResult, servePage } from './harness.js';
 
 let browser: Browser;

@@ -8,7 +8,7 @@ import { consumeTopic, longPollJob, pollJob } from '../../src/client/protocol-po
 import { PollkitHandler } from '../../src/server/http/handler.js';
 import { JobRegistry } from '../../src/server/jobs/job-registry.js';
 import { MemoryTopicStore } from '../../src/server/topics/stores/memory-topic-store.js';
-import { TopicRegistry } from '../../src/server/topics/topic.js';
+import { TopicRegistry } from '../../src/server/topics/topic-registry.js';
 import { sleep } from '../../src/core/abort.js';
 import { startNodeServer, type TestServer } from '../helpers/http-server.js';
 

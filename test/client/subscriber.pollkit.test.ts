@@ -11,7 +11,7 @@ import { PollkitWebSocketServer } from '../../src/adapters/ws.js';
 import { backoff } from '../../src/core/backoff.js';
 import type { TopicRecord } from '../../src/core/protocol.js';
 import { PollkitHandler } from '../../src/server/http/handler.js';
-import { TopicRegistry } from '../../src/server/topics/topic.js';
+import { TopicRegistry } from '../../src/server/topics/topic-registry.js';
 import { TopicClient } from '../../src/client/http.js';
 import { Subscriber } from '../../src/client/subscriber.js';
 import { LongPollTransport } from '../../src/client/transports/long-poll.js';

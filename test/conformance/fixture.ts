@@ -8,10 +8,11 @@
  */
 import { onTestFinished } from 'vitest';
 import { type Clock, systemClock } from '../../src/core/clock.js';
-import { type PollkitCaller, PollkitHandler, type PollkitHandlerOptions } from '../../src/server/http/handler.js';
+import type { PollkitCaller } from '../../src/server/http/caller.js';
+import { PollkitHandler, type PollkitHandlerOptions } from '../../src/server/http/handler.js';
 import { JobRegistry } from '../../src/server/jobs/job-registry.js';
 import { DelayedOperationPurgatory } from '../../src/server/purgatory/purgatory.js';
-import { TopicRegistry } from '../../src/server/topics/topic.js';
+import { TopicRegistry } from '../../src/server/topics/topic-registry.js';
 import type { StartServer, TestServer } from '../helpers/http-server.js';
 
 /** A running server and its parts. */

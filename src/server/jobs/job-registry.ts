@@ -1,29 +1,16 @@
 /**
- * Long-running jobs that clients short- or long-poll: a registry of job types with in-process handlers
- * (or external workers driving jobs through `create`/`start`/`succeed`/`fail`), a bounded run queue,
- * per-job timeouts (held in the purgatory's timing wheel, like the waits), retention swept from an
- * expiry-ordered index, idempotency keys, and `wait()` — a long poll on one job built on the
- * {@link DelayedOperationPurgatory}, so ten thousand held requests cost ten thousand watcher entries
- * and no timers of their own.
- *
- * State lives behind a {@link JobStore}. Because the purgatory's `check()` is synchronous and the store
- * is not, the registry keeps a small hint per watched job (the newest version it has heard of, and the
- * job itself when the store's change notification carried it); a wake-up either answers from that
- * hint or re-reads the store. Hints exist only while someone waits on the job.
+ * Long-running jobs that clients short- or long-poll: job state behind a {@link JobStore}, the
+ * transitions external workers drive (`create`/`start`/`progress`/`succeed`/`fail`), cancel and
+ * forget, retention swept from an expiry-ordered index, idempotency keys, and the long polls `wait()`
+ * and `changes()`. Handlers of defined types run in this process through the runner (`job-runner.ts`);
+ * waits are held in the purgatory (`job-waits.ts`).
  *
  * @module
  */
 import { EventEmitter } from 'eventemitter3';
 import { throwIfAborted } from '../../core/abort.js';
 import { type Clock, type TimerHandle, systemClock } from '../../core/clock.js';
-import {
-  AbortedError,
-  IllegalTransitionError,
-  InvalidArgumentError,
-  OverloadedError,
-  PollkitError,
-  TimeoutError,
-} from '../../core/errors.js';
+import { InvalidArgumentError, PollkitError } from '../../core/errors.js';
 import {
   type JobPage,
   type JobProgress,
@@ -32,80 +19,16 @@ import {
   JOB_STATUSES,
   problem,
 } from '../../core/protocol.js';
-import { fingerprint } from './fingerprint.js';
 import { randomId } from '../ids.js';
-import { jobFailureProblem } from './job-problem.js';
-import { cancelJob, type FinishOptions, failJob, newJob, progressJob, startJob, succeedJob } from './job-state.js';
 import { DelayedOperationPurgatory } from '../purgatory/purgatory.js';
-import type { TimerTask } from '../purgatory/timing-wheel.js';
-import { integerAtLeast } from '../validate.js';
+import { fingerprint } from './fingerprint.js';
+import { jobFailureProblem } from './job-problem.js';
+import { type JobHandler, JobRunner, type JobTypeOptions } from './job-runner.js';
+import { type FinishOptions, cancelJob, failJob, newJob, progressJob, startJob, succeedJob } from './job-state.js';
+import { JobWaits } from './job-waits.js';
 import type { JobChange, JobStore, JobTransition, StoredJob, SweepResult } from './stores/job-store.js';
 import { MemoryJobStore } from './stores/memory-job-store.js';
-
-/**
- * What a job handler receives.
- *
- * @example
- * ```ts
- * import type { JobContext } from 'pollkit/server';
- * async function transcode(context: JobContext<{ url: string }>): Promise<string> {
- *   context.reportProgress({ percent: 0, message: `fetching ${context.input.url}` });
- *   context.signal.throwIfAborted();
- *   return 'done';
- * }
- * ```
- */
-export interface JobContext<Input = unknown> {
-  /** The job's id, as clients see it in the job URL. */
-  readonly id: string;
-  /** The job type the handler was registered for with {@link JobRegistry.define}. */
-  readonly type: string;
-  /** The submitted input, after the type's `validate` (when it has one). */
-  readonly input: Input;
-  /** Aborts on cancel, on the per-job timeout and when the registry closes; stop work when it fires. */
-  readonly signal: AbortSignal;
-  /**
-   * Records progress. Cheap to call in a tight loop: reports are coalesced so the stored job (and every
-   * waiter) sees at most one progress change per `progressIntervalMs`, carrying the last report. A
-   * report after the job finished is ignored.
-   *
-   * @throws InvalidArgumentError for a malformed report (percent outside 0–100, non-string message).
-   */
-  reportProgress(progress: JobProgress): void;
-}
-
-/**
- * Runs one job; its return value becomes the result, anything it throws (or rejects with) the error.
- *
- * @example
- * ```ts
- * import type { JobHandler } from 'pollkit/server';
- * const double: JobHandler<number, number> = ({ input }) => input * 2;
- * ```
- */
-export type JobHandler<Input = unknown, Result = unknown> = (context: JobContext<Input>) => Result | Promise<Result>;
-
-/**
- * Per-type options of {@link JobRegistry.define}.
- *
- * @example
- * ```ts
- * import type { JobTypeOptions } from 'pollkit/server';
- * const options: JobTypeOptions<number> = {
- *   validate: (input) => {
- *     if (typeof input !== 'number') throw new TypeError('input must be a number');
- *     return input;
- *   },
- *   timeoutMs: 60_000,
- * };
- * ```
- */
-export interface JobTypeOptions<Input> {
-  /** Checks and converts the submitted input; throwing rejects the submit with code `invalid-input`. */
-  readonly validate?: (input: unknown) => Input;
-  /** How long one run may take (ms, > 0) before it fails with code `job-timeout`. Default: the registry's `defaultTimeoutMs`. */
-  readonly timeoutMs?: number;
-}
+import { duration, validateProgress, validateTypeName } from './validation.js';
 
 /**
  * Options of {@link JobRegistry.submit} and {@link JobRegistry.create}.
@@ -266,47 +189,7 @@ export interface JobRegistryOptions {
   readonly onError?: (error: unknown) => void;
 }
 
-interface JobDefinition {
-  readonly handler: JobHandler<unknown, unknown>;
-  readonly validate: ((input: unknown) => unknown) | undefined;
-  readonly timeoutMs: number | undefined;
-}
-
-/** A handler run in this process, from the moment it is taken off the queue until it settles. */
-interface ActiveJob {
-  readonly id: string;
-  /** Made when the handler first reads `context.signal`: most handlers never do, and each costs an allocation. */
-  controller: AbortController | undefined;
-  /** Why the job was stopped, for a signal first read after the fact. */
-  abortReason: unknown;
-  /** The per-job timeout, held in the purgatory's timing wheel rather than a timer of its own. */
-  timer: TimerTask | undefined;
-  finished: boolean;
-  pendingProgress: JobProgress | undefined;
-  progressTimer: TimerTask | undefined;
-  lastProgressAt: number;
-  flushingProgress: boolean;
-}
-
-/** What the registry knows about a job someone is waiting on. */
-interface Watch {
-  /** The purgatory keys of this job, shared by all its waiters. */
-  readonly keys: readonly string[];
-  refs: number;
-  version: number;
-  job: StoredJob | undefined;
-  gone: boolean;
-  stale: boolean;
-  /** A store read in flight for waiters that arrived before the hint was filled. */
-  loading: Promise<StoredJob | undefined> | undefined;
-}
-
-const GONE = Symbol('gone');
-const RELOAD = Symbol('reload');
-type Wake = StoredJob | typeof GONE | typeof RELOAD;
-
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
-const TYPE_NAME = /^[A-Za-z0-9._:/-]{1,200}$/;
 const SWEEP_BATCH = 1000;
 // changes() holds one wait at a time; this only bounds how long one of them sits in the purgatory.
 const CHANGES_WAIT_MS = 60_000;
@@ -341,27 +224,13 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   readonly #ownsStore: boolean;
   readonly #purgatory: DelayedOperationPurgatory;
   readonly #ownsPurgatory: boolean;
-  readonly #concurrency: number;
-  readonly #maxQueued: number;
   readonly #retentionMs: number;
-  readonly #defaultTimeoutMs: number;
-  readonly #progressIntervalMs: number;
-  readonly #exposeStackTraces: boolean;
   readonly #retryAfter: number | ((job: JobSnapshot) => number);
   readonly #generateId: () => string;
   readonly #sweepIntervalMs: number;
   readonly #onError: (error: unknown) => void;
-
-  readonly #types = new Map<string, JobDefinition>();
-  // A Set keeps submission order and lets a canceled job leave the queue in O(1).
-  readonly #queue = new Set<string>();
-  readonly #active = new Map<string, ActiveJob>();
-  readonly #watches = new Map<string, Watch>();
-  #running = 0;
-  #admitting = 0;
-  #waiting = 0;
-  #idleResolvers: (() => void)[] = [];
-  #drainResolvers: (() => void)[] = [];
+  readonly #runner: JobRunner;
+  readonly #waits: JobWaits;
   #sweepTimer: TimerHandle | undefined;
   #sweepAtMs: number | undefined;
   #lastSweepAt = Number.NEGATIVE_INFINITY;
@@ -372,13 +241,8 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   constructor(options: JobRegistryOptions = {}) {
     super();
     this.#clock = options.clock ?? systemClock;
-    this.#concurrency = integerAtLeast(options.concurrency ?? 16, 'concurrency', 1);
-    this.#maxQueued = integerAtLeast(options.maxQueued ?? 1000, 'maxQueued', 0);
     this.#retentionMs = duration(options.retentionMs ?? 3_600_000, 'retentionMs', true);
-    this.#defaultTimeoutMs = positiveDuration(options.defaultTimeoutMs ?? 3_600_000, 'defaultTimeoutMs');
-    this.#progressIntervalMs = duration(options.progressIntervalMs ?? 100, 'progressIntervalMs', false);
     this.#sweepIntervalMs = duration(options.sweepIntervalMs ?? 1000, 'sweepIntervalMs', false);
-    this.#exposeStackTraces = options.exposeStackTraces ?? false;
     const retryAfter = options.retryAfterSeconds ?? 1;
     if (typeof retryAfter !== 'function') duration(retryAfter, 'retryAfterSeconds', false, 'seconds');
     this.#retryAfter = retryAfter;
@@ -394,6 +258,20 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     this.#store = options.store ?? new MemoryJobStore();
     this.#ownsPurgatory = options.purgatory === undefined;
     this.#purgatory = options.purgatory ?? new DelayedOperationPurgatory({ clock: this.#clock, name: 'jobs' });
+    this.#runner = new JobRunner(
+      {
+        store: this.#store,
+        clock: this.#clock,
+        timer: this.#purgatory.timer,
+        onError: this.#onError,
+        finishOptions: (progress) => this.#finishOptions(progress),
+        started: (job) => this.emit('started', job),
+        progressed: (job) => this.emit('progress', job),
+        settled: (job) => this.#afterSettle(job),
+      },
+      options,
+    );
+    this.#waits = new JobWaits(this.#store, this.#clock, this.#purgatory);
     this.#unsubscribe = this.#store.onChange((change) => this.#onStoreChange(change));
   }
 
@@ -412,18 +290,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * ```
    */
   define<Input, Result>(type: string, handler: JobHandler<Input, Result>, options: JobTypeOptions<Input> = {}): this {
-    validateTypeName(type);
-    if (this.#types.has(type)) throw new InvalidArgumentError(`job type "${type}" is already defined`, 'type');
-    if (typeof handler !== 'function') throw new InvalidArgumentError('handler must be a function', 'handler');
-    if (options.validate !== undefined && typeof options.validate !== 'function') {
-      throw new InvalidArgumentError('validate must be a function', 'validate');
-    }
-    const timeoutMs = options.timeoutMs === undefined ? undefined : positiveDuration(options.timeoutMs, 'timeoutMs');
-    this.#types.set(type, {
-      handler: handler as JobHandler<unknown, unknown>,
-      validate: options.validate,
-      timeoutMs,
-    });
+    this.#runner.define(type, handler, options);
     return this;
   }
 
@@ -437,7 +304,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * ```
    */
   hasType(type: string): boolean {
-    return this.#types.has(type);
+    return this.#runner.has(type);
   }
 
   /**
@@ -459,11 +326,10 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   async submit(type: string, input: unknown, options: SubmitOptions = {}): Promise<JobSnapshot> {
     this.#assertOpen();
     throwIfAborted(options.signal);
-    const definition = this.#types.get(type);
-    if (definition === undefined) {
+    if (!this.#runner.has(type)) {
       throw new PollkitError(`Unknown job type "${String(type)}"`, 'unknown-job-type');
     }
-    return this.#insert(type, input, options, definition);
+    return this.#insert(type, input, options, true);
   }
 
   /**
@@ -484,7 +350,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     this.#assertOpen();
     throwIfAborted(options.signal);
     validateTypeName(type);
-    return this.#insert(type, input, options, undefined);
+    return this.#insert(type, input, options, false);
   }
 
   /**
@@ -502,7 +368,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    */
   async start(id: string): Promise<JobSnapshot> {
     const job = await this.#transition(id, (current) => startJob(current, this.#clock.wallNow()));
-    this.#queue.delete(id);
+    this.#runner.dequeue(id);
     this.emit('started', job.snapshot);
     return job.snapshot;
   }
@@ -565,7 +431,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * ```
    */
   async fail(id: string, error: unknown): Promise<JobSnapshot> {
-    const body = jobFailureProblem(error, { exposeStackTraces: this.#exposeStackTraces });
+    const body = jobFailureProblem(error, { exposeStackTraces: this.#runner.exposeStackTraces });
     const job = await this.#transition(id, (current) =>
       failJob(current, body, this.#clock.wallNow(), this.#finishOptions()),
     );
@@ -585,7 +451,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * ```
    */
   async get(id: string, access: JobAccess = {}): Promise<JobSnapshot | undefined> {
-    return (await this.#visible(id, access.owner))?.snapshot;
+    return (await this.#waits.visible(id, access.owner))?.snapshot;
   }
 
   /**
@@ -638,7 +504,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * ```
    */
   async cancel(id: string, access: JobAccess = {}): Promise<JobSnapshot | undefined> {
-    const visible = await this.#visible(id, access.owner);
+    const visible = await this.#waits.visible(id, access.owner);
     if (visible === undefined) return undefined;
     if (visible.snapshot.done) return visible.snapshot;
     const body = problem('canceled', 'The job was canceled.');
@@ -668,7 +534,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * ```
    */
   async forget(id: string, access: JobAccess = {}): Promise<boolean> {
-    const visible = await this.#visible(id, access.owner);
+    const visible = await this.#waits.visible(id, access.owner);
     if (visible === undefined) return false;
     const removed = await this.#store.delete(id, (job) => {
       if (!job.snapshot.done) {
@@ -701,118 +567,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * ```
    */
   wait(id: string, options: JobWaitOptions): Promise<JobSnapshot | undefined> {
-    const { sinceVersion, signal, owner } = options;
-    let timeoutMs: number;
-    try {
-      timeoutMs = duration(options.timeoutMs, 'timeoutMs', false);
-      if (sinceVersion !== undefined && !(Number.isInteger(sinceVersion) && sinceVersion >= 0)) {
-        throw new InvalidArgumentError(
-          `sinceVersion must be an integer >= 0, got ${String(sinceVersion)}`,
-          'sinceVersion',
-        );
-      }
-      throwIfAborted(signal);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const deadline = this.#clock.now() + timeoutMs;
-    // Watch before reading, so a change landing between the read and the purgatory registration
-    // still reaches this wait's hint (the check–watch–recheck order of Kafka's purgatory).
-    const watch = this.#watch(id);
-    this.#waiting++;
-    // Another waiter's hint is as fresh as the last change notification; when it is at or past the
-    // caller's version it answers (or starts the hold) without a store read.
-    const hinted = watch.job;
-    if (
-      hinted !== undefined &&
-      !watch.stale &&
-      !watch.gone &&
-      sinceVersion !== undefined &&
-      watch.version >= sinceVersion
-    ) {
-      const job = this.#visibleJob(hinted, owner);
-      if (job === undefined || job.snapshot.version !== sinceVersion || this.#closed || timeoutMs === 0) {
-        this.#leave(id, watch);
-        return Promise.resolve(job?.snapshot);
-      }
-      return this.#hold(id, watch, sinceVersion, deadline, owner, signal);
-    }
-    return this.#readThenHold(id, watch, sinceVersion, deadline, owner, signal);
-  }
-
-  async #readThenHold(
-    id: string,
-    watch: Watch,
-    sinceVersion: number | undefined,
-    deadline: number,
-    owner: string | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<JobSnapshot | undefined> {
-    let holding = false;
-    try {
-      // Waiters arriving together share one store read instead of making one each.
-      const loaded = await (watch.loading ??= this.#load(id, watch));
-      const job = loaded === undefined ? undefined : this.#visibleJob(loaded, owner);
-      if (job === undefined) return undefined;
-      observe(watch, job);
-      if (sinceVersion === undefined || job.snapshot.version !== sinceVersion || this.#closed) return job.snapshot;
-      if (deadline - this.#clock.now() <= 0) return job.snapshot;
-      holding = true;
-      // Returned, not awaited: this frame ends here, and only the small one of #hold stays alive while held.
-      return this.#hold(id, watch, sinceVersion, deadline, owner, signal);
-    } finally {
-      if (!holding) this.#leave(id, watch);
-    }
-  }
-
-  // Held waits are what a server keeps ten thousand of, so this frame is kept to the few values it needs.
-  async #hold(
-    id: string,
-    watch: Watch,
-    sinceVersion: number,
-    deadline: number,
-    owner: string | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<JobSnapshot | undefined> {
-    try {
-      for (;;) {
-        const remaining = deadline - this.#clock.now();
-        watch.stale = false;
-        const outcome = await this.#purgatory.waitFor<Wake>(
-          watch.keys,
-          () => this.#check(watch, sinceVersion),
-          signal === undefined ? { timeoutMs: remaining } : { timeoutMs: remaining, signal },
-        );
-        if (outcome.status === 'completed') {
-          if (outcome.value === GONE) return undefined;
-          if (outcome.value !== RELOAD) return outcome.value.snapshot;
-        }
-        const job = await this.#visible(id, owner);
-        if (job === undefined || outcome.status !== 'completed') return job?.snapshot;
-        // A bare "something changed" notification: re-read and, if the version did not move, hold again.
-        observe(watch, job);
-        if (job.snapshot.version !== sinceVersion || this.#closed) return job.snapshot;
-        if (deadline - this.#clock.now() <= 0) return job.snapshot;
-      }
-    } finally {
-      this.#leave(id, watch);
-    }
-  }
-
-  #load(id: string, watch: Watch): Promise<StoredJob | undefined> {
-    const loading = typeof id === 'string' && id.length > 0 ? this.#store.get(id) : Promise.resolve(undefined);
-    const done = (): void => {
-      if (watch.loading === loading) watch.loading = undefined;
-    };
-    loading.then(done, done);
-    return loading;
-  }
-
-  #leave(id: string, watch: Watch): void {
-    this.#unwatch(id, watch);
-    if (--this.#waiting === 0 && this.#drainResolvers.length > 0) {
-      for (const resolve of this.#drainResolvers.splice(0)) resolve();
-    }
+    return this.#waits.wait(id, options);
   }
 
   /**
@@ -879,8 +634,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * ```
    */
   onIdle(): Promise<void> {
-    if (this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idleResolvers.push(resolve));
+    return this.#runner.onIdle();
   }
 
   /**
@@ -900,7 +654,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     /** Long polls held now: pending `wait` calls, including those behind `changes` iterators. */
     readonly waiting: number;
   } {
-    return { running: this.#running, queued: this.#queue.size, waiting: this.#waiting };
+    return { running: this.#runner.running, queued: this.#runner.queued, waiting: this.#waits.waiting };
   }
 
   /**
@@ -923,42 +677,19 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#waits.stopHolding();
     if (this.#sweepTimer !== undefined) this.#clock.clearTimeout(this.#sweepTimer);
     this.#sweepTimer = undefined;
-    const body = problem('shutting-down', 'The job registry shut down before the job finished.');
-    const queued = [...this.#queue];
-    this.#queue.clear();
-    const active = [...this.#active.values()];
-    for (const job of active) this.#release(job, new AbortedError('The job registry is closing'));
-    const settled = await Promise.allSettled(
-      [...queued, ...active.map((job) => job.id)].map((id) =>
-        this.#store.update(id, (current) =>
-          current.snapshot.done ? current : failJob(current, body, this.#clock.wallNow(), this.#finishOptions()),
-        ),
-      ),
-    );
-    for (const outcome of settled) {
-      if (outcome.status === 'fulfilled' && outcome.value?.snapshot.status === 'failed') {
-        this.emit('settled', outcome.value.snapshot);
-      }
-    }
-    // Every held wait re-checks, sees the registry closed and answers with the state it re-reads.
-    for (const id of [...this.#watches.keys()]) this.#purgatory.checkAndComplete(jobKey(id));
-    if (this.#waiting > 0) await new Promise<void>((resolve) => this.#drainResolvers.push(resolve));
+    await this.#runner.close();
+    await this.#waits.drain();
     this.#unsubscribe();
     if (this.#ownsPurgatory) this.#purgatory.shutdown();
     if (this.#ownsStore) await this.#store.close();
-    this.#notifyIdle();
   }
 
   // --- submitting ---------------------------------------------------------------------------------
 
-  async #insert(
-    type: string,
-    input: unknown,
-    options: SubmitOptions,
-    definition: JobDefinition | undefined,
-  ): Promise<JobSnapshot> {
+  async #insert(type: string, input: unknown, options: SubmitOptions, runsHere: boolean): Promise<JobSnapshot> {
     const { owner, idempotencyKey, signal } = options;
     if (owner !== undefined && typeof owner !== 'string')
       throw new InvalidArgumentError('owner must be a string', 'owner');
@@ -973,7 +704,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
         'idempotencyKey',
       );
     }
-    const validate = this.#types.get(type)?.validate;
+    const validate = this.#runner.validatorOf(type);
     let validated = input;
     if (validate !== undefined) {
       try {
@@ -992,11 +723,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     }
     throwIfAborted(signal);
     this.#assertOpen();
-    const runsHere = definition !== undefined;
-    if (runsHere && this.#running + this.#queue.size + this.#admitting >= this.#concurrency + this.#maxQueued) {
-      const retryAfterMs = (typeof this.#retryAfter === 'number' ? this.#retryAfter : 1) * 1000;
-      throw new OverloadedError(`The job queue is full (${this.#maxQueued} waiting)`, { retryAfterMs });
-    }
+    if (runsHere) this.#runner.admit(typeof this.#retryAfter === 'number' ? this.#retryAfter : 1);
     const job = newJob({
       id: this.#generateId(),
       type,
@@ -1007,268 +734,26 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
       idempotencyKey,
       fingerprint: digest,
     });
-    if (runsHere) this.#admitting++;
-    let stored: StoredJob;
+    let stored: StoredJob | undefined;
     try {
       const result = await this.#store.insert(job);
       if (!result.inserted) return replay(result.job, digest, idempotencyKey);
       stored = result.job;
-      if (runsHere) this.#queue.add(stored.snapshot.id);
     } finally {
-      if (runsHere) {
-        this.#admitting--;
-        this.#notifyIdle();
-      }
+      if (runsHere) this.#runner.admitted(stored?.snapshot.id);
     }
     this.emit('submitted', stored.snapshot);
-    if (runsHere) {
-      if (this.#closed) await this.#abandonQueued(stored.snapshot.id);
-      else this.#pump();
-    }
+    if (runsHere) await this.#runner.pump(stored.snapshot.id);
     return stored.snapshot;
-  }
-
-  // A job stored while close() was already under way would otherwise stay queued forever.
-  async #abandonQueued(id: string): Promise<void> {
-    if (!this.#queue.delete(id)) return;
-    const body = problem('shutting-down', 'The job registry shut down before the job started.');
-    const job = await this.#store.update(id, (current) =>
-      current.snapshot.done ? current : failJob(current, body, this.#clock.wallNow(), this.#finishOptions()),
-    );
-    if (job !== undefined) this.emit('settled', job.snapshot);
-    this.#notifyIdle();
-  }
-
-  // --- running handlers ---------------------------------------------------------------------------
-
-  #pump(): void {
-    while (!this.#closed && this.#running < this.#concurrency && this.#queue.size > 0) {
-      const id = this.#queue.values().next().value as string;
-      this.#queue.delete(id);
-      this.#running++;
-      this.#run(id).catch(this.#onError);
-    }
-    this.#notifyIdle();
-  }
-
-  async #run(id: string): Promise<void> {
-    const active: ActiveJob = {
-      id,
-      controller: undefined,
-      abortReason: undefined,
-      timer: undefined,
-      finished: false,
-      pendingProgress: undefined,
-      progressTimer: undefined,
-      lastProgressAt: Number.NEGATIVE_INFINITY,
-      flushingProgress: false,
-    };
-    // Registered before the start is stored, so a cancel racing the start still finds and aborts it.
-    this.#active.set(id, active);
-    let job: StoredJob | undefined;
-    try {
-      job = await this.#store.update(id, (current) => startJob(current, this.#clock.wallNow()));
-    } catch (error) {
-      if (!IllegalTransitionError.is(error)) {
-        // The store failed; the job cannot be run, so it is failed if that at least can be stored.
-        this.#release(active);
-        await this.#finish(id, (current) =>
-          failJob(current, jobFailureProblem(error), this.#clock.wallNow(), this.#finishOptions()),
-        );
-        return;
-      }
-    }
-    if (job === undefined || active.finished) {
-      this.#release(active);
-      return;
-    }
-    this.emit('started', job.snapshot);
-    const definition = this.#types.get(job.snapshot.type)!;
-    const timeoutMs = definition.timeoutMs ?? this.#defaultTimeoutMs;
-    if (Number.isFinite(timeoutMs)) {
-      active.timer = this.#purgatory.timer.schedule(
-        () => void this.#timeout(active, timeoutMs).catch(this.#onError),
-        timeoutMs,
-      );
-    }
-    const context: JobContext = Object.freeze({
-      id,
-      type: job.snapshot.type,
-      input: job.input,
-      get signal(): AbortSignal {
-        return signalOf(active);
-      },
-      reportProgress: (progress: JobProgress) => this.#reportProgress(active, progress),
-    });
-    let result: unknown;
-    try {
-      result = await definition.handler(context);
-    } catch (error) {
-      if (active.finished) return;
-      const pending = active.pendingProgress;
-      this.#release(active);
-      const body = jobFailureProblem(error, { exposeStackTraces: this.#exposeStackTraces });
-      await this.#finish(id, (current) => failJob(current, body, this.#clock.wallNow(), this.#finishOptions(pending)));
-      return;
-    }
-    if (active.finished) return;
-    const pending = active.pendingProgress;
-    this.#release(active);
-    await this.#finish(id, (current) =>
-      succeedJob(current, result, this.#clock.wallNow(), this.#finishOptions(pending)),
-    );
-  }
-
-  async #timeout(active: ActiveJob, timeoutMs: number): Promise<void> {
-    active.timer = undefined;
-    if (active.finished) return;
-    const pending = active.pendingProgress;
-    this.#release(active, new TimeoutError(`The job exceeded its time limit of ${timeoutMs} ms`));
-    const body = problem('job-timeout', `The job did not finish within ${timeoutMs} ms.`);
-    await this.#finish(active.id, (current) =>
-      failJob(current, body, this.#clock.wallNow(), this.#finishOptions(pending)),
-    );
-  }
-
-  // Stores a terminal state reached by this process; losing the race to another writer is not an error.
-  async #finish(id: string, transition: JobTransition): Promise<void> {
-    try {
-      const job = await this.#store.update(id, transition);
-      if (job !== undefined && job.snapshot.done) this.#afterSettle(job);
-    } catch (error) {
-      if (!IllegalTransitionError.is(error)) throw error;
-    }
-  }
-
-  /** Frees the slot of a handler (once), stops its timers and, with a reason, aborts its signal. */
-  #release(active: ActiveJob, reason?: unknown): void {
-    if (active.finished) return;
-    active.finished = true;
-    active.timer?.cancel();
-    active.progressTimer?.cancel();
-    active.timer = active.progressTimer = undefined;
-    active.pendingProgress = undefined;
-    if (this.#active.get(active.id) === active) this.#active.delete(active.id);
-    this.#running--;
-    if (reason !== undefined) {
-      active.abortReason = reason;
-      active.controller?.abort(reason);
-    }
-    this.#pump();
-  }
-
-  // --- progress coalescing -------------------------------------------------------------------------
-
-  // Leading and trailing edge: the first report after a quiet spell is stored at once; later ones
-  // only replace the pending value, stored when progressIntervalMs has passed since the last store
-  // and no store write is in flight. So a storm of N reports costs two writes per interval, not N.
-  #reportProgress(active: ActiveJob, progress: JobProgress): void {
-    validateProgress(progress);
-    if (active.finished) return;
-    active.pendingProgress = progress;
-    this.#scheduleProgress(active);
-  }
-
-  #scheduleProgress(active: ActiveJob): void {
-    if (active.finished || active.flushingProgress || active.progressTimer !== undefined) return;
-    const delay = active.lastProgressAt + this.#progressIntervalMs - this.#clock.now();
-    if (delay <= 0) {
-      void this.#flushProgress(active);
-      return;
-    }
-    active.progressTimer = this.#purgatory.timer.schedule(() => {
-      active.progressTimer = undefined;
-      void this.#flushProgress(active);
-    }, delay);
-  }
-
-  async #flushProgress(active: ActiveJob): Promise<void> {
-    const progress = active.pendingProgress;
-    if (progress === undefined || active.finished) return;
-    active.pendingProgress = undefined;
-    active.flushingProgress = true;
-    active.lastProgressAt = this.#clock.now();
-    try {
-      const job = await this.#store.update(active.id, (current) =>
-        progressJob(current, progress, this.#clock.wallNow()),
-      );
-      if (job !== undefined) this.emit('progress', job.snapshot);
-    } catch {
-      // Progress is advisory: a job that finished meanwhile or a failing store write loses this report only.
-    } finally {
-      active.flushingProgress = false;
-      if (active.pendingProgress !== undefined) this.#scheduleProgress(active);
-    }
   }
 
   // --- store changes, waits and hints --------------------------------------------------------------
 
   #onStoreChange(change: JobChange): void {
-    const watch = this.#watches.get(change.id);
-    if (watch !== undefined) {
-      if (change.deleted === true) watch.gone = true;
-      else if (change.job !== undefined) observe(watch, change.job);
-      else if (change.version > watch.version) {
-        watch.version = change.version;
-        watch.stale = true;
-      } else watch.stale = true;
-      this.#purgatory.checkAndComplete(jobKey(change.id));
-    }
-    const active = this.#active.get(change.id);
-    if (change.deleted === true || change.job?.snapshot.done === true) {
-      // Finished elsewhere (cancel through any registry sharing the store, a worker's succeed): stop the handler.
-      if (active !== undefined)
-        this.#release(active, new AbortedError(`Job ${change.id} was ${change.job?.snapshot.status ?? 'removed'}`));
-      if (this.#queue.delete(change.id)) this.#notifyIdle();
-    } else if (active !== undefined && change.job === undefined) {
-      this.#store.get(change.id).then((job) => {
-        if (job === undefined || job.snapshot.done)
-          this.#release(active, new AbortedError(`Job ${change.id} finished elsewhere`));
-      }, this.#onError);
-    }
+    this.#waits.onChange(change);
+    this.#runner.onChange(change);
     const expiresAtMs = change.job?.expiresAtMs;
     if (expiresAtMs !== undefined) this.#scheduleSweep(expiresAtMs);
-  }
-
-  #check(watch: Watch, sinceVersion: number): Wake | undefined {
-    if (watch.gone) return GONE;
-    if (watch.version !== sinceVersion) return watch.job?.snapshot.version === watch.version ? watch.job : RELOAD;
-    if (watch.stale || this.#closed) return RELOAD;
-    return undefined;
-  }
-
-  #watch(id: string): Watch {
-    let watch = this.#watches.get(id);
-    if (watch === undefined) {
-      watch = {
-        keys: [jobKey(id)],
-        refs: 0,
-        version: 0,
-        job: undefined,
-        gone: false,
-        stale: false,
-        loading: undefined,
-      };
-      this.#watches.set(id, watch);
-    }
-    watch.refs++;
-    return watch;
-  }
-
-  #unwatch(id: string, watch: Watch): void {
-    if (--watch.refs === 0 && this.#watches.get(id) === watch) this.#watches.delete(id);
-  }
-
-  async #visible(id: string, owner: string | undefined): Promise<StoredJob | undefined> {
-    if (typeof id !== 'string' || id.length === 0) return undefined;
-    const job = await this.#store.get(id);
-    return job === undefined ? undefined : this.#visibleJob(job, owner);
-  }
-
-  #visibleJob(job: StoredJob, owner: string | undefined): StoredJob | undefined {
-    if (owner !== undefined && job.owner !== owner) return undefined;
-    if (job.expiresAtMs !== undefined && job.expiresAtMs <= this.#clock.wallNow()) return undefined;
-    return job;
   }
 
   async #transition(id: string, transition: JobTransition): Promise<StoredJob> {
@@ -1278,7 +763,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   }
 
   #afterSettle(job: StoredJob): void {
-    this.#queue.delete(job.snapshot.id);
+    this.#runner.dequeue(job.snapshot.id);
     this.emit('settled', job.snapshot);
   }
 
@@ -1326,37 +811,12 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   #assertOpen(): void {
     if (this.#closed) throw new PollkitError('The job registry is shutting down', 'shutting-down', { retryable: true });
   }
-
-  #notifyIdle(): void {
-    if (this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0 && this.#idleResolvers.length > 0) {
-      for (const resolve of this.#idleResolvers.splice(0)) resolve();
-    }
-  }
 }
 
 function rethrowLater(error: unknown): void {
   queueMicrotask(() => {
     throw error;
   });
-}
-
-function signalOf(active: ActiveJob): AbortSignal {
-  if (active.controller === undefined) {
-    active.controller = new AbortController();
-    if (active.abortReason !== undefined) active.controller.abort(active.abortReason);
-  }
-  return active.controller.signal;
-}
-
-function jobKey(id: string): string {
-  return `job:${id}`;
-}
-
-function observe(watch: Watch, job: StoredJob): void {
-  if (job.snapshot.version >= watch.version) {
-    watch.version = job.snapshot.version;
-    watch.job = job;
-  }
 }
 
 function isExpired(job: StoredJob, nowMs: number): boolean {
@@ -1371,50 +831,4 @@ function replay(existing: StoredJob, digest: string | undefined, key: string | u
     );
   }
   return existing.snapshot;
-}
-
-function validateTypeName(type: string): void {
-  if (typeof type !== 'string' || !TYPE_NAME.test(type)) {
-    throw new InvalidArgumentError(
-      `type must be 1 to 200 characters of letters, digits and . _ : / -, got ${JSON.stringify(type)}`,
-      'type',
-    );
-  }
-}
-
-function validateProgress(progress: JobProgress): void {
-  if (typeof progress !== 'object' || progress === null) {
-    throw new InvalidArgumentError('progress must be an object', 'progress');
-  }
-  const { percent, message } = progress;
-  if (percent !== undefined && !(typeof percent === 'number' && percent >= 0 && percent <= 100)) {
-    throw new InvalidArgumentError(
-      `progress.percent must be a number from 0 to 100, got ${String(percent)}`,
-      'progress',
-    );
-  }
-  if (message !== undefined && typeof message !== 'string') {
-    throw new InvalidArgumentError('progress.message must be a string', 'progress');
-  }
-}
-
-// A time limit of zero would fire before the handler even starts.
-function positiveDuration(value: number, name: string): number {
-  if (typeof value !== 'number' || !(value > 0)) {
-    throw new InvalidArgumentError(
-      `${name} must be a number of milliseconds > 0 (or Infinity), got ${String(value)}`,
-      name,
-    );
-  }
-  return value;
-}
-
-function duration(value: number, name: string, allowInfinity: boolean, unit = 'milliseconds'): number {
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!allowInfinity && !Number.isFinite(value))) {
-    throw new InvalidArgumentError(
-      `${name} must be a number of ${unit} >= 0${allowInfinity ? ' (or Infinity)' : ''}, got ${String(value)}`,
-      name,
-    );
-  }
-  return value;
 }

@@ -14,7 +14,7 @@ import { createNodeListener } from '../../../src/adapters/node.js';
 import { PollkitHandler } from '../../../src/server/http/handler.js';
 import { JobRegistry } from '../../../src/server/jobs/job-registry.js';
 import { DelayedOperationPurgatory } from '../../../src/server/purgatory/purgatory.js';
-import { TopicRegistry } from '../../../src/server/topics/topic.js';
+import { TopicRegistry } from '../../../src/server/topics/topic-registry.js';
 
 /** A request from the test process. */
 export interface Command {

@@ -3,7 +3,7 @@ import { ManualClock } from '../../../src/core/clock.js';
 import { PollkitHandler } from '../../../src/server/http/handler.js';
 import type { PollkitRequest, PollkitResponse } from '../../../src/server/http/types.js';
 import { DelayedOperationPurgatory } from '../../../src/server/purgatory/purgatory.js';
-import { TopicRegistry } from '../../../src/server/topics/topic.js';
+import { TopicRegistry } from '../../../src/server/topics/topic-registry.js';
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -13,7 +13,7 @@ import type { PollkitRequest } from '../../../src/server/http/types.js';
 import { isStreamBody, payloadTooLarge } from '../../../src/server/http/types.js';
 import { JobRegistry } from '../../../src/server/jobs/job-registry.js';
 import { DelayedOperationPurgatory } from '../../../src/server/purgatory/purgatory.js';
-import { TopicRegistry } from '../../../src/server/topics/topic.js';
+import { TopicRegistry } from '../../../src/server/topics/topic-registry.js';
 import { type TestServer, listen } from '../../helpers/http-server.js';
 import { createServer } from 'node:http';
 

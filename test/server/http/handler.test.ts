@@ -5,7 +5,7 @@ import { PollkitHandler, type PollkitHandlerOptions } from '../../../src/server/
 import type { PollkitRequest, PollkitResponse } from '../../../src/server/http/types.js';
 import { JobRegistry } from '../../../src/server/jobs/job-registry.js';
 import { DelayedOperationPurgatory } from '../../../src/server/purgatory/purgatory.js';
-import { TopicRegistry } from '../../../src/server/topics/topic.js';
+import { TopicRegistry } from '../../../src/server/topics/topic-registry.js';
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {

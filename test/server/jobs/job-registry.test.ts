@@ -7,7 +7,8 @@ import {
   PollkitError,
 } from '../../../src/core/errors.js';
 import type { JobSnapshot } from '../../../src/core/protocol.js';
-import { type JobContext, JobRegistry, type JobRegistryOptions } from '../../../src/server/jobs/job-registry.js';
+import { JobRegistry, type JobRegistryOptions } from '../../../src/server/jobs/job-registry.js';
+import type { JobContext } from '../../../src/server/jobs/job-runner.js';
 import { DelayedOperationPurgatory } from '../../../src/server/purgatory/purgatory.js';
 import type { JobChange } from '../../../src/server/jobs/stores/job-store.js';
 import { MemoryJobStore } from '../../../src/server/jobs/stores/memory-job-store.js';

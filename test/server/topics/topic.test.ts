@@ -11,7 +11,7 @@ import type { TopicFetchResult, TopicRecord } from '../../../src/core/protocol.j
 import { JobRegistry } from '../../../src/server/jobs/job-registry.js';
 import { DelayedOperationPurgatory } from '../../../src/server/purgatory/purgatory.js';
 import { MemoryTopicStore } from '../../../src/server/topics/stores/memory-topic-store.js';
-import { isTopicName, TopicRegistry, type TopicRegistryOptions } from '../../../src/server/topics/topic.js';
+import { isTopicName, TopicRegistry, type TopicRegistryOptions } from '../../../src/server/topics/topic-registry.js';
 
 function setup(options: TopicRegistryOptions = {}) {
   const clock = new ManualClock();

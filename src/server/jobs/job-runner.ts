@@ -1,0 +1,465 @@
+/**
+ * Running job handlers in this process: the job types and their handlers, a bounded run queue with a
+ * concurrency limit, per-job time limits (held in the purgatory's timing wheel), coalesced progress,
+ * and aborting handlers whose job was finished elsewhere. The {@link JobRegistry} keeps job state and
+ * answers waits; this runner is the executor it hands jobs to, so another one (a queue's workers) can
+ * take its place. Internal: users reach it through `JobRegistry.define` and `submit`.
+ *
+ * @module
+ */
+import { AbortedError, IllegalTransitionError, OverloadedError, TimeoutError } from '../../core/errors.js';
+import type { Clock } from '../../core/clock.js';
+import { type JobProgress, type JobSnapshot, problem } from '../../core/protocol.js';
+import type { TimerTask, TimingWheel } from '../purgatory/timing-wheel.js';
+import { integerAtLeast } from '../validate.js';
+import { jobFailureProblem } from './job-problem.js';
+import { type FinishOptions, failJob, progressJob, startJob, succeedJob } from './job-state.js';
+import type { JobChange, JobStore, JobTransition, StoredJob } from './stores/job-store.js';
+import { duration, positiveDuration, validateProgress, validateTypeName } from './validation.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+
+/**
+ * What a job handler receives.
+ *
+ * @example
+ * ```ts
+ * import type { JobContext } from 'pollkit/server';
+ * async function transcode(context: JobContext<{ url: string }>): Promise<string> {
+ *   context.reportProgress({ percent: 0, message: `fetching ${context.input.url}` });
+ *   context.signal.throwIfAborted();
+ *   return 'done';
+ * }
+ * ```
+ */
+export interface JobContext<Input = unknown> {
+  /** The job's id, as clients see it in the job URL. */
+  readonly id: string;
+  /** The job type the handler was registered for with `JobRegistry.define`. */
+  readonly type: string;
+  /** The submitted input, after the type's `validate` (when it has one). */
+  readonly input: Input;
+  /** Aborts on cancel, on the per-job timeout and when the registry closes; stop work when it fires. */
+  readonly signal: AbortSignal;
+  /**
+   * Records progress. Cheap to call in a tight loop: reports are coalesced so the stored job (and every
+   * waiter) sees at most one progress change per `progressIntervalMs`, carrying the last report. A
+   * report after the job finished is ignored.
+   *
+   * @throws InvalidArgumentError for a malformed report (percent outside 0–100, non-string message).
+   */
+  reportProgress(progress: JobProgress): void;
+}
+
+/**
+ * Runs one job; its return value becomes the result, anything it throws (or rejects with) the error.
+ *
+ * @example
+ * ```ts
+ * import type { JobHandler } from 'pollkit/server';
+ * const double: JobHandler<number, number> = ({ input }) => input * 2;
+ * ```
+ */
+export type JobHandler<Input = unknown, Result = unknown> = (context: JobContext<Input>) => Result | Promise<Result>;
+
+/**
+ * Per-type options of `JobRegistry.define`.
+ *
+ * @example
+ * ```ts
+ * import type { JobTypeOptions } from 'pollkit/server';
+ * const options: JobTypeOptions<number> = {
+ *   validate: (input) => {
+ *     if (typeof input !== 'number') throw new TypeError('input must be a number');
+ *     return input;
+ *   },
+ *   timeoutMs: 60_000,
+ * };
+ * ```
+ */
+export interface JobTypeOptions<Input> {
+  /** Checks and converts the submitted input; throwing rejects the submit with code `invalid-input`. */
+  readonly validate?: (input: unknown) => Input;
+  /** How long one run may take (ms, > 0) before it fails with code `job-timeout`. Default: the registry's `defaultTimeoutMs`. */
+  readonly timeoutMs?: number;
+}
+
+/** The runner's options, as given to `JobRegistry` (see `JobRegistryOptions`). */
+export interface JobRunnerOptions {
+  readonly concurrency?: number;
+  readonly maxQueued?: number;
+  readonly defaultTimeoutMs?: number;
+  readonly progressIntervalMs?: number;
+  readonly exposeStackTraces?: boolean;
+}
+
+/** What the runner needs from the registry that owns it. */
+export interface JobRunnerHost {
+  readonly store: JobStore;
+  readonly clock: Clock;
+  /** Holds per-job time limits and progress flushes. */
+  readonly timer: TimingWheel;
+  /** Receives failures that have no caller to reject. */
+  readonly onError: (error: unknown) => void;
+  /** Retention (and pending progress) for a job reaching a final state. */
+  finishOptions(progress?: JobProgress): FinishOptions;
+  /** A job this runner started is now `running`. */
+  started(job: JobSnapshot): void;
+  /** A coalesced progress report was stored. */
+  progressed(job: JobSnapshot): void;
+  /** A job this runner ran (or abandoned) reached a final state. */
+  settled(job: StoredJob): void;
+}
+
+interface JobDefinition {
+  readonly handler: JobHandler<unknown, unknown>;
+  readonly validate: ((input: unknown) => unknown) | undefined;
+  readonly timeoutMs: number | undefined;
+}
+
+/** A handler run in this process, from the moment it is taken off the queue until it settles. */
+interface ActiveJob {
+  readonly id: string;
+  /** Made when the handler first reads `context.signal`: most handlers never do, and each costs an allocation. */
+  controller: AbortController | undefined;
+  /** Why the job was stopped, for a signal first read after the fact. */
+  abortReason: unknown;
+  /** The per-job timeout, held in the purgatory's timing wheel rather than a timer of its own. */
+  timer: TimerTask | undefined;
+  finished: boolean;
+  pendingProgress: JobProgress | undefined;
+  progressTimer: TimerTask | undefined;
+  lastProgressAt: number;
+  flushingProgress: boolean;
+}
+
+/** Runs the handlers of defined job types, `concurrency` at a time, in submission order. */
+export class JobRunner {
+  readonly #host: JobRunnerHost;
+  readonly #concurrency: number;
+  readonly #maxQueued: number;
+  readonly #defaultTimeoutMs: number;
+  readonly #progressIntervalMs: number;
+  readonly #exposeStackTraces: boolean;
+  readonly #types = new Map<string, JobDefinition>();
+  // A Set keeps submission order and lets a canceled job leave the queue in O(1).
+  readonly #queue = new Set<string>();
+  readonly #active = new Map<string, ActiveJob>();
+  #running = 0;
+  #admitting = 0;
+  #idleResolvers: (() => void)[] = [];
+  #closed = false;
+
+  constructor(host: JobRunnerHost, options: JobRunnerOptions = {}) {
+    this.#host = host;
+    this.#concurrency = integerAtLeast(options.concurrency ?? 16, 'concurrency', 1);
+    this.#maxQueued = integerAtLeast(options.maxQueued ?? 1000, 'maxQueued', 0);
+    this.#defaultTimeoutMs = positiveDuration(options.defaultTimeoutMs ?? 3_600_000, 'defaultTimeoutMs');
+    this.#progressIntervalMs = duration(options.progressIntervalMs ?? 100, 'progressIntervalMs', false);
+    this.#exposeStackTraces = options.exposeStackTraces ?? false;
+  }
+
+  /** Handlers running now (at most `concurrency`). */
+  get running(): number {
+    return this.#running;
+  }
+
+  /** Jobs accepted by this process and waiting for a free handler slot. */
+  get queued(): number {
+    return this.#queue.size;
+  }
+
+  /** Whether problems of failed handlers carry the error's stack. */
+  get exposeStackTraces(): boolean {
+    return this.#exposeStackTraces;
+  }
+
+  /** Registers `handler` for `type`; throws `InvalidArgumentError` for a bad or duplicate type. */
+  define<Input, Result>(type: string, handler: JobHandler<Input, Result>, options: JobTypeOptions<Input> = {}): void {
+    validateTypeName(type);
+    if (this.#types.has(type)) throw new InvalidArgumentError(`job type "${type}" is already defined`, 'type');
+    if (typeof handler !== 'function') throw new InvalidArgumentError('handler must be a function', 'handler');
+    if (options.validate !== undefined && typeof options.validate !== 'function') {
+      throw new InvalidArgumentError('validate must be a function', 'validate');
+    }
+    const timeoutMs = options.timeoutMs === undefined ? undefined : positiveDuration(options.timeoutMs, 'timeoutMs');
+    this.#types.set(type, {
+      handler: handler as JobHandler<unknown, unknown>,
+      validate: options.validate,
+      timeoutMs,
+    });
+  }
+
+  /** True when `type` has a handler here. */
+  has(type: string): boolean {
+    return this.#types.has(type);
+  }
+
+  /** The `validate` function of `type`, if it has one. */
+  validatorOf(type: string): ((input: unknown) => unknown) | undefined {
+    return this.#types.get(type)?.validate;
+  }
+
+  /**
+   * Reserves a place for a job about to be stored, or throws {@link OverloadedError} when
+   * `concurrency` handlers run and `maxQueued` jobs wait. Call {@link JobRunner.admitted} after the
+   * store answered, whether it stored the job or not.
+   */
+  admit(retryAfterSeconds: number): void {
+    if (this.#running + this.#queue.size + this.#admitting >= this.#concurrency + this.#maxQueued) {
+      throw new OverloadedError(`The job queue is full (${this.#maxQueued} waiting)`, {
+        retryAfterMs: retryAfterSeconds * 1000,
+      });
+    }
+    this.#admitting++;
+  }
+
+  /** Ends a reservation of {@link JobRunner.admit}; `id` is the stored job to run, if one was stored. */
+  admitted(id: string | undefined): void {
+    this.#admitting--;
+    if (id !== undefined) this.#queue.add(id);
+    this.#notifyIdle();
+  }
+
+  /** Starts queued handlers while slots are free; a job stored after `close()` is failed instead. */
+  pump(id: string): Promise<void> {
+    if (this.#closed) return this.#abandonQueued(id);
+    this.#pump();
+    return Promise.resolve();
+  }
+
+  /** The job left the queue without this runner (an external `start`, a settle). */
+  dequeue(id: string): void {
+    if (this.#queue.delete(id)) this.#notifyIdle();
+  }
+
+  /** A store change: a job finished or removed elsewhere stops its handler here. */
+  onChange(change: JobChange): void {
+    const active = this.#active.get(change.id);
+    if (change.deleted === true || change.job?.snapshot.done === true) {
+      // Finished elsewhere (cancel through any registry sharing the store, a worker's succeed): stop the handler.
+      if (active !== undefined)
+        this.#release(active, new AbortedError(`Job ${change.id} was ${change.job?.snapshot.status ?? 'removed'}`));
+      this.dequeue(change.id);
+    } else if (active !== undefined && change.job === undefined) {
+      this.#host.store.get(change.id).then((job) => {
+        if (job === undefined || job.snapshot.done)
+          this.#release(active, new AbortedError(`Job ${change.id} finished elsewhere`));
+      }, this.#host.onError);
+    }
+  }
+
+  /** Resolves when no handler runs and none is queued. */
+  onIdle(): Promise<void> {
+    if (this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleResolvers.push(resolve));
+  }
+
+  /**
+   * Aborts running handlers and fails their jobs and the queued ones with code `shutting-down`;
+   * resolves once the store has them.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const host = this.#host;
+    const body = problem('shutting-down', 'The job registry shut down before the job finished.');
+    const queued = [...this.#queue];
+    this.#queue.clear();
+    const active = [...this.#active.values()];
+    for (const job of active) this.#release(job, new AbortedError('The job registry is closing'));
+    const settled = await Promise.allSettled(
+      [...queued, ...active.map((job) => job.id)].map((id) =>
+        host.store.update(id, (current) =>
+          current.snapshot.done ? current : failJob(current, body, host.clock.wallNow(), host.finishOptions()),
+        ),
+      ),
+    );
+    for (const outcome of settled) {
+      if (outcome.status === 'fulfilled' && outcome.value?.snapshot.status === 'failed') host.settled(outcome.value);
+    }
+    this.#notifyIdle();
+  }
+
+  // A job stored while close() was already under way would otherwise stay queued forever.
+  async #abandonQueued(id: string): Promise<void> {
+    if (!this.#queue.delete(id)) return;
+    const host = this.#host;
+    const body = problem('shutting-down', 'The job registry shut down before the job started.');
+    const job = await host.store.update(id, (current) =>
+      current.snapshot.done ? current : failJob(current, body, host.clock.wallNow(), host.finishOptions()),
+    );
+    if (job !== undefined) host.settled(job);
+    this.#notifyIdle();
+  }
+
+  // --- running handlers ---------------------------------------------------------------------------
+
+  #pump(): void {
+    while (!this.#closed && this.#running < this.#concurrency && this.#queue.size > 0) {
+      const id = this.#queue.values().next().value as string;
+      this.#queue.delete(id);
+      this.#running++;
+      this.#run(id).catch(this.#host.onError);
+    }
+    this.#notifyIdle();
+  }
+
+  async #run(id: string): Promise<void> {
+    const host = this.#host;
+    const active: ActiveJob = {
+      id,
+      controller: undefined,
+      abortReason: undefined,
+      timer: undefined,
+      finished: false,
+      pendingProgress: undefined,
+      progressTimer: undefined,
+      lastProgressAt: Number.NEGATIVE_INFINITY,
+      flushingProgress: false,
+    };
+    // Registered before the start is stored, so a cancel racing the start still finds and aborts it.
+    this.#active.set(id, active);
+    let job: StoredJob | undefined;
+    try {
+      job = await host.store.update(id, (current) => startJob(current, host.clock.wallNow()));
+    } catch (error) {
+      if (!IllegalTransitionError.is(error)) {
+        // The store failed; the job cannot be run, so it is failed if that at least can be stored.
+        this.#release(active);
+        await this.#finish(id, (current) =>
+          failJob(current, jobFailureProblem(error), host.clock.wallNow(), host.finishOptions()),
+        );
+        return;
+      }
+    }
+    if (job === undefined || active.finished) {
+      this.#release(active);
+      return;
+    }
+    host.started(job.snapshot);
+    const definition = this.#types.get(job.snapshot.type)!;
+    const timeoutMs = definition.timeoutMs ?? this.#defaultTimeoutMs;
+    if (Number.isFinite(timeoutMs)) {
+      active.timer = host.timer.schedule(() => void this.#timeout(active, timeoutMs).catch(host.onError), timeoutMs);
+    }
+    const context: JobContext = Object.freeze({
+      id,
+      type: job.snapshot.type,
+      input: job.input,
+      get signal(): AbortSignal {
+        return signalOf(active);
+      },
+      reportProgress: (progress: JobProgress) => this.#reportProgress(active, progress),
+    });
+    let result: unknown;
+    try {
+      result = await definition.handler(context);
+    } catch (error) {
+      if (active.finished) return;
+      const pending = active.pendingProgress;
+      this.#release(active);
+      const body = jobFailureProblem(error, { exposeStackTraces: this.#exposeStackTraces });
+      await this.#finish(id, (current) => failJob(current, body, host.clock.wallNow(), host.finishOptions(pending)));
+      return;
+    }
+    if (active.finished) return;
+    const pending = active.pendingProgress;
+    this.#release(active);
+    await this.#finish(id, (current) => succeedJob(current, result, host.clock.wallNow(), host.finishOptions(pending)));
+  }
+
+  async #timeout(active: ActiveJob, timeoutMs: number): Promise<void> {
+    active.timer = undefined;
+    if (active.finished) return;
+    const host = this.#host;
+    const pending = active.pendingProgress;
+    this.#release(active, new TimeoutError(`The job exceeded its time limit of ${timeoutMs} ms`));
+    const body = problem('job-timeout', `The job did not finish within ${timeoutMs} ms.`);
+    await this.#finish(active.id, (current) =>
+      failJob(current, body, host.clock.wallNow(), host.finishOptions(pending)),
+    );
+  }
+
+  // Stores a terminal state reached by this process; losing the race to another writer is not an error.
+  async #finish(id: string, transition: JobTransition): Promise<void> {
+    try {
+      const job = await this.#host.store.update(id, transition);
+      if (job !== undefined && job.snapshot.done) this.#host.settled(job);
+    } catch (error) {
+      if (!IllegalTransitionError.is(error)) throw error;
+    }
+  }
+
+  /** Frees the slot of a handler (once), stops its timers and, with a reason, aborts its signal. */
+  #release(active: ActiveJob, reason?: unknown): void {
+    if (active.finished) return;
+    active.finished = true;
+    active.timer?.cancel();
+    active.progressTimer?.cancel();
+    active.timer = active.progressTimer = undefined;
+    active.pendingProgress = undefined;
+    if (this.#active.get(active.id) === active) this.#active.delete(active.id);
+    this.#running--;
+    if (reason !== undefined) {
+      active.abortReason = reason;
+      active.controller?.abort(reason);
+    }
+    this.#pump();
+  }
+
+  // --- progress coalescing -------------------------------------------------------------------------
+
+  // Leading and trailing edge: the first report after a quiet spell is stored at once; later ones
+  // only replace the pending value, stored when progressIntervalMs has passed since the last store
+  // and no store write is in flight. So a storm of N reports costs two writes per interval, not N.
+  #reportProgress(active: ActiveJob, progress: JobProgress): void {
+    validateProgress(progress);
+    if (active.finished) return;
+    active.pendingProgress = progress;
+    this.#scheduleProgress(active);
+  }
+
+  #scheduleProgress(active: ActiveJob): void {
+    if (active.finished || active.flushingProgress || active.progressTimer !== undefined) return;
+    const delay = active.lastProgressAt + this.#progressIntervalMs - this.#host.clock.now();
+    if (delay <= 0) {
+      void this.#flushProgress(active);
+      return;
+    }
+    active.progressTimer = this.#host.timer.schedule(() => {
+      active.progressTimer = undefined;
+      void this.#flushProgress(active);
+    }, delay);
+  }
+
+  async #flushProgress(active: ActiveJob): Promise<void> {
+    const progress = active.pendingProgress;
+    if (progress === undefined || active.finished) return;
+    const host = this.#host;
+    active.pendingProgress = undefined;
+    active.flushingProgress = true;
+    active.lastProgressAt = host.clock.now();
+    try {
+      const job = await host.store.update(active.id, (current) => progressJob(current, progress, host.clock.wallNow()));
+      if (job !== undefined) host.progressed(job.snapshot);
+    } catch {
+      // Progress is advisory: a job that finished meanwhile or a failing store write loses this report only.
+    } finally {
+      active.flushingProgress = false;
+      if (active.pendingProgress !== undefined) this.#scheduleProgress(active);
+    }
+  }
+
+  #notifyIdle(): void {
+    if (this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0 && this.#idleResolvers.length > 0) {
+      for (const resolve of this.#idleResolvers.splice(0)) resolve();
+    }
+  }
+}
+
+function signalOf(active: ActiveJob): AbortSignal {
+  if (active.controller === undefined) {
+    active.controller = new AbortController();
+    if (active.abortReason !== undefined) active.controller.abort(active.abortReason);
+  }
+  return active.controller.signal;
+}
