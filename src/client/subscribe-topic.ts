@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { TopicRecord } from '../core/protocol.js';
+import { parseTopicEventId, type TopicRecord } from '../core/protocol.js';
 import { endpoints } from './endpoints.js';
 import type { FetchFunction } from './http.js';
 import { TopicClient } from './http.js';
@@ -101,7 +101,11 @@ export function subscribeTopic<Value = unknown>(
   const at = endpoints(url, 'topics');
   const Socket = WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   const decode = (text: string): TopicRecord<Value> => JSON.parse(text) as TopicRecord<Value>;
-  const next = (c: string | undefined): number => (c === undefined ? offset : Number(c) + 1);
+  // A cursor is an offset, or `<offset>@<epoch>` when it came from SSE.
+  const next = (c: string | undefined): number => {
+    const at = c === undefined ? undefined : parseTopicEventId(c);
+    return at === undefined ? offset : at.offset + 1;
+  };
   const build = (name: TopicTransportName): Transport<TopicRecord<Value>> => {
     if (name === 'websocket') {
       return new WebSocketTransport<TopicRecord<Value>>({

@@ -340,3 +340,43 @@ export function problem(code: ProblemCode, detail?: string, extensions: Record<s
     ...(detail === undefined ? {} : { detail, message: detail }),
   };
 }
+
+/** Where a topic SSE event id says a reader stopped. */
+export interface TopicEventPosition {
+  /** The offset of the last record delivered. */
+  readonly offset: number;
+  /** The log's epoch then, when the id carries one (ids of pollkit before 0.2 do not). */
+  readonly epoch: string | undefined;
+}
+
+/**
+ * The `id:` of a topic SSE event: `<offset>@<epoch>`. The epoch rides along so that a browser's own
+ * EventSource, which resends the last id as `Last-Event-ID` and nothing else, lets the server notice a
+ * log reset on reconnect and say so (an in-band `reset` event) instead of resuming mid-way through the
+ * new log.
+ *
+ * @example
+ * ```ts
+ * import { topicEventId } from 'pollkit';
+ * topicEventId(120, 'k9f'); // "120@k9f"
+ * ```
+ */
+export function topicEventId(offset: number, epoch: string): string {
+  return `${offset}@${epoch}`;
+}
+
+/**
+ * Reads a topic SSE event id (`120@k9f`, or a bare offset `120`); `undefined` when it is neither.
+ *
+ * @example
+ * ```ts
+ * import { parseTopicEventId } from 'pollkit';
+ * parseTopicEventId('120@k9f'); // { offset: 120, epoch: 'k9f' }
+ * ```
+ */
+export function parseTopicEventId(id: string): TopicEventPosition | undefined {
+  const match = /^\s*(\d{1,16})(?:@(.{1,128}))?\s*$/.exec(id);
+  if (match === null) return undefined;
+  const offset = Number(match[1]);
+  return Number.isSafeInteger(offset) ? { offset, epoch: match[2] } : undefined;
+}

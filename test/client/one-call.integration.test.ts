@@ -13,7 +13,7 @@ import { followJob, JobClient, JobFailedError, subscribeTopic } from '../../src/
 import type { JobTransportName, TopicTransportName } from '../../src/client/index.js';
 import { sleep } from '../../src/core/abort.js';
 import { backoff } from '../../src/core/backoff.js';
-import { InvalidArgumentError } from '../../src/core/errors.js';
+import { InvalidArgumentError, OffsetGoneError } from '../../src/core/errors.js';
 import { JobRegistry, PollkitHandler, TopicRegistry } from '../../src/server/index.js';
 import { listen } from '../helpers/http-server.js';
 
@@ -125,7 +125,8 @@ describe('subscribeTopic', () => {
       await until(() => seen.length === 8);
       expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
       expect(first.transport).toBe(transport === 'auto' ? 'websocket' : transport);
-      expect(first.cursor).toBe('7');
+      // The cursor is the last offset (with the log's epoch when it came over SSE).
+      expect(first.cursor?.split('@')[0]).toBe('7');
       first.close();
 
       for (let i = 8; i < 10; i++) await topic.append({ n: i });
@@ -160,6 +161,33 @@ describe('subscribeTopic', () => {
     expect(subscriber.transport).toBe('sse');
     expect(moves[0]).toBe('websocket>sse');
   });
+
+  for (const transport of ['sse', 'long-poll'] as const) {
+    it(`ends with OffsetGoneError when the log was reset while it was away, over ${transport}`, async () => {
+      const pollkit = await startPollkit();
+      const topic = pollkit.topics.topic('r');
+      for (let i = 0; i < 3; i++) await topic.append(i);
+      const url = `${pollkit.url}/pollkit/topics/r`;
+      const first = subscribeTopic<number>(url, { ...quick, transport: 'sse' });
+      let count = 0;
+      first.on('message', () => count++);
+      first.start();
+      await until(() => count === 3);
+      first.close();
+      await topic.reset();
+      await topic.append(99);
+      const second = subscribeTopic<number>(url, { ...quick, transport, cursor: first.cursor! });
+      const values: number[] = [];
+      second.on('message', ({ data }) => values.push(data.value));
+      const gone = second.waitFor('gone');
+      second.start();
+      const { reason, error } = await gone;
+      expect(reason).toBe('stopped');
+      expect(OffsetGoneError.is(error)).toBe(true);
+      expect((error as OffsetGoneError).earliestOffset).toBe(0);
+      expect(values).toEqual([]);
+    });
+  }
 
   it('rejects a negative offset and a URL that is not a topic', () => {
     expect(() => subscribeTopic('https://example.com/topics/t', { offset: -1 })).toThrow(InvalidArgumentError);

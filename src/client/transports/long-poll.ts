@@ -9,7 +9,7 @@
  */
 import { sleep } from '../../core/abort.js';
 import { InvalidArgumentError, isPollkitError, OffsetGoneError, type PollkitError } from '../../core/errors.js';
-import type { TopicRecord } from '../../core/protocol.js';
+import { parseTopicEventId, type TopicRecord } from '../../core/protocol.js';
 import type { TopicClient } from '../http.js';
 import { LongPoller } from '../long-poller.js';
 import type { ConnectRequest, Transport, TransportClose, TransportConnection, TransportSink } from './transport.js';
@@ -71,6 +71,8 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
     const waitMs = this.#options.waitMs ?? 25_000;
     const minInterval = this.#options.minIntervalMs ?? 1000;
     const from = resumeOffset(request.cursor, this.#options.startOffset ?? 0);
+    // A cursor from an SSE id carries the epoch: asking with it makes a reset log answer 410.
+    let epoch = request.cursor === undefined ? undefined : parseTopicEventId(request.cursor)?.epoch;
     const clock = request.clock;
     let first = true;
     let heldEmptyAt: number | undefined;
@@ -96,11 +98,13 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
         const started = clock.now();
         const batch = await client.fetch<Value>(topic, {
           offset: cursor ?? from,
+          ...(epoch === undefined ? {} : { epoch }),
           waitSeconds: held ? wait / 1000 : 0,
           ...(limit === undefined ? {} : { limit }),
           signal,
         });
         heldEmptyAt = held && batch.records.length === 0 ? started : undefined;
+        epoch = batch.epoch;
         return { records: batch.records, cursor: batch.nextOffset };
       },
     });
@@ -133,9 +137,8 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
 
 /** The offset after the committed one, or the start offset without a cursor. */
 function resumeOffset(cursor: string | undefined, start: number): number {
-  if (cursor === undefined) return start;
-  const offset = Number(cursor);
-  return Number.isSafeInteger(offset) && offset >= 0 ? offset + 1 : start;
+  const at = cursor === undefined ? undefined : parseTopicEventId(cursor);
+  return at === undefined ? start : at.offset + 1;
 }
 
 /**

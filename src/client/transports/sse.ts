@@ -10,7 +10,7 @@
  * @module
  */
 import { HttpError, InvalidArgumentError, OffsetGoneError, ProtocolError } from '../../core/errors.js';
-import { HEADERS, MEDIA_TYPES } from '../../core/protocol.js';
+import { HEADERS, MEDIA_TYPES, parseTopicEventId } from '../../core/protocol.js';
 import { parseRetryAfter } from '../../core/retry-after.js';
 import { sseParser } from './sse-parser.js';
 import type { ConnectRequest, Transport, TransportConnection, TransportSink } from './transport.js';
@@ -172,9 +172,15 @@ export class SseTransport<T = string> implements Transport<T> {
     const events = this.#events;
     const decode = options.decode;
     let decodeError: unknown;
+    let reset: Error | undefined;
     const feed = sseParser({
       event: (event) => {
-        if (decodeError !== undefined) return;
+        if (decodeError !== undefined || reset !== undefined) return;
+        if (event.event === 'reset') {
+          // pollkit's server: the log was reset or trimmed past our cursor while we were away.
+          reset = resetError(event.data, request.cursor);
+          return;
+        }
         if (events !== undefined && !events.has(event.event ?? 'message')) return;
         let data: T;
         try {
@@ -199,6 +205,8 @@ export class SseTransport<T = string> implements Transport<T> {
         if (decodeError !== undefined) {
           return { reason: 'decode', error: new ProtocolError('could not decode an event', { cause: decodeError }) };
         }
+        // Stop rather than read on from the new start: the caller restarts knowingly (see OffsetGoneError).
+        if (reset !== undefined) return { reason: 'offset-gone', stop: true, error: reset };
       }
     } finally {
       reader.releaseLock();
@@ -215,12 +223,27 @@ async function goneError(response: Response, cursor: string | undefined): Promis
   } catch {
     // A 410 without a readable problem still means "gone"; the position is just unknown.
   }
+  return offsetGone(problem, cursor) ?? new HttpError(410);
+}
+
+function resetError(data: string, cursor: string | undefined): Error {
+  let problem: Record<string, unknown> = {};
+  try {
+    problem = JSON.parse(data) as Record<string, unknown>;
+  } catch {
+    // Unreadable details still mean the place is gone.
+  }
+  return offsetGone(problem, cursor) ?? new ProtocolError('the server reset the stream without saying where to resume');
+}
+
+function offsetGone(problem: Record<string, unknown>, cursor: string | undefined): Error | undefined {
   const { earliestOffset, epoch } = problem;
-  const offset = cursor === undefined ? Number.NaN : Number(cursor) + 1;
+  const at = cursor === undefined ? undefined : parseTopicEventId(cursor);
+  const offset = at === undefined ? Number.NaN : at.offset + 1;
   if (typeof earliestOffset === 'number' && typeof epoch === 'string') {
     return new OffsetGoneError('', offset, { earliestOffset, epoch }, { cause: new HttpError(410) });
   }
-  return new HttpError(410);
+  return undefined;
 }
 
 async function discard(response: Response): Promise<void> {
