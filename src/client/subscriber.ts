@@ -34,11 +34,11 @@ import type { Transport, TransportClose, TransportConnection, TransportMessage }
 
 /** Options for {@link ReconnectSchedule}. */
 export interface ReconnectScheduleOptions {
-  /** The curve of delays between failed attempts. Default {@link reconnectBackoff} (4.2 s, ×1.1, ±5 %, 8 s). */
+  /** The curve of delays between failed attempts. Default {@link reconnectBackoff} (4.6 s four times, then ×1.25 to 8 s, ±2 %). */
   readonly backoff?: BackoffPolicy;
   /**
    * The first reconnect after a reset waits a uniform random delay in [0, `spreadMs`]; `0` starts
-   * straight on the backoff curve. Default `4200`.
+   * straight on the backoff curve. Default `4600`.
    */
   readonly spreadMs?: number;
   /** The width of the random band above a server's hint, relative to it. Default `0.2`. */
@@ -57,8 +57,8 @@ export interface ReconnectScheduleOptions {
  * import { ReconnectSchedule, seededRandom } from 'pollkit/client';
  *
  * const schedule = new ReconnectSchedule({ random: seededRandom(7) });
- * schedule.next();     // 0..4200 ms: the herd's spread
- * schedule.next();     // the curve from the first step at least as long as the spread (4.2 s ± 5 %)
+ * schedule.next();     // 0..4600 ms: the herd's spread
+ * schedule.next();     // the curve from the first step at least as long as the spread (4.6 s ± 2 %)
  * schedule.next(5000); // a server hint is a floor, with jitter above it: 5000..6000 ms
  * schedule.reset();
  * ```
@@ -75,7 +75,7 @@ export class ReconnectSchedule {
 
   constructor(options: ReconnectScheduleOptions = {}) {
     this.#policy = options.backoff ?? reconnectBackoff;
-    this.#spread = options.spreadMs ?? 4200;
+    this.#spread = options.spreadMs ?? 4600;
     this.#hintSpread = options.hintSpread ?? 0.2;
     this.#random = options.random ?? (() => Math.random());
     checkNumber('ReconnectSchedule', 'spreadMs', this.#spread, 0);
@@ -120,10 +120,10 @@ export class ReconnectSchedule {
 
 /** The policy attempt whose (un-jittered) curve first reaches `spread`, so wave two starts after wave one. */
 function firstStepAtLeast(policy: BackoffPolicy, spread: number): number {
-  const { initial, factor, max } = policy.options;
+  const { initial, factor, max, flatFor } = policy.options;
   if (spread <= 0) return 0;
   for (let attempt = 0; attempt < 64; attempt++) {
-    const curve = Math.min(max, initial * factor ** attempt);
+    const curve = Math.min(max, initial * factor ** Math.max(0, attempt - (flatFor ?? 0)));
     if (curve >= spread || curve >= max) return attempt;
   }
   return 64;
@@ -265,7 +265,7 @@ export interface SubscriberOptions<T> {
   readonly backoff?: BackoffPolicy;
   /**
    * The window over which the first reconnect after a healthy connection drops is spread uniformly;
-   * `0` reconnects on the backoff curve alone. Default `4200`.
+   * `0` reconnects on the backoff curve alone. Default `4600`.
    */
   readonly spreadMs?: number;
   /** The random band above a server's hint, relative to it. Default `0.2`. */

@@ -25,19 +25,15 @@ describe('ReconnectSchedule', () => {
       const schedule = new ReconnectSchedule({ random: seededRandom(seed) });
       const first = schedule.next();
       expect(first).toBeGreaterThanOrEqual(0);
-      expect(first).toBeLessThanOrEqual(4200);
-      // reconnectBackoff: 4200 × 1.1^n, ±5 %, capped at 8000 (±5 %).
-      const second = schedule.next();
-      expect(second).toBeGreaterThanOrEqual(4200 * 0.95);
-      expect(second).toBeLessThanOrEqual(4200 * 1.05);
-      const third = schedule.next();
-      expect(third).toBeGreaterThanOrEqual(4620 * 0.95);
-      expect(third).toBeLessThanOrEqual(4620 * 1.05);
-      for (let i = 0; i < 20; i++) schedule.next();
-      const capped = schedule.next();
-      expect(capped).toBeGreaterThanOrEqual(8000 * 0.95);
-      expect(capped).toBeLessThanOrEqual(8000 * 1.05);
-      expect(schedule.attempt).toBe(24);
+      expect(first).toBeLessThanOrEqual(4600);
+      // reconnectBackoff: 4600 four times, then × 1.25 per attempt up to 8000; ±2 % throughout.
+      const curve = [4600, 4600, 4600, 4600, 5750, 7187.5, 8000, 8000];
+      for (const expected of curve) {
+        const delay = schedule.next();
+        expect(delay).toBeGreaterThanOrEqual(expected * 0.98);
+        expect(delay).toBeLessThanOrEqual(expected * 1.02);
+      }
+      expect(schedule.attempt).toBe(9);
     }
   });
 
@@ -46,8 +42,8 @@ describe('ReconnectSchedule', () => {
     for (let seed = 1; seed <= 50; seed++) {
       const schedule = new ReconnectSchedule({ spreadMs: 0, random: seededRandom(seed) });
       const first = schedule.next();
-      expect(first).toBeGreaterThanOrEqual(4200 * 0.95);
-      expect(first).toBeLessThanOrEqual(4200 * 1.05);
+      expect(first).toBeGreaterThanOrEqual(4600 * 0.98);
+      expect(first).toBeLessThanOrEqual(4600 * 1.02);
       delays.add(first);
     }
     expect(delays.size).toBe(50);
@@ -69,7 +65,7 @@ describe('ReconnectSchedule', () => {
     expect(hinted).toBeGreaterThanOrEqual(5000);
     expect(hinted).toBeLessThanOrEqual(6000);
     const unhinted = new ReconnectSchedule({ spreadMs: 0, random: seededRandom(3) });
-    expect(unhinted.next(1)).toBeGreaterThanOrEqual(4200 * 0.95);
+    expect(unhinted.next(1)).toBeGreaterThanOrEqual(4600 * 0.98);
   });
 
   it('moves the whole spread window above a hint on the first reconnect', () => {
@@ -77,7 +73,7 @@ describe('ReconnectSchedule', () => {
     for (let seed = 1; seed <= 1000; seed++) {
       const at = new ReconnectSchedule({ random: seededRandom(seed * 104_729) }).next(3000);
       expect(at).toBeGreaterThanOrEqual(3000);
-      expect(at).toBeLessThanOrEqual(7200);
+      expect(at).toBeLessThanOrEqual(7600);
       windows.set(Math.floor(at / 100), (windows.get(Math.floor(at / 100)) ?? 0) + 1);
     }
     // A 20 % band above the hint would put a thousand clients in 600 ms: over 160 per window.
@@ -133,15 +129,15 @@ describe('Subscriber: connecting and reconnecting', () => {
     subscriber.close();
   });
 
-  it('waits a jittered delay before the very first reconnect, and grows it while connections keep failing', () => {
+  it('waits a jittered delay before the very first reconnect, and keeps it at the flat start of the curve while connections keep failing', () => {
     const { clock, subscriber, transport, reconnects } = setup({ spreadMs: 0 });
     subscriber.start();
     transport.last.open().close({ reason: 'network' });
     expect(reconnects).toHaveLength(1);
     const first = reconnects[0]!;
     expect(first).toMatchObject({ attempt: 1, reason: 'network', transport: 'fake' });
-    expect(first.delayMs).toBeGreaterThanOrEqual(4200 * 0.95);
-    expect(first.delayMs).toBeLessThanOrEqual(4200 * 1.05);
+    expect(first.delayMs).toBeGreaterThanOrEqual(4600 * 0.98);
+    expect(first.delayMs).toBeLessThanOrEqual(4600 * 1.02);
     clock.advance(first.delayMs - 1);
     expect(transport.connections).toHaveLength(1);
     clock.advance(1);
@@ -149,8 +145,8 @@ describe('Subscriber: connecting and reconnecting', () => {
     transport.last.close({ reason: 'network' });
     const second = reconnects[1]!;
     expect(second.attempt).toBe(2);
-    expect(second.delayMs).toBeGreaterThanOrEqual(4620 * 0.95);
-    expect(second.delayMs).toBeLessThanOrEqual(4620 * 1.05);
+    expect(second.delayMs).toBeGreaterThanOrEqual(4600 * 0.98);
+    expect(second.delayMs).toBeLessThanOrEqual(4600 * 1.02);
     subscriber.close();
   });
 
