@@ -7,7 +7,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import { InvalidArgumentError, JobCanceledError, JobFailedError } from '../core/errors.js';
-import { type JobProgress, type JobSnapshot, problem, type TopicRecord } from '../core/protocol.js';
+import type { JobProgress, JobSnapshot, TopicRecord } from '../core/protocol.js';
 import { type HeadersOption, type FetchFunction, JobClient, TopicClient } from './http.js';
 import { LongPoller, type LongPollerOptions } from './long-poller.js';
 import { pollReply, ShortPoller, type ShortPollerOptions, unchangedReply } from './short-poller.js';
@@ -96,7 +96,9 @@ export interface PollJobOptions<Result = unknown, Data = unknown>
 /** The error a failed or canceled job ends in, or undefined. @internal */
 export function jobFailure(job: JobSnapshot): unknown {
   if (job.status === 'failed') {
-    return new JobFailedError(job.id, job.error ?? problem('job-failed', `Job ${job.id} failed`));
+    // Spelled out rather than built with problem(), whose table of every code would ride into the bundle.
+    const fallback = { type: 'urn:pollkit:problem:job-failed', title: 'Job failed', status: 500, code: 'job-failed' };
+    return new JobFailedError(job.id, job.error ?? { ...fallback, detail: `Job ${job.id} failed` });
   }
   if (job.status === 'canceled') return new JobCanceledError(job.id);
   return undefined;

@@ -16,7 +16,7 @@ import type { EndInfo, PauseInfo, ResumeInfo, RetryInfo, ScheduleInfo } from './
 import { PollerLifecycle } from './poller-lifecycle.js';
 import type { RetryBudget } from './retry-budget.js';
 
-const REPLY = Symbol.for('pollkit.pollReply');
+const REPLY = /* @__PURE__ */ Symbol.for('pollkit.pollReply');
 
 /**
  * An answer with metadata: a value (or "unchanged") plus the server's hint for the next wait. Build one
@@ -104,7 +104,7 @@ export type IntervalFunction<T> = (last: T | undefined, context: IntervalContext
  * console.log(DEFAULT_POLL_INTERVAL.options.max); // 15000
  * ```
  */
-export const DEFAULT_POLL_INTERVAL: BackoffPolicy = backoff({
+export const DEFAULT_POLL_INTERVAL: BackoffPolicy = /* @__PURE__ */ backoff({
   strategy: 'proportional',
   initial: 1000,
   factor: 1.5,
@@ -122,7 +122,7 @@ export const DEFAULT_POLL_INTERVAL: BackoffPolicy = backoff({
  * console.log(DEFAULT_RETRY_POLICY.options.strategy); // "equal"
  * ```
  */
-export const DEFAULT_RETRY_POLICY: BackoffPolicy = backoff({
+export const DEFAULT_RETRY_POLICY: BackoffPolicy = /* @__PURE__ */ backoff({
   strategy: 'equal',
   initial: 1000,
   factor: 2,

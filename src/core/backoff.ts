@@ -144,7 +144,7 @@ export function backoff(options: BackoffOptions = {}): BackoffPolicy {
  * const delay = grpcBackoff.delay(0, undefined, Math.random); // 800..1200 ms
  * ```
  */
-export const grpcBackoff: BackoffPolicy = backoff({
+export const grpcBackoff: BackoffPolicy = /* @__PURE__ */ backoff({
   strategy: 'proportional',
   initial: 1000,
   factor: 1.6,
@@ -168,7 +168,7 @@ export const grpcBackoff: BackoffPolicy = backoff({
  * const delay = reconnectBackoff.delay(0, undefined, Math.random); // 4508..4692 ms
  * ```
  */
-export const reconnectBackoff: BackoffPolicy = backoff({
+export const reconnectBackoff: BackoffPolicy = /* @__PURE__ */ backoff({
   strategy: 'proportional',
   initial: 4600,
   factor: 1.25,

@@ -179,7 +179,7 @@ export interface TopicFetchResult<Value = unknown> {
  * const headers = { [HEADERS.ifNoneMatch]: '"7"', [HEADERS.prefer]: 'wait=25' };
  * ```
  */
-export const HEADERS = Object.freeze({
+export const HEADERS = /* @__PURE__ */ Object.freeze({
   /** Where the new job lives (relative or absolute). */
   location: 'location',
   /** The job's absolute URL (Azure long-running operations). */
@@ -219,7 +219,7 @@ export const HEADERS = Object.freeze({
  * const isProblem = (type: string | null) => type?.startsWith(MEDIA_TYPES.problem) === true;
  * ```
  */
-export const MEDIA_TYPES = Object.freeze({
+export const MEDIA_TYPES = /* @__PURE__ */ Object.freeze({
   /** Job, page and fetch bodies. */
   json: 'application/json',
   /** RFC 9457 problem details. */
@@ -280,7 +280,7 @@ export type ProblemCode =
  * console.log(PROBLEMS['job-not-found'].status); // 404
  * ```
  */
-export const PROBLEMS: Readonly<Record<ProblemCode, ProblemDefinition>> = Object.freeze({
+export const PROBLEMS: Readonly<Record<ProblemCode, ProblemDefinition>> = /* @__PURE__ */ Object.freeze({
   'bad-request': { status: 400, title: 'Bad request' },
   'invalid-parameter': { status: 400, title: 'Invalid parameter' },
   'invalid-input': { status: 400, title: 'Invalid job input' },

@@ -45,7 +45,7 @@ export interface SseTransportOptions<T> {
  * Statuses that mean "this endpoint does not speak SSE here" rather than "the server is unwell", so the
  * subscriber may fall back to another transport.
  */
-const UNAVAILABLE_STATUSES = new Set([404, 405, 406, 501]);
+const UNAVAILABLE_STATUSES = /* @__PURE__ */ new Set([404, 405, 406, 501]);
 
 /**
  * The SSE-over-fetch transport.
