@@ -11,8 +11,8 @@
  *   ({@link reconnectBackoff} by default: a cycle near the spread, growing slowly, so that whenever the
  *   server returns the herd arrives spread over one cycle and is back within it); server hints (SSE
  *   `retry:`, `Retry-After`, close codes) are floors with jitter above.
- * - Fallback. A transport that keeps failing (closing before it is stable, `fallbackAfter` times in a
- *   row) hands over to the next in the list; after `stepUpAfterMs` of stable service there, the
+ * - Fallback. A transport that keeps failing (opening, then closing before it is stable,
+ *   `fallbackAfter` times in a row) hands over to the next in the list; after `stepUpAfterMs` of stable service there, the
  *   preferred one is tried again, and a failed try returns at once to the one that works.
  * - The cursor. A message's id becomes the resume point only after every listener and iterator has it,
  *   and ids seen within a window are dropped on replay, so a cut anywhere (even between an `id:` line
@@ -286,8 +286,10 @@ export interface SubscriberOptions<T> {
   /** The cursor to resume from (e.g. one you persisted from a `commit` event). Default none. */
   readonly cursor?: string;
   /**
-   * Connections in a row that end before `stableAfterMs` (or never open) after which a transport that
-   * used to work hands over to the next one in the list; `0` never falls back once settled. Default `3`.
+   * Connections in a row that open and then end before `stableAfterMs` after which a transport that
+   * used to work hands over to the next one in the list (a proxy that cuts streams, say). Attempts
+   * that do not connect at all do not count: that is what a server outage looks like, and another
+   * transport would not help. `0` never falls back once settled. Default `3`.
    */
   readonly fallbackAfter?: number;
   /**
@@ -881,7 +883,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
       // An ambiguous failure before anything opened (a down server looks like a blocked upgrade):
       // rotate to the next transport on the backoff schedule, cycling, until one opens.
       if (this.#transports.length > 1) this.#fallback(transport, close);
-    } else if (this.#settled !== undefined && !this.#stableReached) {
+    } else if (this.#settled !== undefined && !this.#stableReached && (wasOpen || this.#stepUpFrom !== undefined)) {
       if (this.#stepUpFrom !== undefined) {
         // The preferred transport still fails: back at once to the one that worked, and wait longer.
         const back = this.#stepUpFrom;
