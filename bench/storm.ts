@@ -228,17 +228,21 @@ function rwsSchedule(minReconnectionDelay: number): Schedule {
   return (retry) => Math.min(10_000, minReconnectionDelay * 1.3 ** (retry - 1));
 }
 
+const ms = (value: number): string => (Number.isNaN(value) ? '—' : `${(value / 1000).toFixed(2)} s`);
+
+/** One table line: the first cell padded to `widths[0]`, the others right-aligned to theirs. */
+function line(cells: readonly (string | number)[], widths: readonly number[]): string {
+  return cells
+    .map((cell, i) => (i === 0 ? String(cell).padEnd(widths[0]!) : String(cell).padStart(widths[i]!)))
+    .join(' ');
+}
+
+const SIMULATED = [52, 6, 9, 9, 9, 9, 7];
+const SOCKETS = [36, 10, 9, 8, 8, 8, 7, 8];
+
 function row(result: Result): string {
-  const ms = (value: number): string => (Number.isNaN(value) ? '—' : `${(value / 1000).toFixed(2)} s`);
-  return [
-    result.name.padEnd(52),
-    String(result.peak).padStart(6),
-    String(result.duringOutage).padStart(9),
-    ms(result.p50).padStart(9),
-    ms(result.p99).padStart(9),
-    ms(result.max).padStart(9),
-    String(result.gaveUp).padStart(7),
-  ].join(' ');
+  const { name, peak, duringOutage, p50, p99, max, gaveUp } = result;
+  return line([name, peak, duringOutage, ms(p50), ms(p99), ms(max), gaveUp], SIMULATED);
 }
 
 function scenario(outageMs: number, seed: number): Result[] {
@@ -247,7 +251,7 @@ function scenario(outageMs: number, seed: number): Result[] {
   const sharedMin = 1000 + processRandom() * 4000;
   const perInstance = seededRandom(seed * 131 + 3);
   return [
-    runPollkit('pollkit default (reconnectBackoff, 4.2 s spread)', outageMs, {}, seed),
+    runPollkit('pollkit default (reconnectBackoff, 4.6 s spread)', outageMs, {}, seed),
     runPollkit("pollkit default, SSE with the server's retry: 3000", outageMs, {}, seed, 3000),
     runPollkit('pollkit without the first spread (spreadMs: 0)', outageMs, { spreadMs: 0 }, seed),
     runSchedule('reconnecting-websocket (shared min delay)', outageMs, () => rwsSchedule(sharedMin), seed),
@@ -265,15 +269,7 @@ function scenario(outageMs: number, seed: number): Result[] {
 const started = performance.now();
 const socketsOnly = process.argv.includes('--sockets-only');
 const simulateOnly = process.argv.includes('--simulate-only');
-const header = [
-  'schedule'.padEnd(52),
-  'peak/100ms'.padStart(6),
-  'in outage'.padStart(9),
-  'p50 back'.padStart(9),
-  'p99 back'.padStart(9),
-  'max back'.padStart(9),
-  'gave up'.padStart(7),
-].join(' ');
+const header = line(['schedule', 'peak/100ms', 'in outage', 'p50 back', 'p99 back', 'max back', 'gave up'], SIMULATED);
 let failed = false;
 const outages = quick ? [5000] : [5000, 30_000];
 const target = (outageMs: number): { peak: number; p99: number } => ({
@@ -307,37 +303,16 @@ if (!socketsOnly) {
 }
 if (!simulateOnly) {
   const { LIBRARIES, stormOnSockets } = await import('./storm-sockets.js');
-  const ms = (value: number): string => (Number.isNaN(value) ? '—' : `${(value / 1000).toFixed(2)} s`);
   for (const outageMs of outages) {
     console.log(
       `\nReal sockets: ${CLIENTS} clients of each library in one process, pollkit's server in a child process; it cuts every connection, closes its port for ${outageMs / 1000} s, then listens again.`,
     );
     console.log(
-      [
-        'library'.padEnd(36),
-        'peak/100ms'.padStart(10),
-        'arrivals'.padStart(9),
-        'p50 back',
-        'p99 back',
-        'max back',
-        'gave up',
-        'not back',
-      ].join(' '),
+      line(['library', 'peak/100ms', 'arrivals', 'p50 back', 'p99 back', 'max back', 'gave up', 'not back'], SOCKETS),
     );
     for (const library of LIBRARIES) {
       const r = await stormOnSockets(library, CLIENTS, outageMs);
-      console.log(
-        [
-          r.name.padEnd(36),
-          String(r.peak).padStart(10),
-          String(r.arrivals).padStart(9),
-          ms(r.p50).padStart(8),
-          ms(r.p99).padStart(8),
-          ms(r.max).padStart(8),
-          String(r.gaveUp).padStart(7),
-          String(r.notBack).padStart(8),
-        ].join(' '),
-      );
+      console.log(line([r.name, r.peak, r.arrivals, ms(r.p50), ms(r.p99), ms(r.max), r.gaveUp, r.notBack], SOCKETS));
       if (r.name.startsWith('pollkit')) check(`${r.name}:`, r.peak, r.p99, r.gaveUp + r.notBack, outageMs);
     }
     console.log(`  (1-minute load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores at the end)`);

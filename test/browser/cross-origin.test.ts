@@ -14,6 +14,7 @@ import { PollkitWebSocketServer } from '../../src/adapters/ws.js';
 import { sleep } from '../../src/core/abort.js';
 import { JobRegistry, PollkitHandler, TopicRegistry } from '../../src/server/index.js';
 import { bundle, launchBrowser, servePage } from './harness.js';
+import type { Report } from './pages/cross-origin-page.js';
 
 let browser: Browser;
 let script: string;
@@ -99,17 +100,6 @@ async function startApi(
       await topics.close();
     },
   };
-}
-
-interface Report {
-  values: number[];
-  transports: string[];
-  fallbacks: string[];
-  job?: unknown;
-  jobTransport?: string;
-  progress: number[];
-  error?: string;
-  ready?: boolean;
 }
 
 const read = (tab: Page): Promise<Report> => tab.evaluate(() => (window as unknown as { __pollkit: Report }).__pollkit);

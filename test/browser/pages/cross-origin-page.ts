@@ -4,7 +4,8 @@
 import { JobClient, backoff, followJob, subscribeTopic } from 'pollkit/client';
 import type { JobTransportName, TopicTransportName } from 'pollkit/client';
 
-interface Report {
+/** What the page reports; the test reads it. */
+export interface Report {
   values: number[];
   transports: string[];
   fallbacks: string[];
