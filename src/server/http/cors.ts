@@ -29,7 +29,15 @@ export interface CorsOptions {
   readonly maxAgeSeconds?: number;
 }
 
-/** The response headers a page's script may read: everything the protocol tells a client. */
+/**
+ * The response headers a page's script may read: everything the protocol tells a client.
+ *
+ * @example
+ * ```ts
+ * import { EXPOSED_HEADERS } from 'pollkit/server';
+ * console.log(EXPOSED_HEADERS.includes('etag')); // true
+ * ```
+ */
 export const EXPOSED_HEADERS: readonly string[] = [
   HEADERS.etag,
   HEADERS.location,
