@@ -189,6 +189,47 @@ describe('subscribeTopic', () => {
     });
   }
 
+  it('checks WebSocket liveness by default: pollkit answers the pings; a silent peer is left', async () => {
+    const pollkit = await startPollkit();
+    await pollkit.topics.topic('live').append('a');
+    const alive = subscribeTopic<string>(`${pollkit.url}/pollkit/topics/live`, {
+      ...quick,
+      transport: 'websocket',
+      WebSocket,
+      pingIntervalMs: 30,
+      idleTimeoutMs: 100,
+    });
+    cleanups.push(() => alive.close());
+    const reasons: string[] = [];
+    const values: string[] = [];
+    alive.on('close', ({ reason }) => reasons.push(reason));
+    alive.on('message', ({ data }) => values.push(data.value));
+    alive.start();
+    await sleep(500);
+    expect(reasons).toEqual([]);
+    expect(values).toEqual(['a']);
+
+    // A peer that takes the socket but never answers: the idle watchdog ends it and reconnects.
+    const silent = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((resolve) => silent.once('listening', resolve));
+    cleanups.push(() => {
+      for (const client of silent.clients) client.terminate();
+      silent.close();
+    });
+    const { port } = silent.address() as { port: number };
+    const dead = subscribeTopic<string>(`http://127.0.0.1:${port}/pollkit/topics/live`, {
+      ...quick,
+      transport: 'websocket',
+      WebSocket,
+      pingIntervalMs: 30,
+      idleTimeoutMs: 100,
+    });
+    cleanups.push(() => dead.close());
+    const idle = new Promise<string>((resolve) => dead.on('close', ({ reason }) => resolve(reason)));
+    dead.start();
+    expect(await idle).toBe('idle-timeout');
+  });
+
   it('rejects a negative offset and a URL that is not a topic', () => {
     expect(() => subscribeTopic('https://example.com/topics/t', { offset: -1 })).toThrow(InvalidArgumentError);
     expect(() => subscribeTopic('https://example.com/jobs/t')).toThrow(InvalidArgumentError);
