@@ -58,7 +58,7 @@ try {
     process.stdout.write(run(node, ['-e', cjs]));
     process.stdout.write(run(node, ['--input-type=module', '-e', esm]));
   }
-  // p-retry ships ESM only; this proves the CommonJS build does not lean on require(esm).
+  // The CommonJS build must not lean on require(esm) (Node 20 before 20.19 has none).
   const version = Number(process.versions.node.split('.')[0]);
   if (version === 20 || version === 22) {
     process.stdout.write(run(process.execPath, ['--no-experimental-require-module', '-e', cjs]));

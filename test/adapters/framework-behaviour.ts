@@ -63,7 +63,7 @@ export function describeFrameworkBehaviour(name: string, start: StartServer): vo
       const f = await startFixture(start);
       const put = await call(`${f.base}/jobs`, { method: 'PUT' });
       expect(put.status).toBe(405);
-      expect(put.headers.get('allow')).toBe('GET, POST');
+      expect(put.headers.get('allow')).toBe('GET, POST, HEAD, OPTIONS');
       expect(put.body.code).toBe('method-not-allowed');
       const unknown = await call(`${f.base}/nothing/here`);
       expect(unknown.status).toBe(404);

@@ -251,7 +251,84 @@ export function describeConformance(name: string, start: StartServer, backend?: 
         expect(nowhere.body.code).toBe('not-found');
         const method = await call(`${f.base}/jobs`, { method: 'PUT' });
         expect(method.status).toBe(405);
-        expect(method.headers.get('allow')).toBe('GET, POST');
+        expect(method.headers.get('allow')).toBe('GET, POST, HEAD, OPTIONS');
+      });
+    });
+
+    describe('browsers on other origins: HEAD, OPTIONS and CORS', () => {
+      it("answers HEAD wherever GET is allowed, with GET's status and headers and no body", async () => {
+        const f = await fixture();
+        const submitted = await post(`${f.base}/jobs`, { type: 'echo', input: 1 });
+        const url = `${f.base}/jobs/${submitted.body.id}`;
+        let get = await call(url);
+        while (get.body.done !== true) get = await call(url);
+        const head = await call(url, { method: 'HEAD' });
+        expect(head.status).toBe(200);
+        expect(head.text).toBe('');
+        expect(head.headers.get('etag')).toBe(get.headers.get('etag'));
+        expect((await call(`${f.base}/jobs/nope`, { method: 'HEAD' })).status).toBe(404);
+        expect((await post(`${f.base}/topics/t/records`, { value: 1 })).status).toBe(201);
+        expect((await call(`${f.base}/topics/t/records?offset=0`, { method: 'HEAD' })).status).toBe(200);
+        // A stream is not opened for HEAD: the answer comes at once and holds no slot.
+        const events = await call(`${f.base}/topics/t/events?offset=0`, { method: 'HEAD' });
+        expect(events.status).toBe(200);
+        expect(events.headers.get('content-type')).toMatch(/^text\/event-stream/);
+        await eventually(() => f.handler.heldRequests === 0, 3000, 'the HEAD stream to release its slot');
+        const cancelHead = await call(`${f.base}/jobs/x:cancel`, { method: 'HEAD' });
+        expect(cancelHead.status).toBe(405);
+        expect(cancelHead.headers.get('allow')).toBe('POST, OPTIONS');
+      });
+
+      it('answers OPTIONS with Allow, and sends no CORS headers unless configured', async () => {
+        const f = await fixture();
+        const options = await call(`${f.base}/jobs`, {
+          method: 'OPTIONS',
+          headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+        });
+        expect(options.status).toBe(204);
+        expect(options.headers.get('allow')).toBe('GET, POST, HEAD, OPTIONS');
+        expect(options.headers.get('access-control-allow-origin')).toBeNull();
+        const get = await call(`${f.base}/jobs`, { headers: { origin: 'https://app.example' } });
+        expect(get.headers.get('access-control-allow-origin')).toBeNull();
+      });
+
+      it('answers preflights and exposes the protocol headers to allowed origins, with credentials', async () => {
+        const f = await fixture({ cors: { origins: ['https://app.example'], credentials: true } });
+        const preflight = await call(`${f.base}/jobs`, {
+          method: 'OPTIONS',
+          headers: {
+            origin: 'https://app.example',
+            'access-control-request-method': 'POST',
+            'access-control-request-headers': 'content-type, idempotency-key, x-unknown',
+          },
+        });
+        expect(preflight.status).toBe(204);
+        expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example');
+        expect(preflight.headers.get('access-control-allow-credentials')).toBe('true');
+        expect(preflight.headers.get('access-control-allow-methods')).toBe('GET, POST, HEAD, OPTIONS');
+        expect(preflight.headers.get('access-control-allow-headers')).toBe('content-type, idempotency-key');
+        expect(preflight.headers.get('access-control-max-age')).toBe('600');
+        const submitted = await post(`${f.base}/jobs`, { type: 'echo', input: 2 }, { origin: 'https://app.example' });
+        expect(submitted.status).toBe(202);
+        expect(submitted.headers.get('access-control-allow-origin')).toBe('https://app.example');
+        expect(submitted.headers.get('access-control-allow-credentials')).toBe('true');
+        const exposed = submitted.headers.get('access-control-expose-headers')!.split(', ');
+        for (const name of ['etag', 'location', 'operation-location', 'retry-after', 'preference-applied']) {
+          expect(exposed).toContain(name);
+        }
+        expect(submitted.headers.get('vary')).toMatch(/Origin/);
+        // Problems carry the headers too, so a page can read why it failed.
+        const missing = await call(`${f.base}/jobs/nope`, { headers: { origin: 'https://app.example' } });
+        expect(missing.status).toBe(404);
+        expect(missing.headers.get('access-control-allow-origin')).toBe('https://app.example');
+        // Another origin gets nothing, preflight or not.
+        const other = await call(`${f.base}/jobs`, {
+          method: 'OPTIONS',
+          headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+        });
+        expect(other.headers.get('access-control-allow-origin')).toBeNull();
+        const otherGet = await call(`${f.base}/jobs`, { headers: { origin: 'https://evil.example' } });
+        expect(otherGet.headers.get('access-control-allow-origin')).toBeNull();
       });
     });
 
@@ -446,7 +523,7 @@ export function describeConformance(name: string, start: StartServer, backend?: 
         expect(beyond.body.code).toBe('offset-out-of-range');
       });
 
-      it('streams records as SSE with id = offset, resuming from Last-Event-ID over ?offset', async () => {
+      it('streams records as SSE with id = offset@epoch, resuming from Last-Event-ID over ?offset', async () => {
         const f = await fixture();
         for (const value of ['a', 'b', 'c']) await post(`${f.base}/topics/feed/records`, { value });
         const stream = await openSse(`${f.base}/topics/feed/events?offset=0`);
@@ -454,21 +531,31 @@ export function describeConformance(name: string, start: StartServer, backend?: 
         await stream.waitForEvents(3);
         await post(`${f.base}/topics/feed/records`, { value: 'd' });
         await stream.waitForEvents(4);
+        const epoch =
+          JSON.parse(stream.events[0]!.data).offset === 0
+            ? (await call(`${f.base}/topics/feed/records?offset=0`)).body.epoch
+            : '';
         expect(stream.events.map((event) => [event.id, JSON.parse(event.data).value])).toEqual([
-          ['0', 'a'],
-          ['1', 'b'],
-          ['2', 'c'],
-          ['3', 'd'],
+          [`0@${epoch}`, 'a'],
+          [`1@${epoch}`, 'b'],
+          [`2@${epoch}`, 'c'],
+          [`3@${epoch}`, 'd'],
         ]);
         stream.abort();
+        // A bare offset (an older client) still resumes; so does the epoch-carrying id.
         const resumed = await openSse(`${f.base}/topics/feed/events?offset=0`, { 'last-event-id': '1' });
         await resumed.waitForEvents(2);
-        expect(resumed.events.map((event) => event.id)).toEqual(['2', '3']);
+        expect(resumed.events.map((event) => event.id)).toEqual([`2@${epoch}`, `3@${epoch}`]);
         resumed.abort();
+        const again = await openSse(`${f.base}/topics/feed/events`, { 'last-event-id': `2@${epoch}` });
+        await again.waitForEvents(1);
+        expect(again.events.map((event) => event.id)).toEqual([`3@${epoch}`]);
+        again.abort();
         const tail = await openSse(`${f.base}/topics/feed/events`);
         await post(`${f.base}/topics/feed/records`, { value: 'e' });
         await tail.waitForEvents(1);
-        expect(tail.events[0]!.id).toBe('4');
+        expect(tail.events[0]!.id).toBe(`4@${epoch}`);
+        expect((await call(`${f.base}/topics/feed/events`, { headers: { 'last-event-id': 'x@y@' } })).status).toBe(400);
         tail.abort();
         expect((await call(`${f.base}/topics/feed/events?offset=99`)).status).toBe(400);
         await eventually(() => idle(f));

@@ -18,8 +18,9 @@ import { HeldRequests } from './holding.js';
 import { type HandlerJobs, JobRoutes } from './job-routes.js';
 import { clip } from './params.js';
 import { errorToProblem, problemResponse } from './problems.js';
-import { CLIENT_GONE } from './responses.js';
-import { ALLOWED, type Route, type Target, parseRoute, parseTarget } from './routes.js';
+import { Cors, type CorsOptions } from './cors.js';
+import { CLIENT_GONE, withoutBody } from './responses.js';
+import { ALLOWED, methodsFor, type Route, type Target, parseRoute, parseTarget } from './routes.js';
 import { type HandlerSettings, resolveSettings } from './settings.js';
 import type { TopicCacheOptions } from './topic-cache.js';
 import { type HandlerTopics, TopicRoutes } from './topic-routes.js';
@@ -82,6 +83,8 @@ export interface PollkitHandlerOptions<Context = unknown> {
   readonly closeGraceMs?: number;
   /** Told about failures that were answered with a 5xx (server bugs) or that ended a stream. */
   readonly onError?: (error: unknown, request: PollkitRequest<Context>) => void;
+  /** Lets browsers on other origins call (CORS): allowed origins, credentials, preflight. Default none. */
+  readonly cors?: CorsOptions;
 }
 
 /**
@@ -106,6 +109,7 @@ export class PollkitHandler<Context = unknown> {
   readonly #topics: TopicRoutes<Context> | undefined;
   readonly #authorize: AuthorizeHook<Context> | undefined;
   readonly #onError: ((error: unknown, request: PollkitRequest<Context>) => void) | undefined;
+  readonly #cors: Cors | undefined;
 
   constructor(options: PollkitHandlerOptions<Context> = {}) {
     const settings = resolveSettings(options);
@@ -115,6 +119,7 @@ export class PollkitHandler<Context = unknown> {
     this.#settings = settings;
     this.#authorize = options.authorize;
     this.#onError = options.onError;
+    this.#cors = options.cors === undefined ? undefined : new Cors(options.cors);
     this.#held = new HeldRequests(settings, options.onError);
     this.#jobs = options.jobs === undefined ? undefined : new JobRoutes(options.jobs, settings, this.#held);
     this.#topics = options.topics === undefined ? undefined : new TopicRoutes(options.topics, settings, this.#held);
@@ -152,7 +157,11 @@ export class PollkitHandler<Context = unknown> {
     if (rest === undefined) return Promise.resolve(null);
     // The route's promise is passed on, not awaited in a frame here: a held request then keeps no
     // suspended frame (with the parsed URL and query) alive for its whole wait.
-    return this.#dispatch(request, target, rest).then(undefined, (error: unknown) => this.#fail(error, request));
+    const answer = this.#dispatch(request, target, rest).then(undefined, (error: unknown) =>
+      this.#fail(error, request),
+    );
+    const cors = this.#cors;
+    return cors === undefined ? answer : answer.then((response) => cors.decorate(request, response));
   }
 
   // Not async, like #route: each async layer that only passes a promise on would cost every held
@@ -164,21 +173,33 @@ export class PollkitHandler<Context = unknown> {
       if (route === undefined) {
         return Promise.resolve(problemResponse(problem('not-found', `Nothing is served at ${clip(target.path, 80)}.`)));
       }
-      const method = request.method.toUpperCase();
-      const allowed = ALLOWED[route.kind];
-      if (!allowed.includes(method)) {
+      const asked = request.method.toUpperCase();
+      const methods = methodsFor(route.kind);
+      if (asked === 'OPTIONS') {
+        const allow = methods.join(', ');
+        return Promise.resolve(
+          this.#cors?.preflight(request, methods) ?? { status: 204, headers: { allow }, body: null },
+        );
+      }
+      // HEAD is GET without the body.
+      const method = asked === 'HEAD' && ALLOWED[route.kind].includes('GET') ? 'GET' : asked;
+      if (!ALLOWED[route.kind].includes(method)) {
         return Promise.resolve(
           problemResponse(problem('method-not-allowed', `${clip(method, 20)} is not allowed here.`), undefined, {
-            allow: allowed.join(', '),
+            allow: methods.join(', '),
           }),
         );
       }
       const authorize = this.#authorize;
-      if (authorize === undefined)
-        return this.#route(route, method, { request, query: target.query, caller: undefined });
-      return Promise.resolve(authorize(request)).then((caller) =>
-        this.#route(route, method, { request, query: target.query, caller }),
-      );
+      const answer =
+        authorize === undefined
+          ? this.#route(route, method, { request, query: target.query, caller: undefined })
+          : Promise.resolve(authorize(request)).then((caller) =>
+              this.#route(route, method, { request, query: target.query, caller }),
+            );
+      return asked === 'HEAD'
+        ? answer.then(withoutBody, (error: unknown) => withoutBody(this.#fail(error, request)))
+        : answer;
     } catch (error) {
       return Promise.reject(error);
     }

@@ -5,7 +5,14 @@
  * @module
  */
 import { InvalidArgumentError, OffsetGoneError, OffsetOutOfRangeError } from '../../core/errors.js';
-import { HEADERS, MEDIA_TYPES, type TopicFetchResult, type TopicRecord, problem } from '../../core/protocol.js';
+import {
+  HEADERS,
+  MEDIA_TYPES,
+  type TopicFetchResult,
+  type TopicRecord,
+  problem,
+  topicEventId,
+} from '../../core/protocol.js';
 import type { TopicPosition } from '../topics/stores/topic-store.js';
 import type { Call } from './caller.js';
 import { Held, type HeldRequests } from './holding.js';
@@ -16,6 +23,7 @@ import { formatSeconds, isResponse, json } from './responses.js';
 import type { HandlerSettings } from './settings.js';
 import type { SseEvent } from './sse.js';
 import { type SharedRead, sharedRead } from './topic-cache.js';
+import { parseLastEventId, resetSince } from './topic-resume.js';
 import { type PollkitResponse, getHeader } from './types.js';
 import { applyWait, requestedWait } from './waits.js';
 
@@ -136,14 +144,16 @@ export class TopicRoutes<Context> {
     const offsetText = singleParam(query, 'offset');
     let from: number | undefined;
     // Last-Event-ID wins over ?offset: it is where a reconnecting EventSource actually stopped.
-    if (lastEventId !== undefined && lastEventId.trim() !== '')
-      from = parseUnsignedInteger(lastEventId, 'Last-Event-ID') + 1;
+    const resumed = lastEventId === undefined || lastEventId.trim() === '' ? undefined : parseLastEventId(lastEventId);
+    if (resumed !== undefined) from = resumed.offset + 1;
     else if (offsetText !== undefined) from = parseUnsignedInteger(offsetText, 'offset');
     const epoch = epochParam(query);
     const topic = this.#visibleTopic(name, call);
     if (topic === undefined) return topicNotFound(name);
     const position = await topic.position();
     from ??= position.highWatermark;
+    const reset = resetSince(resumed, position);
+    if (reset !== undefined) from = position.earliestOffset;
     if (from < position.earliestOffset || (epoch !== undefined && epoch !== position.epoch)) {
       throw new OffsetGoneError(name, from, position);
     }
@@ -153,9 +163,10 @@ export class TopicRoutes<Context> {
     const signal = entry.signal;
     const start = from;
     async function* events(): AsyncGenerator<SseEvent> {
+      if (reset !== undefined) yield reset;
       try {
         for await (const record of topic!.subscribe(start, { signal, epoch: position.epoch })) {
-          yield { id: String(record.offset), data: JSON.stringify(record) };
+          yield { id: topicEventId(record.offset, position.epoch), data: JSON.stringify(record) };
         }
       } catch (error) {
         if (signal.aborted) return;
