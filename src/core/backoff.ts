@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { InvalidArgumentError } from './errors.js';
+import { backoffPolicy } from './backoff-policy.js';
+import { checkNumber, invalidOption } from './checks.js';
 
 /**
  * How randomness is applied to the exponential curve `min(max, initial × factor^attempt)`:
@@ -62,10 +63,7 @@ export interface BackoffPolicy {
   delay(attempt: number, previous: number | undefined, random: () => number): number;
 }
 
-function check(name: string, value: number, ok: boolean, rule: string): void {
-  if (!ok) throw new InvalidArgumentError(`backoff option "${name}" must be ${rule}, got ${String(value)}`, name);
-}
-
+const OWNER = 'backoff';
 const STRATEGIES: readonly JitterStrategy[] = ['none', 'full', 'equal', 'decorrelated', 'proportional'];
 
 /**
@@ -80,58 +78,16 @@ const STRATEGIES: readonly JitterStrategy[] = ['none', 'full', 'equal', 'decorre
  * ```
  */
 export function backoff(options: BackoffOptions = {}): BackoffPolicy {
-  const resolved = Object.freeze({
-    strategy: options.strategy ?? 'full',
-    initial: options.initial ?? 1000,
-    factor: options.factor ?? 2,
-    max: options.max ?? 30_000,
-    jitter: options.jitter ?? 0.2,
-    flatFor: options.flatFor ?? 0,
-  });
-  if (!STRATEGIES.includes(resolved.strategy)) {
-    throw new InvalidArgumentError(
-      `backoff option "strategy" must be one of ${STRATEGIES.join(', ')}, got ${String(resolved.strategy)}`,
-      'strategy',
-    );
-  }
-  const { initial, factor, max, jitter, strategy, flatFor } = resolved;
-  check('initial', initial, Number.isFinite(initial) && initial >= 0, 'a finite number >= 0');
-  check('factor', factor, Number.isFinite(factor) && factor >= 1, 'a finite number >= 1');
-  check('max', max, Number.isFinite(max) && max >= initial, `a finite number >= initial (${initial})`);
-  check('jitter', jitter, jitter >= 0 && jitter <= 1, 'a number in [0, 1]');
-  check('flatFor', flatFor, Number.isInteger(flatFor) && flatFor >= 0, 'an integer >= 0');
-
-  const curve = (attempt: number): number => {
-    // Guarded because IEEE arithmetic turns edge cases into NaN, which a timer treats as "now": 0 × ∞
-    // (initial 0 at a huge attempt) and 1 ** ∞. A NaN or negative attempt counts as the first.
-    if (initial === 0 || factor === 1) return initial;
-    const exponent = attempt > flatFor ? attempt - flatFor : 0;
-    return Math.min(max, initial * factor ** exponent);
-  };
-
-  return Object.freeze({
-    options: resolved,
-    delay(attempt: number, previous: number | undefined, random: () => number): number {
-      switch (strategy) {
-        case 'none':
-          return curve(attempt);
-        case 'full':
-          return random() * curve(attempt);
-        case 'equal': {
-          const half = curve(attempt) / 2;
-          return half + random() * half;
-        }
-        case 'decorrelated': {
-          const upper = Math.max(initial, (previous ?? initial) * 3);
-          return Math.min(max, initial + random() * (upper - initial));
-        }
-        case 'proportional':
-          // Jitter is applied around the capped curve, as gRPC does, so a capped delay may land up to
-          // `jitter` above `max`: capping after jitter would pile every long-failing client onto `max`.
-          return curve(attempt) * (1 + jitter * (2 * random() - 1));
-      }
-    },
-  });
+  // The policy is built first (it fills in the defaults) and checked before anyone sees it.
+  const policy = backoffPolicy(options);
+  const { initial, factor, max, jitter, strategy, flatFor } = policy.options;
+  if (!STRATEGIES.includes(strategy)) invalidOption(OWNER, 'strategy', `one of ${STRATEGIES.join(', ')}`, strategy);
+  checkNumber(OWNER, 'initial', initial, 0, 'finite');
+  checkNumber(OWNER, 'factor', factor, 1, 'finite');
+  checkNumber(OWNER, 'max', max, initial, 'finite');
+  checkNumber(OWNER, 'jitter', jitter, 0, 'number', 1);
+  checkNumber(OWNER, 'flatFor', flatFor, 0, 'integer');
+  return policy;
 }
 
 /**
@@ -144,7 +100,7 @@ export function backoff(options: BackoffOptions = {}): BackoffPolicy {
  * const delay = grpcBackoff.delay(0, undefined, Math.random); // 800..1200 ms
  * ```
  */
-export const grpcBackoff: BackoffPolicy = /* @__PURE__ */ backoff({
+export const grpcBackoff: BackoffPolicy = /* @__PURE__ */ backoffPolicy({
   strategy: 'proportional',
   initial: 1000,
   factor: 1.6,
@@ -168,7 +124,7 @@ export const grpcBackoff: BackoffPolicy = /* @__PURE__ */ backoff({
  * const delay = reconnectBackoff.delay(0, undefined, Math.random); // 4508..4692 ms
  * ```
  */
-export const reconnectBackoff: BackoffPolicy = /* @__PURE__ */ backoff({
+export const reconnectBackoff: BackoffPolicy = /* @__PURE__ */ backoffPolicy({
   strategy: 'proportional',
   initial: 4600,
   factor: 1.25,
