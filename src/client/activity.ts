@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { abortReason } from '../core/abort.js';
+import { abortReason, onAbort } from '../core/abort.js';
 
 /** The part of `EventTarget` the gate uses. */
 export interface EventTargetLike {
@@ -57,12 +57,7 @@ export interface ActivityOptions {
 export type PauseReason = 'hidden' | 'offline';
 
 function isEventTarget(value: unknown): value is EventTargetLike {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as EventTargetLike).addEventListener === 'function' &&
-    typeof (value as EventTargetLike).removeEventListener === 'function'
-  );
+  return typeof (value as EventTargetLike | undefined)?.removeEventListener === 'function';
 }
 
 /**
@@ -82,34 +77,27 @@ export class ActivityGate {
   readonly #network: NetworkLike | undefined;
   readonly #waiters = new Set<() => void>();
   readonly #onChange = (): void => {
-    if (!this.active) return;
-    for (const wake of [...this.#waiters]) wake();
+    if (this.active) for (const wake of [...this.#waiters]) wake();
   };
   #listening = false;
 
   constructor(options: ActivityOptions = {}) {
-    const { pauseWhenHidden = false, pauseWhenOffline = false } = options;
-    if (pauseWhenHidden === true) {
-      const candidate = (globalThis as { document?: unknown }).document;
-      if (isEventTarget(candidate)) this.#document = candidate as VisibilityLike;
-    } else if (pauseWhenHidden !== false) {
-      this.#document = pauseWhenHidden;
-    }
-    if (pauseWhenOffline === true) {
-      const navigator = (globalThis as { navigator?: { onLine?: unknown } }).navigator;
-      if (typeof navigator?.onLine === 'boolean' && isEventTarget(globalThis)) {
-        this.#network = { navigator: navigator as { onLine: boolean }, events: globalThis };
-      }
-    } else if (pauseWhenOffline !== false) {
-      this.#network = pauseWhenOffline;
-    }
+    const { pauseWhenHidden: hidden, pauseWhenOffline: offline } = options;
+    const { document, navigator } = globalThis as { document?: unknown; navigator?: { onLine?: unknown } };
+    this.#document = hidden === true ? (isEventTarget(document) ? document : undefined) : hidden || undefined;
+    this.#network =
+      offline === true
+        ? typeof navigator?.onLine === 'boolean' && isEventTarget(globalThis)
+          ? { navigator: navigator as { onLine: boolean }, events: globalThis }
+          : undefined
+        : offline || undefined;
   }
 
   /** Why polling should pause now, or `undefined` when it may go on. */
   get pauseReason(): PauseReason | undefined {
     const document = this.#document;
     if (document !== undefined && (document.visibilityState === 'hidden' || document.hidden === true)) return 'hidden';
-    if (this.#network !== undefined && !this.#network.navigator.onLine) return 'offline';
+    if (this.#network?.navigator.onLine === false) return 'offline';
     return undefined;
   }
 
@@ -123,47 +111,34 @@ export class ActivityGate {
    * with the signal's reason if it aborts first.
    */
   whenActive(signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted === true) return Promise.reject(abortReason(signal));
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (this.active) return Promise.resolve();
-    this.#listen();
+    this.#listen(true);
     return new Promise<void>((resolve, reject) => {
-      const finish = (): void => {
-        this.#waiters.delete(wake);
-        signal?.removeEventListener('abort', onAbort);
-        if (this.#waiters.size === 0) this.#unlisten();
+      const waiters = this.#waiters;
+      const wake = (error?: unknown): void => {
+        waiters.delete(wake);
+        removeAbort?.();
+        if (waiters.size === 0) this.#listen(false);
+        if (error === undefined) resolve();
+        else reject(error);
       };
-      const wake = (): void => {
-        finish();
-        resolve();
-      };
-      const onAbort = (): void => {
-        finish();
-        reject(abortReason(signal!));
-      };
-      this.#waiters.add(wake);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      waiters.add(wake);
+      const removeAbort = signal && onAbort(signal, () => wake(abortReason(signal)));
     });
   }
 
   /** Removes every listener the gate added; pending waits stay pending until their signal aborts. */
   dispose(): void {
-    this.#unlisten();
+    this.#listen(false);
   }
 
   // Listeners exist only while someone waits, so an idle poller leaves the page's targets untouched.
-  #listen(): void {
-    if (this.#listening) return;
-    this.#listening = true;
-    this.#document?.addEventListener('visibilitychange', this.#onChange);
-    this.#network?.events.addEventListener('online', this.#onChange);
-    this.#network?.events.addEventListener('offline', this.#onChange);
-  }
-
-  #unlisten(): void {
-    if (!this.#listening) return;
-    this.#listening = false;
-    this.#document?.removeEventListener('visibilitychange', this.#onChange);
-    this.#network?.events.removeEventListener('online', this.#onChange);
-    this.#network?.events.removeEventListener('offline', this.#onChange);
+  #listen(on: boolean): void {
+    if (this.#listening === on) return;
+    this.#listening = on;
+    const method = on ? 'addEventListener' : 'removeEventListener';
+    this.#document?.[method]('visibilitychange', this.#onChange);
+    for (const type of ['online', 'offline']) this.#network?.events[method](type, this.#onChange);
   }
 }

@@ -11,9 +11,10 @@
 import { sleep } from '../core/abort.js';
 import { type BackoffPolicy, withHint } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
-import { InvalidArgumentError, OffsetGoneError, ProtocolError } from '../core/errors.js';
+import { checkFunction, checkNumber } from '../core/checks.js';
+import { OffsetGoneError, ProtocolError } from '../core/errors.js';
 import type { ActivityOptions } from './activity.js';
-import { checkOption, type PollContext, type WaitForOptions } from './poller-support.js';
+import type { PollContext, WaitForOptions } from './poller-support.js';
 import type { DelayReason, EndInfo, PauseInfo, ResumeInfo, RetryInfo, ScheduleInfo } from './poller-support.js';
 import { PollerLifecycle } from './poller-lifecycle.js';
 import type { RetryBudget } from './retry-budget.js';
@@ -181,37 +182,17 @@ export class LongPoller<Item, Cursor = unknown>
     super(OWNER, options, {
       retry: DEFAULT_RETRY_POLICY,
       resetAfterSuccesses: options?.resetAfterSuccesses ?? 2,
-      timeoutMs: Number.POSITIVE_INFINITY,
+      timeoutMs: Infinity,
     });
-    checkOption(OWNER, 'waitMs', options.waitMs, (v) => Number.isFinite(v) && v >= 0, 'a finite number >= 0');
+    checkNumber(OWNER, 'waitMs', options.waitMs, 0, 'finite');
     const waitMs = options.waitMs ?? 25_000;
-    checkOption(
-      OWNER,
-      'requestTimeoutMs',
-      options.requestTimeoutMs,
-      (v) => v > waitMs,
-      `a number > waitMs (${waitMs}), so held requests are not abandoned`,
-    );
-    checkOption(
-      OWNER,
-      'minIntervalMs',
-      options.minIntervalMs,
-      (v) => Number.isFinite(v) && v >= 0,
-      'a finite number >= 0',
-    );
-    checkOption(
-      OWNER,
-      'resetAfterSuccesses',
-      options.resetAfterSuccesses,
-      (v) => Number.isInteger(v) && v >= 1,
-      'an integer >= 1',
-    );
-    checkOption(OWNER, 'highWaterMark', options.highWaterMark, (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
-    for (const name of ['onGone', 'failed'] as const) {
-      if (options[name] !== undefined && typeof options[name] !== 'function') {
-        throw new InvalidArgumentError(`${OWNER} option "${name}" must be a function`, name);
-      }
-    }
+    // Above the wait, so that a held request is never abandoned just before its answer.
+    checkNumber(OWNER, 'requestTimeoutMs', options.requestTimeoutMs, waitMs, 'above');
+    checkNumber(OWNER, 'minIntervalMs', options.minIntervalMs, 0, 'finite');
+    checkNumber(OWNER, 'resetAfterSuccesses', options.resetAfterSuccesses, 1, 'integer');
+    checkNumber(OWNER, 'highWaterMark', options.highWaterMark, 1, 'integer');
+    checkFunction(OWNER, 'onGone', options.onGone);
+    checkFunction(OWNER, 'failed', options.failed);
     this.#poll = options.poll;
     this.#waitMs = waitMs;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? waitMs + 10_000;
@@ -276,11 +257,7 @@ export class LongPoller<Item, Cursor = unknown>
     let gonesInARow = 0;
     for (;;) {
       await this.whenActive(signal);
-      for (const channel of this.channels) {
-        while (channel.size >= this.#highWaterMark && !channel.closed) {
-          await channel.waitForRoom(this.#highWaterMark, signal);
-        }
-      }
+      await this.roomFor(this.#highWaterMark, signal);
       const attempt = this.nextAttempt();
       const previous = this.#cursor;
       this.emit('request', { attempt, cursor: previous });
@@ -315,7 +292,7 @@ export class LongPoller<Item, Cursor = unknown>
       this.emit('response', { attempt, records: records.length, durationMs: elapsed });
       if (records.length > 0) {
         this.#last = records[records.length - 1];
-        for (const channel of this.channels) for (const record of records) channel.push(record);
+        this.deliver(records);
         this.emit('data', records, { attempt, previous, cursor: batch.cursor });
         // A listener of data may have stopped the poller.
         if (this.isEnded()) return;

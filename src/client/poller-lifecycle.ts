@@ -1,30 +1,28 @@
 /**
  * The life of a poller, written once: start and stop, the user's signal and the overall deadline, the
- * pause while the page is hidden or offline, the retry path after a failed request, the per-request
- * deadline, the async iterators' channels, and the promises and `end` event that settle exactly once.
- * {@link ShortPoller} and {@link LongPoller} extend it and keep only their own loop, so a fix to how a
- * poller ends cannot land in one and miss the other.
+ * pause while the page is hidden or offline, the retry path after a failed request (backoff, the
+ * server's hint, the retry budget), the per-request deadline, the async iterators' queues, and the
+ * promises and `end` event that settle exactly once. {@link ShortPoller} and {@link LongPoller} extend
+ * it and keep only their own loop, so a fix to how a poller ends cannot land in one and miss the other.
  *
  * @module
  */
-import { abortable, linkSignals, onAbort, sleep } from '../core/abort.js';
-import type { BackoffPolicy } from '../core/backoff.js';
+import { abortable, abortReason, linkSignals, onAbort, sleep } from '../core/abort.js';
+import { type BackoffPolicy, withHint } from '../core/backoff.js';
+import { checkNumber, invalidOption } from '../core/checks.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { Emitter, type EventMap } from '../core/emitter.js';
-import { AbortedError, InvalidArgumentError, TimeoutError } from '../core/errors.js';
+import { AbortedError, PollkitError, TimeoutError } from '../core/errors.js';
 import { type ActivityOptions, ActivityGate } from './activity.js';
 import {
-  Channel,
-  checkOption,
-  isPolicy,
+  type DelayReason,
   type EndInfo,
   type EndReason,
+  isPolicy,
   nextEvent,
-  endError,
   type PauseInfo,
   type PollerState,
   type ResumeInfo,
-  RetrySchedule,
   type RetryInfo,
   type ScheduleInfo,
   type WaitForOptions,
@@ -100,6 +98,23 @@ export interface PollerLifecycleSettings {
  *
  * @internal
  */
+/**
+ * The lifecycle a poller extends. `Item` is what its iterators yield, `Result` what `result()` resolves with.
+ *
+ * @example
+ * ```ts
+ * class EveryTick extends PollerLifecycle<PollerLifecycleEvents, number, undefined> {
+ *   protected async loop(signal: AbortSignal): Promise<void> {
+ *     for (;;) await this.retryAfter(new Error('never answers'), this.nextAttempt(), signal);
+ *   }
+ *   protected finalValue(): undefined {
+ *     return undefined;
+ *   }
+ * }
+ * ```
+ *
+ * @internal
+ */
 export abstract class PollerLifecycle<
   Events extends PollerLifecycleEvents & EventMap<Events>,
   Item,
@@ -109,64 +124,60 @@ export abstract class PollerLifecycle<
   protected readonly clock: Clock;
   /** @internal */
   protected readonly random: () => number;
-  readonly #retries: RetrySchedule;
-  readonly #gate: ActivityGate;
+  readonly #policy: BackoffPolicy;
+  readonly #budget: RetryBudget | undefined;
+  readonly #maxRetries: number;
+  readonly #resetAfter: number;
+  readonly #gate: ActivityGate | undefined;
   readonly #signal: AbortSignal | undefined;
   readonly #timeoutMs: number;
   readonly #controller = new AbortController();
   readonly #channels = new Set<Channel<Item>>();
   readonly #result: Promise<Result>;
-  readonly #ended: Promise<EndInfo>;
+  #ended!: Promise<EndInfo>;
   #settle!: (info: EndInfo) => void;
   #state: PollerState = 'idle';
   #endInfo: EndInfo | undefined;
-  #halting: { reason: EndReason; error: unknown } | undefined;
   #attempts = 0;
+  // The retry walk: failures not yet forgiven, successes in a row, and where the backoff curve stands.
+  #failures = 0;
+  #successes = 0;
+  #step = 0;
+  #previousDelay: number | undefined;
   #timeoutTimer: unknown;
   #removeUserAbort: (() => void) | undefined;
 
   constructor(owner: string, options: PollerCommonOptions, settings: PollerLifecycleSettings) {
     super();
-    if (typeof options !== 'object' || options === null || typeof options.poll !== 'function') {
-      throw new InvalidArgumentError(`${owner} option "poll" must be a function`, 'poll');
-    }
-    checkOption(owner, 'maxRetries', options.maxRetries, (v) => v >= 0, 'a number >= 0');
-    if (options.retry !== undefined && !isPolicy(options.retry)) {
-      throw new InvalidArgumentError(`${owner} option "retry" must be a backoff policy`, 'retry');
-    }
-    if (options.budget !== undefined && options.budget !== false && !(options.budget instanceof RetryBudget)) {
-      throw new InvalidArgumentError(`${owner} option "budget" must be a RetryBudget or false`, 'budget');
+    if (typeof options?.poll !== 'function') invalidOption(owner, 'poll', 'a function', options?.poll);
+    checkNumber(owner, 'maxRetries', options.maxRetries, 0);
+    const { retry, budget } = options;
+    if (retry !== undefined && !isPolicy(retry)) invalidOption(owner, 'retry', 'a backoff policy', retry);
+    if (budget !== undefined && budget !== false && !(budget instanceof RetryBudget)) {
+      invalidOption(owner, 'budget', 'a RetryBudget or false', budget);
     }
     const clock = options.clock ?? systemClock;
     this.clock = clock;
     this.random = () => clock.random();
-    this.#retries = new RetrySchedule({
-      policy: options.retry ?? settings.retry,
-      random: this.random,
-      budget: options.budget === false ? undefined : (options.budget ?? new RetryBudget({ clock })),
-      maxRetries: options.maxRetries ?? Number.POSITIVE_INFINITY,
-      resetAfterSuccesses: settings.resetAfterSuccesses,
-    });
-    this.#gate = new ActivityGate(options);
+    this.#policy = retry ?? settings.retry;
+    this.#budget = budget === false ? undefined : (budget ?? new RetryBudget({ clock }));
+    this.#maxRetries = options.maxRetries ?? Infinity;
+    this.#resetAfter = settings.resetAfterSuccesses;
+    // Only a poller asked to pause holds a gate; without one it is always active.
+    this.#gate = options.pauseWhenHidden || options.pauseWhenOffline ? new ActivityGate(options) : undefined;
     this.#signal = options.signal;
     this.#timeoutMs = settings.timeoutMs;
-    let resolveResult!: (value: Result) => void;
-    let rejectResult!: (error: unknown) => void;
-    let resolveEnded!: (info: EndInfo) => void;
     this.#result = new Promise<Result>((resolve, reject) => {
-      resolveResult = resolve;
-      rejectResult = reject;
+      this.#ended = new Promise((resolveEnded) => {
+        this.#settle = (info) => {
+          if (info.reason === 'done') resolve(this.finalValue());
+          else reject(info.error);
+          resolveEnded(info);
+        };
+      });
     });
     // Nobody may be awaiting result(); its rejection must not surface as an unhandled one.
     this.#result.catch(() => {});
-    this.#ended = new Promise((resolve) => {
-      resolveEnded = resolve;
-    });
-    this.#settle = (info) => {
-      if (info.reason === 'done') resolveResult(this.finalValue());
-      else rejectResult(info.error);
-      resolveEnded(info);
-    };
   }
 
   /** `idle` before `start()`, `running`, then `ended`. */
@@ -184,20 +195,21 @@ export abstract class PollerLifecycle<
     if (this.#state !== 'idle') return this;
     this.#state = 'running';
     const signal = this.#signal;
-    if (signal !== undefined) {
-      if (signal.aborted) {
-        this.finish('aborted', signal.reason ?? new AbortedError());
-        return this;
-      }
-      this.#removeUserAbort = onAbort(signal, () => this.halt('aborted', signal.reason ?? new AbortedError()));
+    if (signal?.aborted) {
+      this.finish('aborted', abortReason(signal));
+      return this;
     }
-    if (Number.isFinite(this.#timeoutMs)) {
+    if (signal) this.#removeUserAbort = onAbort(signal, () => this.finish('aborted', abortReason(signal)));
+    const timeoutMs = this.#timeoutMs;
+    if (timeoutMs < Infinity) {
       this.#timeoutTimer = this.clock.setTimeout(
-        () => this.halt('timeout', new TimeoutError(`Polling did not finish within ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
+        () => this.finish('timeout', new TimeoutError(`Polling did not finish within ${timeoutMs} ms`)),
+        timeoutMs,
       );
     }
-    void this.#run();
+    // Anything the loop throws that is not the end it was told of is a throwing callback (done,
+    // equals, an event listener): end rather than spin. After the end, finish() is a no-op.
+    this.loop(this.#controller.signal).catch((error: unknown) => this.finish('failed', error));
     return this;
   }
 
@@ -236,7 +248,14 @@ export abstract class PollerLifecycle<
    * @internal
    */
   protected nextEvent<Value>(event: string, options: WaitForOptions): Promise<Value> {
-    return nextEvent(this as unknown as Emitter<EventMap>, event, 'end', () => this.#endInfo, endError, options);
+    return nextEvent(
+      this as unknown as Emitter<EventMap>,
+      event,
+      'end',
+      () => this.#endInfo,
+      (info: EndInfo) => info.error ?? new AbortedError(`The poller ended (${info.reason}) before "${event}"`),
+      options,
+    );
   }
 
   /**
@@ -244,28 +263,37 @@ export abstract class PollerLifecycle<
    *
    * @internal
    */
-  protected openChannel(initial: readonly Item[]): Channel<Item> {
+  protected openChannel(initial: readonly Item[]): AsyncIterableIterator<Item> {
     const channel: Channel<Item> = new Channel(() => {
       this.#channels.delete(channel);
       this.stop();
     });
-    for (const value of initial) channel.push(value);
-    if (this.#endInfo !== undefined) {
+    channel.queue.push(...initial);
+    if (this.#endInfo === undefined) {
+      this.#channels.add(channel);
+      this.start();
+    } else {
       closeChannel(channel, this.#endInfo);
-      return channel;
     }
-    this.#channels.add(channel);
-    this.start();
     return channel;
   }
 
   /**
-   * The open iterators, for the loop to feed.
+   * Hands items to every open iterator.
    *
    * @internal
    */
-  protected get channels(): ReadonlySet<Channel<Item>> {
-    return this.#channels;
+  protected deliver(items: readonly Item[]): void {
+    for (const channel of this.#channels) for (const item of items) channel.push(item);
+  }
+
+  /**
+   * Waits while an iterator holds `limit` items or more unread (or until `signal` aborts).
+   *
+   * @internal
+   */
+  protected async roomFor(limit: number, signal: AbortSignal): Promise<void> {
+    for (const channel of this.#channels) await channel.room(limit, signal);
   }
 
   /**
@@ -274,7 +302,7 @@ export abstract class PollerLifecycle<
    * @internal
    */
   protected stop(): void {
-    this.halt('stopped', new AbortedError('The poller was stopped'));
+    this.finish('stopped', new AbortedError('The poller was stopped'));
   }
 
   /**
@@ -302,11 +330,12 @@ export abstract class PollerLifecycle<
    * @internal
    */
   protected async whenActive(signal: AbortSignal): Promise<void> {
-    const reason = this.#gate.pauseReason;
+    const gate = this.#gate;
+    const reason = gate?.pauseReason;
     if (reason === undefined) return;
     const pausedAt = this.clock.now();
     this.#emit('pause', { reason });
-    await this.#gate.whenActive(signal);
+    await gate!.whenActive(signal);
     this.#emit('resume', { pausedMs: this.clock.now() - pausedAt });
   }
 
@@ -321,18 +350,20 @@ export abstract class PollerLifecycle<
     call: (signal: AbortSignal) => Answer | PromiseLike<Answer>,
   ): Promise<Answer> {
     // A per-request signal exists only to carry the request deadline; without one the run's signal does.
-    const link = Number.isFinite(timeoutMs) ? linkSignals(signal) : undefined;
+    const link = timeoutMs < Infinity ? linkSignals(signal) : undefined;
     const timer =
-      link === undefined
-        ? undefined
-        : this.clock.setTimeout(() => link.abort(new TimeoutError(`No answer within ${timeoutMs} ms`)), timeoutMs);
+      link && this.clock.setTimeout(() => link.abort(new TimeoutError(`No answer within ${timeoutMs} ms`)), timeoutMs);
     const requestSignal = link?.signal ?? signal;
     try {
-      const answer = Promise.resolve().then(() => call(requestSignal));
-      return await abortable(answer, requestSignal);
+      return await abortable(
+        Promise.resolve().then(() => call(requestSignal)),
+        requestSignal,
+      );
     } finally {
-      if (timer !== undefined) this.clock.clearTimeout(timer);
-      link?.dispose();
+      if (link) {
+        this.clock.clearTimeout(timer);
+        link.dispose();
+      }
     }
   }
 
@@ -342,30 +373,54 @@ export abstract class PollerLifecycle<
    * @internal
    */
   protected recordSuccess(): void {
-    this.#retries.onSuccess();
+    this.#budget?.recordSuccess();
+    if (++this.#successes >= this.#resetAfter) {
+      this.#failures = 0;
+      this.#step = 0;
+      this.#previousDelay = undefined;
+    }
   }
 
   /**
-   * After a failed request: ends the poller and returns false when the failure is final; otherwise
-   * announces the retry, waits it out and returns true.
+   * After a failed request: ends the poller and returns false when the failure is final (not
+   * retryable, `maxRetries` reached, the budget cannot refill); otherwise announces the retry, waits it
+   * out and returns true. The delay is the backoff's, floored by the server's hint (`retryAfterMs` on
+   * the error), or the wait for the budget's next token when that is longer.
    *
    * @internal
    */
   protected async retryAfter(error: unknown, attempt: number, signal: AbortSignal): Promise<boolean> {
-    const decision = this.#retries.onFailure(error);
-    if (!decision.retry) {
-      this.finish('failed', decision.error);
-      return false;
+    this.#successes = 0;
+    const failures = ++this.#failures;
+    let final: unknown = error;
+    // Anything but a pollkit error (a TypeError from fetch, a driver's socket error) is presumed transient.
+    if (!PollkitError.is(error) || error.retryable) {
+      if (failures > this.#maxRetries) {
+        final = new PollkitError(`Gave up after ${this.#maxRetries} retries`, 'retries-exhausted', { cause: error });
+      } else {
+        const computed = this.#policy.delay(this.#step++, this.#previousDelay, this.random);
+        this.#previousDelay = computed;
+        const hinted = withHint(computed, (error as { retryAfterMs?: number } | undefined)?.retryAfterMs, this.random);
+        const budgetWait = this.#budget?.reserve() ?? 0;
+        if (budgetWait < Infinity) {
+          const [delayMs, reason]: [number, DelayReason] =
+            budgetWait > hinted ? [budgetWait, 'budget'] : [hinted, hinted > computed ? 'retry-after' : 'retry'];
+          const schedule: ScheduleInfo = { attempt: attempt + 1, delayMs, reason };
+          this.#emit('error', error, { ...schedule, failedAttempt: attempt, failures });
+          this.#emit('schedule', schedule);
+          await sleep(delayMs, { signal, clock: this.clock });
+          return true;
+        }
+        final = new PollkitError('The retry budget is exhausted', 'retry-budget-exhausted', { cause: error });
+      }
     }
-    const schedule: ScheduleInfo = { attempt: attempt + 1, delayMs: decision.delayMs, reason: decision.reason };
-    this.#emit('error', error, { ...schedule, failedAttempt: attempt, failures: decision.failures });
-    this.#emit('schedule', schedule);
-    await sleep(decision.delayMs, { signal, clock: this.clock });
-    return true;
+    this.finish('failed', final);
+    return false;
   }
 
   /**
-   * Ends the poller at once: state, iterators, promises and the `end` event. Runs once.
+   * Ends the poller at once, from the loop or from outside it (stop, the user's signal, the deadline):
+   * state, the request in flight, iterators, promises and the `end` event, synchronously. Runs once.
    *
    * @internal
    */
@@ -376,43 +431,13 @@ export abstract class PollerLifecycle<
     this.#endInfo = info;
     if (this.#timeoutTimer !== undefined) this.clock.clearTimeout(this.#timeoutTimer);
     this.#removeUserAbort?.();
-    this.#gate.dispose();
-    if (!this.#controller.signal.aborted) this.#controller.abort(error ?? new AbortedError('The poller ended'));
+    this.#gate?.dispose();
+    // The loop sees its aborted signal and exits.
+    this.#controller.abort(error ?? new AbortedError('The poller ended'));
     for (const channel of this.#channels) closeChannel(channel, info);
     this.#channels.clear();
     this.#settle(info);
     this.#emit('end', info);
-  }
-
-  /**
-   * Ends the poller from outside the loop (stop, the user's signal, the deadline) and aborts the request in flight.
-   *
-   * @internal
-   */
-  protected halt(reason: EndReason, error: unknown): void {
-    if (this.#state === 'ended' || this.#halting !== undefined) return;
-    if (this.#state === 'idle') {
-      this.#state = 'running';
-      this.finish(reason, error);
-      return;
-    }
-    // End now rather than when the loop next wakes, so that state, events and promises settle
-    // synchronously with stop() and with the abort; the loop sees the aborted signal and exits.
-    this.#halting = { reason, error };
-    this.#controller.abort(error);
-    this.finish(reason, error);
-  }
-
-  async #run(): Promise<void> {
-    const signal = this.#controller.signal;
-    try {
-      await this.loop(signal);
-    } catch (error) {
-      const halting = this.#halting;
-      if (signal.aborted && halting !== undefined) this.finish(halting.reason, halting.error);
-      // Anything else is a throwing callback (done, equals, an event listener): end rather than spin.
-      else this.finish('failed', error);
-    }
   }
 
   #emit<E extends keyof PollerLifecycleEvents>(event: E, ...args: PollerLifecycleEvents[E]): void {
@@ -420,7 +445,84 @@ export abstract class PollerLifecycle<
   }
 }
 
-function closeChannel<T>(channel: Channel<T>, info: EndInfo): void {
-  if (info.reason === 'done' || info.reason === 'stopped') channel.close();
-  else channel.close(info.error, true);
+function closeChannel<T>(channel: Channel<T>, { reason, error }: EndInfo): void {
+  channel.close(error, reason !== 'done' && reason !== 'stopped');
+}
+
+/**
+ * An unbounded async queue with one consumer, behind the pollers' async iterators. Every change (a
+ * value in, a value out, the end) wakes whoever waits, consumer or producer, to look again: one list
+ * of waiters instead of one per kind of wait.
+ */
+class Channel<T> implements AsyncIterableIterator<T> {
+  /** Values waiting for the consumer. */
+  readonly queue: T[] = [];
+  #closed = false;
+  #error: unknown;
+  #failed = false;
+  #waiters: (() => void)[] = [];
+  readonly #onReturn: () => void;
+
+  constructor(onReturn: () => void) {
+    this.#onReturn = onReturn;
+  }
+
+  push(value: T): void {
+    if (this.#closed) return;
+    this.queue.push(value);
+    this.#wake();
+  }
+
+  /** Ends the stream after the queued values; when `failed`, the consumer gets `error` after them, once. */
+  close(error?: unknown, failed = false): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#error = error;
+    this.#failed = failed;
+    this.#wake();
+  }
+
+  /** Resolves once fewer than `limit` values wait, or the channel closes. */
+  async room(limit: number, signal: AbortSignal): Promise<void> {
+    while (this.queue.length >= limit && !this.#closed) await abortable(this.#change(), signal);
+  }
+
+  async next(): Promise<IteratorResult<T>> {
+    for (;;) {
+      if (this.queue.length > 0) {
+        const value = this.queue.shift() as T;
+        this.#wake();
+        return { value, done: false };
+      }
+      if (this.#closed) {
+        if (this.#failed) {
+          this.#failed = false;
+          throw this.#error;
+        }
+        return { value: undefined, done: true };
+      }
+      await this.#change();
+    }
+  }
+
+  async return(): Promise<IteratorResult<T>> {
+    if (!this.#closed) {
+      this.close();
+      this.#onReturn();
+    }
+    this.queue.length = 0;
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  #change(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  #wake(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
 }

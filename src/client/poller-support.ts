@@ -1,15 +1,13 @@
 /**
- * What {@link ShortPoller} and {@link LongPoller} share: the shape of a poll call, the vocabulary of
- * their lifecycle events, how a failure is classified, and the small queue behind their async
- * iterators. Kept apart so both pollers speak the same words to loggers and dashboards.
+ * What {@link ShortPoller} and {@link LongPoller} share with each other and with the subscriber: the
+ * shape of a poll call, the vocabulary of their lifecycle events, structural equality and `waitFor`.
+ * Kept apart so both pollers speak the same words to loggers and dashboards.
  *
  * @module
  */
 import { abortReason, onAbort } from '../core/abort.js';
+import type { BackoffPolicy } from '../core/backoff.js';
 import type { Emitter, EventMap } from '../core/emitter.js';
-import { Backoff, type BackoffPolicy, withHint } from '../core/backoff.js';
-import { AbortedError, InvalidArgumentError, PollkitError } from '../core/errors.js';
-import type { RetryBudget } from './retry-budget.js';
 
 /**
  * What a poll function receives.
@@ -92,45 +90,22 @@ export interface ResumeInfo {
 export type PollerState = 'idle' | 'running' | 'ended';
 
 /**
- * True when a failure is worth another try: pollkit errors say so themselves; anything else (a
- * `TypeError` from `fetch`, a driver's socket error) is presumed transient.
- *
- * @internal
- */
-export function isRetryableError(error: unknown): boolean {
-  return PollkitError.is(error) ? error.retryable : true;
-}
-
-/**
- * The server's requested delay carried by an error (`HttpError.retryAfterMs`, `OverloadedError.retryAfterMs`).
- *
- * @internal
- */
-export function errorHintMs(error: unknown): number | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const hint = (error as { retryAfterMs?: unknown }).retryAfterMs;
-  return typeof hint === 'number' && Number.isFinite(hint) && hint > 0 ? hint : undefined;
-}
-
-/**
  * Structural equality for JSON-like data, the default notion of "changed" (a freshly parsed body is
- * never `===` to the last one).
+ * never `===` to the last one). Arrays compare by index like objects by key, but never equal an object.
  *
  * @internal
  */
 export function jsonEqual(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) {
-    const other = b as unknown[];
-    return a.length === other.length && a.every((item, index) => jsonEqual(item, other[index]));
-  }
-  const left = a as Record<string, unknown>;
-  const right = b as Record<string, unknown>;
-  const keys = Object.keys(left);
-  if (keys.length !== Object.keys(right).length) return false;
-  return keys.every((key) => Object.prototype.hasOwnProperty.call(right, key) && jsonEqual(left[key], right[key]));
+  if (typeof a !== 'object' || typeof b !== 'object' || !a || !b || Array.isArray(a) !== Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  return (
+    keys.length === Object.keys(b).length &&
+    keys.every(
+      (key) =>
+        Object.hasOwn(b, key) && jsonEqual((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]),
+    )
+  );
 }
 
 /** Options for a poller's `waitFor` helper. */
@@ -187,222 +162,10 @@ export function nextEvent<Value, End>(
 }
 
 /**
- * The error a poller's `waitFor` rejects with when the poller ends before the event.
- *
- * @internal
- */
-export function endError(info: EndInfo, event: string): unknown {
-  return info.error ?? new AbortedError(`The poller ended (${info.reason}) before "${event}"`);
-}
-
-/**
- * An unbounded async queue with one consumer, behind the pollers' async iterators. `waitForRoom` lets
- * the producer slow down (the long poller stops re-arming) while a slow consumer catches up.
- *
- * @internal
- */
-export class Channel<T> implements AsyncIterableIterator<T> {
-  readonly #queue: T[] = [];
-  #pull: { resolve: (result: IteratorResult<T>) => void; reject: (error: unknown) => void } | undefined;
-  #closed = false;
-  #error: unknown;
-  #failed = false;
-  #room: (() => void)[] = [];
-  readonly #onReturn: () => void;
-
-  constructor(onReturn: () => void) {
-    this.#onReturn = onReturn;
-  }
-
-  /** Records waiting for the consumer. */
-  get size(): number {
-    return this.#queue.length;
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  push(value: T): void {
-    if (this.#closed) return;
-    const pull = this.#pull;
-    if (pull !== undefined) {
-      this.#pull = undefined;
-      pull.resolve({ value, done: false });
-    } else {
-      this.#queue.push(value);
-    }
-  }
-
-  /** Ends the stream after the queued values; with an error, the consumer gets it after them. */
-  close(error?: unknown, failed = error !== undefined): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#error = error;
-    this.#failed = failed;
-    this.#wakeRoom();
-    const pull = this.#pull;
-    if (pull !== undefined && this.#queue.length === 0) {
-      this.#pull = undefined;
-      if (failed) pull.reject(error);
-      else pull.resolve({ value: undefined, done: true });
-    }
-  }
-
-  /** Resolves when fewer than `limit` values wait (or the channel closes). */
-  waitForRoom(limit: number, signal: AbortSignal): Promise<void> {
-    if (this.#queue.length < limit || this.#closed) return Promise.resolve();
-    if (signal.aborted) return Promise.reject(abortReason(signal));
-    return new Promise((resolve, reject) => {
-      const done = (): void => {
-        remove();
-        resolve();
-      };
-      this.#room.push(done);
-      const remove = onAbort(signal, () => {
-        this.#room = this.#room.filter((wake) => wake !== done);
-        reject(abortReason(signal));
-      });
-    });
-  }
-
-  next(): Promise<IteratorResult<T>> {
-    if (this.#queue.length > 0) {
-      const value = this.#queue.shift() as T;
-      this.#wakeRoom();
-      return Promise.resolve({ value, done: false });
-    }
-    if (this.#closed) {
-      if (this.#failed) {
-        this.#failed = false;
-        return Promise.reject(this.#error);
-      }
-      return Promise.resolve({ value: undefined, done: true });
-    }
-    return new Promise((resolve, reject) => {
-      this.#pull = { resolve, reject };
-    });
-  }
-
-  return(): Promise<IteratorResult<T>> {
-    if (!this.#closed) {
-      this.close();
-      this.#onReturn();
-    }
-    this.#queue.length = 0;
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  #wakeRoom(): void {
-    for (const wake of this.#room.splice(0)) wake();
-  }
-}
-
-/** What to do after a failed request. */
-export type FailureDecision =
-  | { readonly retry: true; readonly delayMs: number; readonly reason: DelayReason; readonly failures: number }
-  | { readonly retry: false; readonly error: unknown };
-
-/**
- * The retry half of a poller: classifies a failure, spends the retry budget, picks the backoff delay
- * with the server's hint as a floor, and forgets the failures after enough successes in a row.
- *
- * @internal
- */
-export class RetrySchedule {
-  readonly #backoff: Backoff;
-  readonly #random: () => number;
-  readonly #budget: RetryBudget | undefined;
-  readonly #maxRetries: number;
-  readonly #resetAfter: number;
-  #failures = 0;
-  #successes = 0;
-
-  constructor(options: {
-    policy: BackoffPolicy;
-    random: () => number;
-    budget: RetryBudget | undefined;
-    maxRetries: number;
-    resetAfterSuccesses: number;
-  }) {
-    this.#backoff = new Backoff(options.policy, options.random);
-    this.#random = options.random;
-    this.#budget = options.budget;
-    this.#maxRetries = options.maxRetries;
-    this.#resetAfter = options.resetAfterSuccesses;
-  }
-
-  /** Consecutive failures not yet forgiven. */
-  get failures(): number {
-    return this.#failures;
-  }
-
-  onSuccess(): void {
-    this.#budget?.recordSuccess();
-    this.#successes++;
-    if (this.#successes >= this.#resetAfter) {
-      this.#failures = 0;
-      this.#backoff.reset();
-    }
-  }
-
-  onFailure(error: unknown): FailureDecision {
-    this.#successes = 0;
-    if (!isRetryableError(error)) return { retry: false, error };
-    this.#failures++;
-    if (this.#failures > this.#maxRetries) {
-      return {
-        retry: false,
-        error: new PollkitError(`Gave up after ${this.#maxRetries} retries`, 'retries-exhausted', { cause: error }),
-      };
-    }
-    const computed = this.#backoff.next();
-    const hint = errorHintMs(error);
-    const hinted = withHint(computed, hint, this.#random);
-    const budgetWait = this.#budget?.reserve() ?? 0;
-    if (budgetWait === Number.POSITIVE_INFINITY) {
-      return {
-        retry: false,
-        error: new PollkitError('The retry budget is exhausted', 'retry-budget-exhausted', { cause: error }),
-      };
-    }
-    if (budgetWait > hinted) return { retry: true, delayMs: budgetWait, reason: 'budget', failures: this.#failures };
-    return {
-      retry: true,
-      delayMs: hinted,
-      reason: hinted > computed ? 'retry-after' : 'retry',
-      failures: this.#failures,
-    };
-  }
-}
-
-/**
  * True for a backoff policy (anything with a `delay` method), as opposed to a number or a function.
  *
  * @internal
  */
 export function isPolicy(value: unknown): value is BackoffPolicy {
-  return typeof value === 'object' && value !== null && typeof (value as BackoffPolicy).delay === 'function';
-}
-
-/**
- * Throws {@link InvalidArgumentError} unless `value` is undefined or a number passing `ok`.
- *
- * @internal
- */
-export function checkOption(
-  owner: string,
-  name: string,
-  value: unknown,
-  ok: (value: number) => boolean,
-  rule: string,
-): void {
-  if (value === undefined) return;
-  if (typeof value !== 'number' || Number.isNaN(value) || !ok(value)) {
-    throw new InvalidArgumentError(`${owner} option "${name}" must be ${rule}, got ${String(value)}`, name);
-  }
+  return typeof (value as BackoffPolicy | undefined)?.delay === 'function';
 }

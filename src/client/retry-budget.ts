@@ -8,7 +8,7 @@
  * @module
  */
 import { type Clock, systemClock } from '../core/clock.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { checkNumber } from '../core/checks.js';
 
 /** Options for {@link RetryBudget}. */
 export interface RetryBudgetOptions {
@@ -24,15 +24,7 @@ export interface RetryBudgetOptions {
 
 // Refill arithmetic in floating point can leave 0.9999999 where a whole token is due.
 const EPSILON = 1e-9;
-
-/** Whole milliseconds to accumulate `tokens`, rounded up, ignoring floating-point dust. */
-function msFor(tokens: number, perMs: number): number {
-  return Math.ceil(Math.round((tokens / perMs) * 1000) / 1000);
-}
-
-function validate(name: string, value: number, ok: boolean, rule: string): void {
-  if (!ok) throw new InvalidArgumentError(`RetryBudget option "${name}" must be ${rule}, got ${String(value)}`, name);
-}
+const OWNER = 'RetryBudget';
 
 /**
  * A token bucket that decides whether one more retry is allowed. Share one instance between pollers
@@ -63,14 +55,9 @@ export class RetryBudget {
     const capacity = options.capacity ?? 10;
     const refillPerSecond = options.refillPerSecond ?? 0.2;
     const deposit = options.depositPerSuccess ?? 0.1;
-    validate('capacity', capacity, Number.isFinite(capacity) && capacity >= 1, 'a finite number >= 1');
-    validate(
-      'refillPerSecond',
-      refillPerSecond,
-      Number.isFinite(refillPerSecond) && refillPerSecond >= 0,
-      'a finite number >= 0',
-    );
-    validate('depositPerSuccess', deposit, Number.isFinite(deposit) && deposit >= 0, 'a finite number >= 0');
+    checkNumber(OWNER, 'capacity', capacity, 1, 'finite');
+    checkNumber(OWNER, 'refillPerSecond', refillPerSecond, 0, 'finite');
+    checkNumber(OWNER, 'depositPerSuccess', deposit, 0, 'finite');
     this.#capacity = capacity;
     this.#refillPerMs = refillPerSecond / 1000;
     this.#deposit = deposit;
@@ -81,16 +68,14 @@ export class RetryBudget {
 
   /** The tokens available now (fractional). */
   get tokens(): number {
-    this.#refill();
-    return this.#tokens;
+    return this.#refill(0);
   }
 
   /** Spends one token if a whole one is available; returns whether the retry may go ahead. */
   tryAcquire(): boolean {
-    this.#refill();
-    if (this.#tokens < 1 - EPSILON) return false;
-    this.#tokens = Math.max(0, this.#tokens - 1);
-    return true;
+    const whole = this.#refill(0) >= 1 - EPSILON;
+    if (whole) this.#tokens = Math.max(0, this.#tokens - 1);
+    return whole;
   }
 
   /**
@@ -100,21 +85,16 @@ export class RetryBudget {
    * a token was available), or `Infinity`, reserving nothing, when the bucket does not refill with time.
    */
   reserve(): number {
-    this.#refill();
-    if (this.#tokens >= 1 - EPSILON) {
-      this.#tokens = Math.max(0, this.#tokens - 1);
-      return 0;
-    }
-    if (this.#refillPerMs === 0) return Number.POSITIVE_INFINITY;
-    const waitMs = msFor(1 - this.#tokens, this.#refillPerMs);
-    this.#tokens -= 1;
+    const waitMs = this.msUntilAvailable();
+    // A whole token is spent down to 0 at most (dust below it is forgiven); a reserved one goes into debt.
+    if (waitMs < Infinity)
+      this.#tokens = this.#tokens >= 1 - EPSILON ? Math.max(0, this.#tokens - 1) : this.#tokens - 1;
     return waitMs;
   }
 
   /** Credits a success. */
   recordSuccess(): void {
-    this.#refill();
-    this.#tokens = Math.min(this.#capacity, this.#tokens + this.#deposit);
+    this.#refill(this.#deposit);
   }
 
   /**
@@ -122,16 +102,19 @@ export class RetryBudget {
    * `Infinity` if the bucket does not refill with time.
    */
   msUntilAvailable(): number {
-    this.#refill();
-    if (this.#tokens >= 1 - EPSILON) return 0;
-    if (this.#refillPerMs === 0) return Number.POSITIVE_INFINITY;
-    return msFor(1 - this.#tokens, this.#refillPerMs);
+    const tokens = this.#refill(0);
+    if (tokens >= 1 - EPSILON) return 0;
+    // Whole milliseconds, rounded up, ignoring floating-point dust.
+    return this.#refillPerMs === 0 ? Infinity : Math.ceil(Math.round(((1 - tokens) / this.#refillPerMs) * 1000) / 1000);
   }
 
-  #refill(): void {
+  /** Adds what time has earned since the last call, then `deposit`, up to the capacity; returns the tokens. */
+  #refill(deposit: number): number {
     const now = this.#clock.now();
     const elapsed = now - this.#updatedAt;
     this.#updatedAt = now;
     if (elapsed > 0) this.#tokens = Math.min(this.#capacity, this.#tokens + elapsed * this.#refillPerMs);
+    if (deposit > 0) this.#tokens = Math.min(this.#capacity, this.#tokens + deposit);
+    return this.#tokens;
   }
 }

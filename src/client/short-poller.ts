@@ -7,11 +7,13 @@
  * @module
  */
 import { sleep } from '../core/abort.js';
-import { type BackoffPolicy, backoff, withHint } from '../core/backoff.js';
+import { type BackoffPolicy, withHint } from '../core/backoff.js';
+import { backoffPolicy } from '../core/backoff-policy.js';
 import type { Clock } from '../core/clock.js';
+import { checkFunction, checkNumber, invalidOption } from '../core/checks.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { ActivityOptions } from './activity.js';
-import { checkOption, isPolicy, jsonEqual, type PollContext, type WaitForOptions } from './poller-support.js';
+import { isPolicy, jsonEqual, type PollContext, type WaitForOptions } from './poller-support.js';
 import type { EndInfo, PauseInfo, ResumeInfo, RetryInfo, ScheduleInfo } from './poller-support.js';
 import { PollerLifecycle } from './poller-lifecycle.js';
 import type { RetryBudget } from './retry-budget.js';
@@ -104,7 +106,7 @@ export type IntervalFunction<T> = (last: T | undefined, context: IntervalContext
  * console.log(DEFAULT_POLL_INTERVAL.options.max); // 15000
  * ```
  */
-export const DEFAULT_POLL_INTERVAL: BackoffPolicy = /* @__PURE__ */ backoff({
+export const DEFAULT_POLL_INTERVAL: BackoffPolicy = /* @__PURE__ */ backoffPolicy({
   strategy: 'proportional',
   initial: 1000,
   factor: 1.5,
@@ -122,7 +124,7 @@ export const DEFAULT_POLL_INTERVAL: BackoffPolicy = /* @__PURE__ */ backoff({
  * console.log(DEFAULT_RETRY_POLICY.options.strategy); // "equal"
  * ```
  */
-export const DEFAULT_RETRY_POLICY: BackoffPolicy = /* @__PURE__ */ backoff({
+export const DEFAULT_RETRY_POLICY: BackoffPolicy = /* @__PURE__ */ backoffPolicy({
   strategy: 'equal',
   initial: 1000,
   factor: 2,
@@ -249,25 +251,17 @@ export class ShortPoller<T, P = unknown>
     super(OWNER, options, {
       retry: DEFAULT_RETRY_POLICY,
       resetAfterSuccesses: 1,
-      timeoutMs: options?.timeoutMs ?? Number.POSITIVE_INFINITY,
+      timeoutMs: options?.timeoutMs ?? Infinity,
     });
     const interval = options.interval ?? DEFAULT_POLL_INTERVAL;
-    if (typeof interval === 'number') {
-      checkOption(OWNER, 'interval', interval, (v) => Number.isFinite(v) && v >= 0, 'a finite number >= 0');
-    } else if (typeof interval !== 'function' && !isPolicy(interval)) {
-      throw new InvalidArgumentError(
-        `${OWNER} option "interval" must be a number, a function or a backoff policy`,
-        'interval',
-      );
+    if (typeof interval === 'number') checkNumber(OWNER, 'interval', interval, 0, 'finite');
+    else if (typeof interval !== 'function' && !isPolicy(interval)) {
+      invalidOption(OWNER, 'interval', 'a number, a function or a backoff policy', interval);
     }
-    checkOption(OWNER, 'jitter', options.jitter, (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
-    checkOption(OWNER, 'timeoutMs', options.timeoutMs, (v) => v > 0, 'a number > 0');
-    checkOption(OWNER, 'requestTimeoutMs', options.requestTimeoutMs, (v) => v > 0, 'a number > 0');
-    for (const name of ['done', 'failed', 'equals', 'progressOf'] as const) {
-      if (options[name] !== undefined && typeof options[name] !== 'function') {
-        throw new InvalidArgumentError(`${OWNER} option "${name}" must be a function`, name);
-      }
-    }
+    checkNumber(OWNER, 'jitter', options.jitter, 0, 'number', 1);
+    checkNumber(OWNER, 'timeoutMs', options.timeoutMs, 0, 'above');
+    checkNumber(OWNER, 'requestTimeoutMs', options.requestTimeoutMs, 0, 'above');
+    for (const name of ['done', 'failed', 'equals', 'progressOf'] as const) checkFunction(OWNER, name, options[name]);
     this.#poll = options.poll;
     this.#interval = interval;
     this.#jitter = options.jitter ?? 0.2;
@@ -382,7 +376,7 @@ export class ShortPoller<T, P = unknown>
 
   #update(value: T, attempt: number): void {
     this.#latest = { value };
-    for (const channel of this.channels) channel.push(value);
+    this.deliver([value]);
     this.emit('update', value, { attempt });
     if (this.#progressOf !== undefined) {
       const progress = this.#progressOf(value);

@@ -24,12 +24,13 @@
  *
  * @module
  */
-import { abortReason, linkSignals, type LinkedSignal, onAbort } from '../core/abort.js';
+import { abortReason, onAbort } from '../core/abort.js';
 import { type BackoffPolicy, reconnectBackoff, withHint } from '../core/backoff.js';
+import { checkNumber, invalidOption } from '../core/checks.js';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
 import { Emitter, type EventMap } from '../core/emitter.js';
-import { nextEvent } from './poller-support.js';
 import { InvalidArgumentError, OverloadedError, PollkitError } from '../core/errors.js';
+import { nextEvent } from './poller-support.js';
 import type { Transport, TransportClose, TransportConnection, TransportMessage } from './transports/transport.js';
 
 /** Options for {@link ReconnectSchedule}. */
@@ -68,19 +69,26 @@ export class ReconnectSchedule {
   readonly #spread: number;
   readonly #hintSpread: number;
   readonly #random: () => number;
-  readonly #skip: number;
+  /** The policy attempt whose (un-jittered) curve first reaches the spread, so wave two starts after wave one. */
+  readonly #skip: number = 0;
   #attempt = 0;
   #policyAttempt = 0;
   #previous: number | undefined;
 
   constructor(options: ReconnectScheduleOptions = {}) {
-    this.#policy = options.backoff ?? reconnectBackoff;
-    this.#spread = options.spreadMs ?? 4600;
+    const policy = (this.#policy = options.backoff ?? reconnectBackoff);
+    const spread = (this.#spread = options.spreadMs ?? 4600);
     this.#hintSpread = options.hintSpread ?? 0.2;
     this.#random = options.random ?? (() => Math.random());
-    checkNumber('ReconnectSchedule', 'spreadMs', this.#spread, 0);
+    checkNumber('ReconnectSchedule', 'spreadMs', spread, 0);
     checkNumber('ReconnectSchedule', 'hintSpread', this.#hintSpread, 0);
-    this.#skip = firstStepAtLeast(this.#policy, this.#spread);
+    const { initial, factor, max, flatFor } = policy.options;
+    if (spread > 0) {
+      for (; this.#skip < 64; this.#skip++) {
+        const curve = Math.min(max, initial * factor ** Math.max(0, this.#skip - (flatFor ?? 0)));
+        if (curve >= spread || curve >= max) break;
+      }
+    }
   }
 
   /** Attempts taken since the last reset. */
@@ -94,44 +102,24 @@ export class ReconnectSchedule {
    * @param hintMs - the server's requested delay, honoured as a floor with jitter above it.
    */
   next(hintMs?: number): number {
-    if (this.#attempt === 0 && this.#spread > 0) {
-      const spread = this.#random() * this.#spread;
+    const random = this.#random;
+    if (this.#attempt++ === 0 && this.#spread > 0) {
+      const spread = random() * this.#spread;
       this.#policyAttempt = this.#skip;
       this.#previous = spread;
-      this.#attempt++;
       // A hint moves the whole window up instead of collapsing it into the hint's narrow band: every
       // client of a restarted server got the same SSE "retry: 3000", and [3000, 3600] is a herd again.
-      return hintMs !== undefined && Number.isFinite(hintMs) && hintMs > 0 ? hintMs + spread : spread;
+      return hintMs! > 0 && hintMs! < Infinity ? hintMs! + spread : spread;
     }
-    const delay = this.#policy.delay(this.#policyAttempt, this.#previous, this.#random);
-    this.#policyAttempt++;
+    const delay = this.#policy.delay(this.#policyAttempt++, this.#previous, random);
     this.#previous = delay;
-    this.#attempt++;
-    return withHint(delay, hintMs, this.#random, this.#hintSpread);
+    return withHint(delay, hintMs, random, this.#hintSpread);
   }
 
   /** Starts over: the next delay is the spread again. */
   reset(): void {
-    this.#attempt = 0;
-    this.#policyAttempt = 0;
+    this.#attempt = this.#policyAttempt = 0;
     this.#previous = undefined;
-  }
-}
-
-/** The policy attempt whose (un-jittered) curve first reaches `spread`, so wave two starts after wave one. */
-function firstStepAtLeast(policy: BackoffPolicy, spread: number): number {
-  const { initial, factor, max, flatFor } = policy.options;
-  if (spread <= 0) return 0;
-  for (let attempt = 0; attempt < 64; attempt++) {
-    const curve = Math.min(max, initial * factor ** Math.max(0, attempt - (flatFor ?? 0)));
-    if (curve >= spread || curve >= max) return attempt;
-  }
-  return 64;
-}
-
-function checkNumber(owner: string, name: string, value: number, min: number): void {
-  if (!(typeof value === 'number' && value >= min && !Number.isNaN(value))) {
-    throw new InvalidArgumentError(`${owner} option "${name}" must be a number >= ${min}, got ${String(value)}`, name);
   }
 }
 
@@ -341,7 +329,37 @@ interface IteratorState<T> {
   overflow: OverloadedError | undefined;
 }
 
+/** The numeric options with their defaults and least values, in the order they are checked. */
+const NUMBERS = {
+  fallbackAfter: [3, 0],
+  stepUpAfterMs: [60_000, 0],
+  stableAfterMs: [10_000, 0],
+  maxRetries: [Infinity, 0],
+  connectTimeoutMs: [20_000, 0],
+  idleTimeoutMs: [45_000, 0],
+  pingIntervalMs: [15_000, 0],
+  dedupeWindow: [1024, 0],
+  sendQueueLimit: [1000, 0],
+  iteratorBufferLimit: [10_000, 1],
+  flushCheckMs: [50, 1],
+} as const;
+
+type Settings = { -readonly [K in keyof typeof NUMBERS]: number };
+
+/** The subscriber's timers, one of each at most; all belong to the current connection but `reconnect`. */
+type TimerName = 'connect' | 'stable' | 'idle' | 'ping' | 'flush' | 'reconnect' | 'stepUp';
+
+const OWNER = 'Subscriber';
 const utf8 = (text: string): number => new TextEncoder().encode(text).byteLength;
+
+/** Closes a connection that is being discarded: one already broken may throw, which changes nothing. */
+function discard(connection: TransportConnection | undefined): void {
+  try {
+    connection?.close();
+  } catch {
+    // It is being discarded either way.
+  }
+}
 
 /**
  * A push subscription that reconnects with jittered backoff, resumes from the last dispatched message
@@ -371,25 +389,17 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   readonly #transports: readonly Transport<T>[];
   readonly #clock: Clock;
   readonly #schedule: ReconnectSchedule;
-  readonly #stableAfter: number;
-  readonly #maxRetries: number;
-  readonly #connectTimeout: number;
-  readonly #idleTimeout: number;
-  readonly #pingInterval: number;
-  readonly #dedupeWindow: number;
-  readonly #sendQueueLimit: number;
-  readonly #iteratorBufferLimit: number;
-  readonly #flushCheck: number;
+  readonly #o: Readonly<Settings>;
   readonly #userSignal: AbortSignal | undefined;
 
   #state: SubscriberState = 'idle';
   #index = 0;
   #settled: Transport<T> | undefined;
   #unavailableInRound = 0;
+  /** Bumped whenever a connection ends: callbacks of an older connection see a stale token and do nothing. */
   #token = 0;
   #connection: TransportConnection | undefined;
   #controller: AbortController | undefined;
-  #link: LinkedSignal | undefined;
   #openPending = false;
   #serverRetryMs: number | undefined;
   #lastActivity = 0;
@@ -397,20 +407,11 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   #lastError: unknown;
   #removeAbort: (() => void) | undefined;
 
-  readonly #fallbackAfter: number;
-  readonly #stepUpAfter: number;
-  #stepUpDelay = 0;
+  #stepUpDelay: number;
   #stepUpFrom: number | undefined;
-  #stepUpTimer: TimerHandle | undefined;
   #unstable = 0;
   #stableReached = false;
-
-  #reconnectTimer: TimerHandle | undefined;
-  #connectTimer: TimerHandle | undefined;
-  #stableTimer: TimerHandle | undefined;
-  #idleTimer: TimerHandle | undefined;
-  #pingTimer: TimerHandle | undefined;
-  #flushTimer: TimerHandle | undefined;
+  readonly #timers: { [Name in TimerName]?: TimerHandle } = {};
 
   readonly #seen = new Set<string>();
   readonly #seenOrder: string[] = [];
@@ -423,46 +424,24 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
 
   constructor(options: SubscriberOptions<T>) {
     super();
-    const transports = Array.isArray(options.transports)
-      ? (options.transports as readonly Transport<T>[])
-      : [options.transports as Transport<T>];
+    const transports = ([] as readonly Transport<T>[]).concat(options.transports);
     if (transports.length === 0 || transports.some((t) => typeof t?.connect !== 'function')) {
-      throw new InvalidArgumentError('Subscriber option "transports" needs at least one transport', 'transports');
+      invalidOption(OWNER, 'transports', 'at least one transport', options.transports);
     }
     this.#transports = transports;
-    this.#clock = options.clock ?? systemClock;
-    const clock = this.#clock;
-    this.#schedule = new ReconnectSchedule({
-      ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
-      ...(options.spreadMs === undefined ? {} : { spreadMs: options.spreadMs }),
-      ...(options.hintSpread === undefined ? {} : { hintSpread: options.hintSpread }),
-      random: () => clock.random(),
-    });
-    this.#stableAfter = options.stableAfterMs ?? 10_000;
-    this.#maxRetries = options.maxRetries ?? Number.POSITIVE_INFINITY;
-    this.#connectTimeout = options.connectTimeoutMs ?? 20_000;
-    this.#idleTimeout = options.idleTimeoutMs ?? 45_000;
-    this.#pingInterval = options.pingIntervalMs ?? 15_000;
-    this.#dedupeWindow = options.dedupeWindow ?? 1024;
-    this.#sendQueueLimit = options.sendQueueLimit ?? 1000;
-    this.#iteratorBufferLimit = options.iteratorBufferLimit ?? 10_000;
-    this.#flushCheck = options.flushCheckMs ?? 50;
-    this.#fallbackAfter = options.fallbackAfter ?? 3;
-    this.#stepUpAfter = options.stepUpAfterMs ?? 60_000;
-    this.#stepUpDelay = this.#stepUpAfter;
-    checkNumber('Subscriber', 'fallbackAfter', this.#fallbackAfter, 0);
-    checkNumber('Subscriber', 'stepUpAfterMs', this.#stepUpAfter, 0);
-    checkNumber('Subscriber', 'stableAfterMs', this.#stableAfter, 0);
-    checkNumber('Subscriber', 'maxRetries', this.#maxRetries, 0);
-    checkNumber('Subscriber', 'connectTimeoutMs', this.#connectTimeout, 0);
-    checkNumber('Subscriber', 'idleTimeoutMs', this.#idleTimeout, 0);
-    checkNumber('Subscriber', 'pingIntervalMs', this.#pingInterval, 0);
-    checkNumber('Subscriber', 'dedupeWindow', this.#dedupeWindow, 0);
-    checkNumber('Subscriber', 'sendQueueLimit', this.#sendQueueLimit, 0);
-    checkNumber('Subscriber', 'iteratorBufferLimit', this.#iteratorBufferLimit, 1);
-    checkNumber('Subscriber', 'flushCheckMs', this.#flushCheck, 1);
+    const clock = (this.#clock = options.clock ?? systemClock);
+    // The schedule's options (backoff, spreadMs, hintSpread) are the subscriber's own, by the same names.
+    this.#schedule = new ReconnectSchedule({ ...options, random: () => clock.random() });
+    const settings = {} as Settings;
+    for (const [name, [fallback, min]] of Object.entries(NUMBERS) as [keyof Settings, readonly [number, number]][]) {
+      const value = options[name] ?? fallback;
+      checkNumber(OWNER, name, value, min);
+      settings[name] = value;
+    }
+    this.#o = settings;
+    this.#stepUpDelay = settings.stepUpAfterMs;
     if (options.cursor !== undefined && typeof options.cursor !== 'string') {
-      throw new InvalidArgumentError('Subscriber option "cursor" must be a string', 'cursor');
+      invalidOption(OWNER, 'cursor', 'a string', options.cursor);
     }
     this.#cursor = options.cursor;
     this.#userSignal = options.signal;
@@ -500,12 +479,12 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   start(cursor?: string): this {
     if (this.#state !== 'idle') return this;
     if (cursor !== undefined) this.#cursor = cursor;
-    this.#link = linkSignals(this.#userSignal);
-    if (this.#link.signal.aborted) {
-      this.#finish('aborted', abortReason(this.#link.signal));
+    const signal = this.#userSignal;
+    if (signal?.aborted) {
+      this.#finish('aborted', abortReason(signal));
       return this;
     }
-    this.#removeAbort = onAbort(this.#link.signal, this.#onAbort);
+    if (signal) this.#removeAbort = onAbort(signal, () => this.#finish('aborted', abortReason(signal)));
     this.#connect();
     return this;
   }
@@ -536,26 +515,21 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
    */
   send(data: string): SendReceipt {
     if (typeof data !== 'string') throw new InvalidArgumentError('Subscriber.send takes a string', 'data');
-    let resolve!: (status: 'sent' | 'dropped' | 'unknown') => void;
+    let resolve!: Outbound['resolve'];
     const settled = new Promise<'sent' | 'dropped' | 'unknown'>((r) => (resolve = r));
     const item: Outbound = { data, status: 'queued', upTo: 0, resolve };
-    const receipt: SendReceipt = {
+    const queue = this.#queue;
+    const canSend = this.#settled === undefined ? this.#transports.some((t) => t.canSend) : this.#settled.canSend;
+    if (this.#state === 'closed' || !canSend) settle(item, 'dropped');
+    else if (this.#state === 'open' && this.#connection?.send && queue.length === 0) this.#handOff(item);
+    else if (queue.length >= this.#o.sendQueueLimit) settle(item, 'dropped');
+    else queue.push(item);
+    return {
       get status() {
         return item.status;
       },
       settled,
     };
-    const canSend = this.#settled === undefined ? this.#transports.some((t) => t.canSend) : this.#settled.canSend;
-    if (this.#state === 'closed' || !canSend) {
-      this.#settle(item, 'dropped');
-    } else if (this.#state === 'open' && this.#connection?.send !== undefined && this.#queue.length === 0) {
-      this.#handOff(item);
-    } else if (this.#queue.length >= this.#sendQueueLimit) {
-      this.#settle(item, 'dropped');
-    } else {
-      this.#queue.push(item);
-    }
-    return receipt;
   }
 
   /**
@@ -572,31 +546,30 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
    */
   messages(): AsyncIterableIterator<SubscriberMessage<T>> {
     const state: IteratorState<T> = { buffer: [], wake: undefined, overflow: undefined };
-    if (this.#gone === undefined) this.#iterators.add(state);
-    const detach = (): void => {
-      this.#iterators.delete(state);
+    const iterators = this.#iterators;
+    if (this.#gone === undefined) iterators.add(state);
+    const detach = (): IteratorResult<SubscriberMessage<T>> => {
+      iterators.delete(state);
       state.buffer.length = 0;
+      return { done: true, value: undefined };
     };
     const iterator: AsyncIterableIterator<SubscriberMessage<T>> = {
       next: async () => {
         for (;;) {
-          if (state.overflow !== undefined) throw state.overflow;
+          if (state.overflow) throw state.overflow;
           const message = state.buffer.shift();
-          if (message !== undefined) return { done: false, value: message };
+          if (message) return { done: false, value: message };
           const gone = this.#gone;
-          if (gone !== undefined || !this.#iterators.has(state)) {
+          if (gone || !iterators.has(state)) {
             detach();
-            if (gone !== undefined && failed(gone)) throw gone.error;
+            if (gone && failed(gone)) throw gone.error;
             return { done: true, value: undefined };
           }
           await new Promise<void>((wake) => (state.wake = wake));
           state.wake = undefined;
         }
       },
-      return: async () => {
-        detach();
-        return { done: true, value: undefined };
-      },
+      return: async () => detach(),
       [Symbol.asyncIterator]: () => iterator,
     };
     return iterator;
@@ -625,35 +598,23 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
 
   // ---- connection lifecycle -------------------------------------------------------------------
 
-  readonly #onAbort = (): void => {
-    this.#finish('aborted', this.#link === undefined ? undefined : abortReason(this.#link.signal));
-  };
-
   #connect(): void {
-    this.#reconnectTimer = undefined;
     if (this.#state === 'closed') return;
     this.#state = 'connecting';
-    this.#openPending = false;
-    this.#stableReached = false;
+    this.#openPending = this.#stableReached = false;
     const token = ++this.#token;
-    const transport = this.#currentTransport();
-    const controller = new AbortController();
-    this.#controller = controller;
-    if (this.#connectTimeout > 0) {
-      this.#connectTimer = this.#clock.setTimeout(() => this.#drop(token, 'connect-timeout'), this.#connectTimeout, {
-        unref: true,
-      });
-    }
     const live = (): boolean => token === this.#token;
-    let connection: TransportConnection | undefined;
+    const transport = this.#currentTransport();
+    const controller = (this.#controller = new AbortController());
+    if (this.#o.connectTimeoutMs > 0)
+      this.#arm('connect', this.#o.connectTimeoutMs, () => this.#drop(token, 'connect-timeout'));
+    let connection: TransportConnection;
     try {
       connection = transport.connect(
         { cursor: this.#cursor, signal: controller.signal, clock: this.#clock },
         {
           opened: () => {
-            if (!live() || this.#state !== 'connecting') return;
-            if (this.#connection === undefined) this.#openPending = true;
-            else this.#opened(transport);
+            if (live() && this.#state === 'connecting') this.#open(transport);
           },
           message: (message) => {
             if (live()) this.#onMessage(transport, message);
@@ -662,7 +623,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
             if (live()) this.#lastActivity = this.#clock.now();
           },
           retryHint: (ms) => {
-            if (live() && Number.isFinite(ms) && ms >= 0) this.#serverRetryMs = ms;
+            if (live() && ms >= 0 && ms < Infinity) this.#serverRetryMs = ms;
           },
           closed: (close) => {
             if (live()) this.#onClosed(transport, close);
@@ -682,11 +643,18 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     if (this.#openPending) this.#opened(transport);
   }
 
+  /** A transport may report `opened` (or a message) before `connect` returns: open once it has. */
+  #open(transport: Transport<T>): void {
+    if (this.#connection === undefined) this.#openPending = true;
+    else this.#opened(transport);
+  }
+
   #currentTransport(): Transport<T> {
     return this.#settled ?? this.#transports[this.#index]!;
   }
 
   #opened(transport: Transport<T>): void {
+    const { stableAfterMs, idleTimeoutMs, pingIntervalMs } = this.#o;
     this.#openPending = false;
     this.#state = 'open';
     this.#settled ??= transport;
@@ -694,21 +662,18 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     this.#clear('connect');
     this.#lastActivity = this.#clock.now();
     const token = this.#token;
-    if (this.#stableAfter === 0) this.#stable(token);
-    else this.#stableTimer = this.#clock.setTimeout(() => this.#stable(token), this.#stableAfter, { unref: true });
+    if (stableAfterMs === 0) this.#stable(token);
+    else this.#arm('stable', stableAfterMs, () => this.#stable(token));
     const connection = this.#connection!;
-    if (connection.heartbeats && this.#idleTimeout > 0) this.#armIdle(token, this.#idleTimeout);
-    if (connection.ping !== undefined && this.#pingInterval > 0) this.#armPing(token);
+    if (connection.heartbeats && idleTimeoutMs > 0) this.#armIdle(token, idleTimeoutMs);
+    if (connection.ping && pingIntervalMs > 0) this.#armPing(token);
     this.#handedBytes = 0;
-    if (!transport.canSend) {
-      for (const item of this.#queue.splice(0)) this.#settle(item, 'dropped');
-    }
+    if (!transport.canSend) for (const item of this.#queue.splice(0)) settle(item, 'dropped');
     this.#safeEmit('open', { transport: transport.name, cursor: this.#cursor, attempt: this.#schedule.attempt });
     this.#flushQueue();
   }
 
   #stable(token: number): void {
-    this.#stableTimer = undefined;
     if (token !== this.#token) return;
     this.#schedule.reset();
     this.#stableReached = true;
@@ -716,27 +681,21 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     if (this.#stepUpFrom !== undefined) {
       // The preferred transport held: the step up succeeded.
       this.#stepUpFrom = undefined;
-      this.#stepUpDelay = this.#stepUpAfter;
+      this.#stepUpDelay = this.#o.stepUpAfterMs;
     }
-    if (this.#index > 0 && this.#stepUpAfter > 0) {
-      this.#stepUpTimer = this.#clock.setTimeout(() => this.#stepUp(token), this.#stepUpDelay, { unref: true });
-    }
+    if (this.#index > 0 && this.#o.stepUpAfterMs > 0) this.#arm('stepUp', this.#stepUpDelay, () => this.#stepUp(token));
   }
 
   #stepUp(token: number): void {
-    this.#stepUpTimer = undefined;
     if (token !== this.#token || this.#state !== 'open') return;
     const from = this.#currentTransport();
     const connection = this.#connection;
     this.#token++;
     this.#releaseConnection();
-    try {
-      connection?.close();
-    } catch {
-      // Leaving a working connection on purpose; a failure to close it changes nothing.
-    }
+    // Leaving a working connection on purpose.
+    discard(connection);
     this.#safeEmit('close', { transport: from.name, reason: 'step-up', error: undefined, wasOpen: true });
-    if ((this.#state as SubscriberState) === 'closed') return;
+    if (this.#isClosed()) return;
     this.#stepUpFrom = this.#index;
     this.#switchTo(0, from, 'step-up', undefined);
     this.#connect();
@@ -746,80 +705,62 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   #switchTo(index: number, from: Transport<T>, reason: string, error: unknown): void {
     this.#index = index;
     this.#unstable = 0;
-    const to = this.#transports[index]!;
-    this.#settled = to;
-    this.#safeEmit('fallback', { from: from.name, to: to.name, reason, error });
+    this.#settled = this.#transports[index]!;
+    this.#emitFallback(from, reason, error);
+  }
+
+  #emitFallback(from: Transport<T>, reason: string, error: unknown): void {
+    this.#safeEmit('fallback', { from: from.name, to: this.#transports[this.#index]!.name, reason, error });
   }
 
   #armIdle(token: number, ms: number): void {
-    this.#idleTimer = this.#clock.setTimeout(
-      () => {
-        this.#idleTimer = undefined;
-        if (token !== this.#token) return;
-        // One timer per connection, re-armed for the remainder, rather than one reset per chunk.
-        const silent = this.#clock.now() - this.#lastActivity;
-        if (silent >= this.#idleTimeout) this.#drop(token, 'idle-timeout');
-        else this.#armIdle(token, this.#idleTimeout - silent);
-      },
-      ms,
-      { unref: true },
-    );
+    this.#arm('idle', ms, () => {
+      if (token !== this.#token) return;
+      // One timer per connection, re-armed for the remainder, rather than one reset per chunk.
+      const silent = this.#clock.now() - this.#lastActivity;
+      const idleTimeoutMs = this.#o.idleTimeoutMs;
+      if (silent >= idleTimeoutMs) this.#drop(token, 'idle-timeout');
+      else this.#armIdle(token, idleTimeoutMs - silent);
+    });
   }
 
   #armPing(token: number): void {
-    this.#pingTimer = this.#clock.setTimeout(
-      () => {
-        this.#pingTimer = undefined;
-        if (token !== this.#token) return;
-        try {
-          this.#connection?.ping?.();
-        } catch (error) {
-          this.#safeEmit('error', error);
-        }
-        this.#armPing(token);
-      },
-      this.#pingInterval,
-      { unref: true },
-    );
+    this.#arm('ping', this.#o.pingIntervalMs, () => {
+      if (token !== this.#token) return;
+      try {
+        this.#connection?.ping?.();
+      } catch (error) {
+        this.#safeEmit('error', error);
+      }
+      this.#armPing(token);
+    });
   }
 
   /** Ends the current connection from our side (a timeout) and handles it like any other close. */
   #drop(token: number, reason: string): void {
     if (token !== this.#token) return;
     const connection = this.#connection;
-    const transport = this.#currentTransport();
-    this.#onClosed(transport, { reason });
-    try {
-      connection?.close();
-    } catch {
-      // Closing a broken connection may throw; it is being discarded either way.
-    }
+    this.#onClosed(this.#currentTransport(), { reason });
+    discard(connection);
   }
 
   #onMessage(transport: Transport<T>, message: TransportMessage<T>): void {
     this.#lastActivity = this.#clock.now();
-    if (this.#state === 'connecting') {
-      // A transport that skipped `opened` is open all the same once data flows.
-      if (this.#connection === undefined) this.#openPending = true;
-      else this.#opened(transport);
-    }
+    // A transport that skipped `opened` is open all the same once data flows.
+    if (this.#state === 'connecting') this.#open(transport);
     this.#checkFlushed();
     const { id } = message;
     if (id !== undefined && this.#seen.has(id)) return;
-    const delivered: SubscriberMessage<T> = {
-      data: message.data,
-      id,
-      event: message.event,
-      transport: transport.name,
-    };
+    const delivered: SubscriberMessage<T> = { data: message.data, id, event: message.event, transport: transport.name };
     this.#safeEmit('message', delivered);
+    const limit = this.#o.iteratorBufferLimit;
     for (const iterator of this.#iterators) {
-      if (iterator.buffer.length >= this.#iteratorBufferLimit) {
+      if (iterator.buffer.length >= limit) {
         // A consumer this far behind is cut loose rather than allowed to grow memory without bound.
         this.#iterators.delete(iterator);
         iterator.buffer.length = 0;
         iterator.overflow = new OverloadedError(
-          `The subscriber's iterator fell ${this.#iteratorBufferLimit} messages behind and was ended`,
+          `The subscriber's iterator fell ${limit} messages behind and was ended`,
         );
       } else {
         iterator.buffer.push(delivered);
@@ -836,70 +777,61 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   }
 
   #remember(id: string): void {
-    if (this.#dedupeWindow === 0) return;
+    const window = this.#o.dedupeWindow;
+    if (window === 0) return;
+    const order = this.#seenOrder;
     this.#seen.add(id);
-    if (this.#seenOrder.length < this.#dedupeWindow) {
-      this.#seenOrder.push(id);
+    if (order.length < window) {
+      order.push(id);
       return;
     }
     // A ring: the oldest id leaves as the newest arrives, so memory stays at the window's size.
-    const evicted = this.#seenOrder[this.#seenHead]!;
-    this.#seen.delete(evicted);
-    this.#seenOrder[this.#seenHead] = id;
-    this.#seenHead = (this.#seenHead + 1) % this.#dedupeWindow;
+    this.#seen.delete(order[this.#seenHead]!);
+    order[this.#seenHead] = id;
+    this.#seenHead = (this.#seenHead + 1) % window;
   }
 
   #onClosed(transport: Transport<T>, close: TransportClose): void {
-    if (this.#state === 'closed') return;
+    if (this.#isClosed()) return;
+    const { reason, error } = close;
     const wasOpen = this.#state === 'open';
+    const count = this.#transports.length;
     this.#token++;
     this.#releaseConnection();
-    this.#lastError = close.error ?? this.#lastError;
-    this.#safeEmit('close', { transport: transport.name, reason: close.reason, error: close.error, wasOpen });
+    this.#lastError = error ?? this.#lastError;
+    this.#safeEmit('close', { transport: transport.name, reason, error, wasOpen });
     // A close listener may have closed the subscriber.
-    if ((this.#state as SubscriberState) === 'closed') return;
-    if (close.stop === true) {
-      this.#finish('stopped', close.error);
-      return;
-    }
+    if (this.#isClosed()) return;
+    if (close.stop) return this.#finish('stopped', error);
     if (this.#settled === undefined && !wasOpen) {
-      const last = this.#index === this.#transports.length - 1;
-      if (close.unavailable === true) {
-        this.#unavailableInRound++;
-        if (this.#unavailableInRound >= this.#transports.length) {
-          this.#finish(
+      if (close.unavailable) {
+        if (++this.#unavailableInRound >= count) {
+          return this.#finish(
             'unavailable',
-            new PollkitError('No transport is available', 'no-transport', { cause: close.error }),
+            new PollkitError('No transport is available', 'no-transport', { cause: error }),
           );
-          return;
         }
-        if (!last) {
+        if (this.#index < count - 1) {
           // A transport that cannot work here is not a failure of the server: try the next at once.
           this.#fallback(transport, close);
-          this.#connect();
-          return;
+          return this.#connect();
         }
       }
       // An ambiguous failure before anything opened (a down server looks like a blocked upgrade):
       // rotate to the next transport on the backoff schedule, cycling, until one opens.
-      if (this.#transports.length > 1) this.#fallback(transport, close);
+      if (count > 1) this.#fallback(transport, close);
     } else if (this.#settled !== undefined && !this.#stableReached && (wasOpen || this.#stepUpFrom !== undefined)) {
-      if (this.#stepUpFrom !== undefined) {
+      const back = this.#stepUpFrom;
+      if (back !== undefined) {
         // The preferred transport still fails: back at once to the one that worked, and wait longer.
-        const back = this.#stepUpFrom;
         this.#stepUpFrom = undefined;
         this.#stepUpDelay = Math.min(this.#stepUpDelay * 2, 3_600_000);
-        this.#switchTo(back, transport, close.reason, close.error);
-        this.#connect();
-        return;
+        this.#switchTo(back, transport, reason, error);
+        return this.#connect();
       }
-      this.#unstable++;
-      if (
-        this.#fallbackAfter > 0 &&
-        this.#unstable >= this.#fallbackAfter &&
-        this.#index < this.#transports.length - 1
-      ) {
-        this.#switchTo(this.#index + 1, transport, close.reason, close.error);
+      const fallbackAfter = this.#o.fallbackAfter;
+      if (++this.#unstable >= fallbackAfter && fallbackAfter > 0 && this.#index < count - 1) {
+        this.#switchTo(this.#index + 1, transport, reason, error);
       }
     }
     this.#scheduleReconnect(close);
@@ -908,102 +840,75 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   #fallback(from: Transport<T>, close: TransportClose): void {
     this.#index = (this.#index + 1) % this.#transports.length;
     if (this.#index === 0) this.#unavailableInRound = 0;
-    const to = this.#transports[this.#index]!;
-    this.#safeEmit('fallback', { from: from.name, to: to.name, reason: close.reason, error: close.error });
+    this.#emitFallback(from, close.reason, close.error);
   }
 
-  #scheduleReconnect(close: TransportClose): void {
-    if (this.#schedule.attempt >= this.#maxRetries) {
-      const attempts = this.#schedule.attempt;
-      this.#finish(
+  #scheduleReconnect({ reason, error, retryAfterMs }: TransportClose): void {
+    const schedule = this.#schedule;
+    if (schedule.attempt >= this.#o.maxRetries) {
+      return this.#finish(
         'max-retries',
-        new PollkitError(`Gave up after ${attempts} reconnect attempts`, 'gave-up', { cause: this.#lastError }),
+        new PollkitError(`Gave up after ${schedule.attempt} reconnect attempts`, 'gave-up', { cause: this.#lastError }),
       );
-      return;
     }
-    const hints = [close.retryAfterMs, this.#serverRetryMs].filter((h): h is number => h !== undefined && h > 0);
+    const hints = [retryAfterMs, this.#serverRetryMs].filter((h): h is number => h! > 0);
     const hintMs = hints.length === 0 ? undefined : Math.max(...hints);
-    const delayMs = this.#schedule.next(hintMs);
+    const delayMs = schedule.next(hintMs);
     this.#state = 'waiting';
-    this.#reconnectTimer = this.#clock.setTimeout(() => this.#connect(), delayMs);
+    this.#arm('reconnect', delayMs, () => this.#connect());
     this.#safeEmit('reconnecting', {
-      attempt: this.#schedule.attempt,
+      attempt: schedule.attempt,
       delayMs,
-      reason: close.reason,
-      error: close.error,
+      reason,
+      error,
       hintMs,
       transport: this.#currentTransport().name,
     });
   }
 
+  /** Lets go of the current connection: its timers (no reconnect is ever pending with one), its signal, its unconfirmed sends. */
   #releaseConnection(): void {
-    this.#clear('connect');
-    this.#clear('stable');
-    this.#clear('idle');
-    this.#clear('ping');
-    this.#clear('flush');
-    this.#clear('stepUp');
+    for (const name in this.#timers) this.#clear(name as TimerName);
     this.#controller?.abort();
-    this.#controller = undefined;
-    this.#connection = undefined;
+    this.#controller = this.#connection = undefined;
     this.#openPending = false;
-    for (const item of this.#inFlight.splice(0)) this.#settle(item, 'unknown');
+    for (const item of this.#inFlight.splice(0)) settle(item, 'unknown');
   }
 
-  #clear(which: 'connect' | 'stable' | 'idle' | 'ping' | 'flush' | 'reconnect' | 'stepUp'): void {
-    const clock = this.#clock;
-    switch (which) {
-      case 'connect':
-        if (this.#connectTimer !== undefined) clock.clearTimeout(this.#connectTimer);
-        this.#connectTimer = undefined;
-        break;
-      case 'stable':
-        if (this.#stableTimer !== undefined) clock.clearTimeout(this.#stableTimer);
-        this.#stableTimer = undefined;
-        break;
-      case 'idle':
-        if (this.#idleTimer !== undefined) clock.clearTimeout(this.#idleTimer);
-        this.#idleTimer = undefined;
-        break;
-      case 'ping':
-        if (this.#pingTimer !== undefined) clock.clearTimeout(this.#pingTimer);
-        this.#pingTimer = undefined;
-        break;
-      case 'flush':
-        if (this.#flushTimer !== undefined) clock.clearTimeout(this.#flushTimer);
-        this.#flushTimer = undefined;
-        break;
-      case 'reconnect':
-        if (this.#reconnectTimer !== undefined) clock.clearTimeout(this.#reconnectTimer);
-        this.#reconnectTimer = undefined;
-        break;
-      case 'stepUp':
-        if (this.#stepUpTimer !== undefined) clock.clearTimeout(this.#stepUpTimer);
-        this.#stepUpTimer = undefined;
-        break;
-    }
+  /** Arms timer `name` (unref'd but for the reconnect, which is what keeps a subscriber alive). */
+  #arm(name: TimerName, ms: number, callback: () => void): void {
+    this.#timers[name] = this.#clock.setTimeout(
+      () => {
+        this.#timers[name] = undefined;
+        callback();
+      },
+      ms,
+      { unref: name !== 'reconnect' },
+    );
+  }
+
+  #clear(name: TimerName): void {
+    const handle = this.#timers[name];
+    if (handle !== undefined) this.#clock.clearTimeout(handle);
+    this.#timers[name] = undefined;
+  }
+
+  // A method, not an inline comparison: TypeScript would narrow #state across the emits above.
+  #isClosed(): boolean {
+    return this.#state === 'closed';
   }
 
   #finish(reason: GoneReason, error: unknown): void {
-    if (this.#state === 'closed') return;
+    if (this.#isClosed()) return;
     const connection = this.#connection;
     this.#state = 'closed';
     this.#token++;
     this.#releaseConnection();
-    this.#clear('reconnect');
-    try {
-      connection?.close();
-    } catch {
-      // Already broken; nothing to release beyond what the abort above did.
-    }
-    if (this.#link !== undefined) {
-      this.#removeAbort?.();
-      this.#link.dispose();
-      this.#link = undefined;
-    }
-    for (const item of this.#queue.splice(0)) this.#settle(item, 'dropped');
-    const gone: SubscriberGoneEvent = { reason, error };
-    this.#gone = gone;
+    discard(connection);
+    this.#removeAbort?.();
+    this.#removeAbort = undefined;
+    for (const item of this.#queue.splice(0)) settle(item, 'dropped');
+    const gone: SubscriberGoneEvent = (this.#gone = { reason, error });
     for (const iterator of this.#iterators) iterator.wake?.();
     this.#iterators.clear();
     this.#safeEmit('gone', gone);
@@ -1012,50 +917,35 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   // ---- outbound ---------------------------------------------------------------------------------
 
   #flushQueue(): void {
-    while (this.#state === 'open' && this.#connection?.send !== undefined && this.#queue.length > 0) {
+    while (this.#state === 'open' && this.#connection?.send && this.#queue.length > 0)
       this.#handOff(this.#queue.shift()!);
-    }
   }
 
   #handOff(item: Outbound): void {
-    const connection = this.#connection!;
     try {
-      connection.send!(item.data);
+      this.#connection!.send!(item.data);
     } catch (error) {
       // The socket refused it synchronously (already closing): it never left, so keep it for the next one.
       this.#queue.unshift(item);
       this.#safeEmit('error', error);
       return;
     }
-    this.#handedBytes += utf8(item.data);
-    item.upTo = this.#handedBytes;
+    item.upTo = this.#handedBytes += utf8(item.data);
     item.status = 'buffered';
     this.#inFlight.push(item);
     this.#checkFlushed();
   }
 
   #checkFlushed(): void {
-    if (this.#inFlight.length === 0) return;
-    const buffered = this.#connection?.bufferedAmount ?? 0;
-    const written = this.#handedBytes - buffered;
+    const inFlight = this.#inFlight;
+    if (inFlight.length === 0) return;
+    const written = this.#handedBytes - (this.#connection?.bufferedAmount ?? 0);
     let done = 0;
-    while (done < this.#inFlight.length && this.#inFlight[done]!.upTo <= written) done++;
-    for (const item of this.#inFlight.splice(0, done)) this.#settle(item, 'sent');
-    if (this.#inFlight.length > 0 && this.#flushTimer === undefined && this.#connection !== undefined) {
-      this.#flushTimer = this.#clock.setTimeout(
-        () => {
-          this.#flushTimer = undefined;
-          this.#checkFlushed();
-        },
-        this.#flushCheck,
-        { unref: true },
-      );
+    while (done < inFlight.length && inFlight[done]!.upTo <= written) done++;
+    for (const item of inFlight.splice(0, done)) settle(item, 'sent');
+    if (inFlight.length > 0 && this.#timers.flush === undefined && this.#connection) {
+      this.#arm('flush', this.#o.flushCheckMs, () => this.#checkFlushed());
     }
-  }
-
-  #settle(item: Outbound, status: 'sent' | 'dropped' | 'unknown'): void {
-    item.status = status;
-    item.resolve(status);
   }
 
   #safeEmit<E extends keyof SubscriberEvents<T>>(event: E, payload: SubscriberEvents<T>[E][0]): void {
@@ -1071,6 +961,11 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
       }
     }
   }
+}
+
+function settle(item: Outbound, status: 'sent' | 'dropped' | 'unknown'): void {
+  item.status = status;
+  item.resolve(status);
 }
 
 function failed(gone: SubscriberGoneEvent): boolean {
