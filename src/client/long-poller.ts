@@ -14,7 +14,7 @@ import type { Clock } from '../core/clock.js';
 import { checkFunction, checkNumber } from '../core/checks.js';
 import { OffsetGoneError, ProtocolError } from '../core/errors.js';
 import type { ActivityOptions } from './activity.js';
-import type { PollContext, WaitForOptions } from './poller-support.js';
+import { type PollContext, type WaitForOptions, withDeadline } from './poller-support.js';
 import type { DelayReason, EndInfo, PauseInfo, ResumeInfo, RetryInfo, ScheduleInfo } from './poller-support.js';
 import { PollerLifecycle } from './poller-lifecycle.js';
 import type { RetryBudget } from './retry-budget.js';
@@ -323,7 +323,7 @@ export class LongPoller<Item, Cursor = unknown>
     cursor: Cursor | undefined,
     signal: AbortSignal,
   ): Promise<LongPollBatch<Item, Cursor>> {
-    const batch = await this.request(this.#requestTimeoutMs, signal, (requestSignal) =>
+    const batch = await withDeadline(this.clock, this.#requestTimeoutMs, signal, (requestSignal) =>
       this.#poll({ signal: requestSignal, attempt, cursor, waitMs: this.#waitMs }),
     );
     if (typeof batch !== 'object' || batch === null || !Array.isArray(batch.records)) {

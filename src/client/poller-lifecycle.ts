@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { abortable, abortReason, linkSignals, onAbort, sleep } from '../core/abort.js';
+import { abortable, abortReason, onAbort, sleep } from '../core/abort.js';
 import { type BackoffPolicy, withHint } from '../core/backoff.js';
 import { checkNumber, invalidOption } from '../core/checks.js';
 import { type Clock, systemClock } from '../core/clock.js';
@@ -337,34 +337,6 @@ export abstract class PollerLifecycle<
     this.#emit('pause', { reason });
     await gate!.whenActive(signal);
     this.#emit('resume', { pausedMs: this.clock.now() - pausedAt });
-  }
-
-  /**
-   * Runs one poll call under the request deadline.
-   *
-   * @internal
-   */
-  protected async request<Answer>(
-    timeoutMs: number,
-    signal: AbortSignal,
-    call: (signal: AbortSignal) => Answer | PromiseLike<Answer>,
-  ): Promise<Answer> {
-    // A per-request signal exists only to carry the request deadline; without one the run's signal does.
-    const link = timeoutMs < Infinity ? linkSignals(signal) : undefined;
-    const timer =
-      link && this.clock.setTimeout(() => link.abort(new TimeoutError(`No answer within ${timeoutMs} ms`)), timeoutMs);
-    const requestSignal = link?.signal ?? signal;
-    try {
-      return await abortable(
-        Promise.resolve().then(() => call(requestSignal)),
-        requestSignal,
-      );
-    } finally {
-      if (link) {
-        this.clock.clearTimeout(timer);
-        link.dispose();
-      }
-    }
   }
 
   /**

@@ -1,12 +1,15 @@
 /**
  * What {@link ShortPoller} and {@link LongPoller} share with each other and with the subscriber: the
- * shape of a poll call, the vocabulary of their lifecycle events, structural equality and `waitFor`.
+ * shape of a poll call, the vocabulary of their lifecycle events, structural equality, `waitFor` and
+ * the per-request deadline.
  * Kept apart so both pollers speak the same words to loggers and dashboards.
  *
  * @module
  */
-import { abortReason, onAbort } from '../core/abort.js';
+import { abortable, abortReason, linkSignals, onAbort } from '../core/abort.js';
 import type { BackoffPolicy } from '../core/backoff.js';
+import type { Clock } from '../core/clock.js';
+import { TimeoutError } from '../core/errors.js';
 import type { Emitter, EventMap } from '../core/emitter.js';
 
 /**
@@ -168,4 +171,34 @@ export function nextEvent<Value, End>(
  */
 export function isPolicy(value: unknown): value is BackoffPolicy {
   return typeof (value as BackoffPolicy | undefined)?.delay === 'function';
+}
+
+/**
+ * One request under a deadline: `call` gets a signal that aborts when `signal` does or, with a
+ * {@link TimeoutError}, when `timeoutMs` passes; the promise settles as soon as either happens, whether
+ * or not `call` listens. Without a finite deadline the run's own signal is passed on.
+ *
+ * @internal
+ */
+export async function withDeadline<Answer>(
+  clock: Clock,
+  timeoutMs: number,
+  signal: AbortSignal,
+  call: (signal: AbortSignal) => Answer | PromiseLike<Answer>,
+): Promise<Answer> {
+  const link = timeoutMs < Infinity ? linkSignals(signal) : undefined;
+  const timer =
+    link && clock.setTimeout(() => link.abort(new TimeoutError(`No answer within ${timeoutMs} ms`)), timeoutMs);
+  const requestSignal = link?.signal ?? signal;
+  try {
+    return await abortable(
+      Promise.resolve().then(() => call(requestSignal)),
+      requestSignal,
+    );
+  } finally {
+    if (link) {
+      clock.clearTimeout(timer);
+      link.dispose();
+    }
+  }
 }

@@ -13,7 +13,7 @@ import type { Clock } from '../core/clock.js';
 import { checkFunction, checkNumber, invalidOption } from '../core/checks.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { ActivityOptions } from './activity.js';
-import { isPolicy, jsonEqual, type PollContext, type WaitForOptions } from './poller-support.js';
+import { isPolicy, jsonEqual, type PollContext, type WaitForOptions, withDeadline } from './poller-support.js';
 import type { EndInfo, PauseInfo, ResumeInfo, RetryInfo, ScheduleInfo } from './poller-support.js';
 import { PollerLifecycle } from './poller-lifecycle.js';
 import type { RetryBudget } from './retry-budget.js';
@@ -332,7 +332,7 @@ export class ShortPoller<T, P = unknown>
       let raw: T | PollReply<T>;
       try {
         const cursor = this.#latest?.value;
-        raw = await this.request(this.#requestTimeoutMs, signal, (requestSignal) =>
+        raw = await withDeadline(this.clock, this.#requestTimeoutMs, signal, (requestSignal) =>
           this.#poll({ signal: requestSignal, attempt, cursor }),
         );
       } catch (error) {

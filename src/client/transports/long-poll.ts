@@ -1,17 +1,18 @@
 /**
  * Long polling of a topic as a subscriber transport: the universal fallback that works through any
- * proxy that passes plain HTTP requests. Each connection is one {@link LongPoller} over
- * {@link TopicClient.fetch}, told not to retry on its own (`maxRetries: 0`), so that the subscriber's
- * single reconnect policy governs every transport alike. The connection "opens" with the first answer
- * and the cursor is the last delivered record's offset, resumed from the offset after it.
+ * proxy that passes plain HTTP requests. Each connection is a loop of reads over
+ * {@link TopicClient.fetch} that ends at its first failure, so that the subscriber's single reconnect
+ * policy governs every transport alike (a {@link LongPoller} would bring retries, a budget and iterators
+ * the subscriber already has). The connection "opens" with the first answer and the cursor is the last
+ * delivered record's offset, resumed from the offset after it.
  *
  * @module
  */
-import { sleep } from '../../core/abort.js';
+import { linkSignals, sleep } from '../../core/abort.js';
 import { InvalidArgumentError, isPollkitError, OffsetGoneError, type PollkitError } from '../../core/errors.js';
 import { parseTopicEventId, type TopicRecord } from '../../core/protocol.js';
 import type { TopicClient } from '../http.js';
-import { LongPoller } from '../long-poller.js';
+import { withDeadline } from '../poller-support.js';
 import { TopicReader, type TopicReadPosition } from '../topic-reads.js';
 import type { ConnectRequest, Transport, TransportClose, TransportConnection, TransportSink } from './transport.js';
 import { describeFailure } from './transport.js';
@@ -68,75 +69,46 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
   }
 
   connect(request: ConnectRequest, sink: TransportSink<TopicRecord<Value>>): TransportConnection {
-    const { client, topic, limit } = this.#options;
-    const waitMs = this.#options.waitMs ?? 25_000;
-    const minInterval = this.#options.minIntervalMs ?? 1000;
-    const from = resumeOffset(request.cursor, this.#options.startOffset ?? 0);
-    // A cursor from an SSE id carries the epoch: asking with it makes a reset log answer 410.
-    const start: TopicReadPosition = {
-      offset: from,
-      epoch: request.cursor === undefined ? undefined : parseTopicEventId(request.cursor)?.epoch,
-    };
-    const clock = request.clock;
-    let first = true;
-    let heldEmptyAt: number | undefined;
+    const { client, topic, limit, waitMs = 25_000, minIntervalMs = 1000 } = this.#options;
+    const { cursor, clock } = request;
+    // Aborted by the subscriber (through the request's signal) or by close(): either ends the loop quietly.
+    const { signal, abort, dispose } = linkSignals(request.signal);
     const reader = new TopicReader<Value>(client, topic, limit === undefined ? {} : { limit });
-    const poller = new LongPoller<TopicRecord<Value>, TopicReadPosition>({
-      cursor: start,
-      waitMs,
-      // The guard against servers that ignore `wait` lives in `poll` below, where it can tell the
-      // connection-opening request (deliberately not held) from a held one that came back early.
-      minIntervalMs: 0,
-      maxRetries: 0,
-      budget: false,
-      signal: request.signal,
-      clock,
-      poll: async ({ cursor, waitMs: wait, signal }) => {
-        if (heldEmptyAt !== undefined) {
-          const since = clock.now() - heldEmptyAt;
-          if (since < minInterval) await sleep(minInterval - since, { signal, clock });
-        }
-        // The first request is answered at once, so the connection "opens" in one round trip instead of
-        // after a whole held wait on a quiet topic (which would also outlast the connect timeout).
-        const held = !first;
-        first = false;
-        const started = clock.now();
-        const { records, next } = await reader.read(cursor ?? start, held ? wait / 1000 : 0, signal);
-        heldEmptyAt = held && records.length === 0 ? started : undefined;
-        return { records, cursor: next };
-      },
-    });
-    let open = false;
-    poller.on('response', () => {
-      sink.activity();
-      if (!open) {
-        open = true;
-        sink.opened();
-      }
-    });
-    poller.on('data', (records) => {
-      for (const record of records) sink.message({ data: record, id: String(record.offset), event: undefined });
-    });
-    poller.on('end', (info) => {
-      poller.removeAllListeners();
-      if (info.reason === 'aborted' || info.reason === 'stopped') return;
-      sink.closed(pollFailureToClose(info.error));
-    });
-    poller.start();
-    return {
-      heartbeats: false,
-      close: () => {
-        poller.removeAllListeners();
-        poller.stop();
-      },
+    // A cursor from an SSE id carries the epoch: asking with it makes a reset log answer 410.
+    const at = cursor === undefined ? undefined : parseTopicEventId(cursor);
+    let from: TopicReadPosition = {
+      offset: at === undefined ? (this.#options.startOffset ?? 0) : at.offset + 1,
+      epoch: at?.epoch,
     };
+    const run = async (): Promise<never> => {
+      // The first request is answered at once, so the connection "opens" in one round trip instead of
+      // after a whole held wait on a quiet topic (which would also outlast the connect timeout).
+      let held = false;
+      let heldEmptyAt: number | undefined;
+      for (;;) {
+        // A held read that came back empty early means a server ignoring `wait`: keep minIntervalMs.
+        const since = heldEmptyAt === undefined ? minIntervalMs : clock.now() - heldEmptyAt;
+        if (since < minIntervalMs) await sleep(minIntervalMs - since, { signal, clock });
+        const started = clock.now();
+        // The client's deadline exceeds the server's wait, so a held read is never abandoned just before its answer.
+        const { records, next } = await withDeadline(clock, waitMs + 10_000, signal, (readSignal) =>
+          reader.read(from, held ? waitMs / 1000 : 0, readSignal),
+        );
+        sink.activity();
+        if (!held) sink.opened();
+        from = next;
+        for (const record of records) sink.message({ data: record, id: String(record.offset), event: undefined });
+        heldEmptyAt = held && records.length === 0 ? started : undefined;
+        held = true;
+      }
+    };
+    run()
+      .catch((error: unknown) => {
+        if (!signal.aborted) sink.closed(pollFailureToClose(error));
+      })
+      .finally(dispose);
+    return { heartbeats: false, close: () => abort() };
   }
-}
-
-/** The offset after the committed one, or the start offset without a cursor. */
-function resumeOffset(cursor: string | undefined, start: number): number {
-  const at = cursor === undefined ? undefined : parseTopicEventId(cursor);
-  return at === undefined ? start : at.offset + 1;
 }
 
 /**
