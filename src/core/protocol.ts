@@ -4,6 +4,22 @@
  *
  * @module
  */
+import {
+  CONTENT_TYPE,
+  ETAG,
+  EVENT_STREAM,
+  IDEMPOTENCY_KEY,
+  IF_NONE_MATCH,
+  JSON_TYPE,
+  LAST_EVENT_ID,
+  LOCATION,
+  OPERATION_LOCATION,
+  POLL_INTERVAL,
+  PREFER,
+  PREFERENCE_APPLIED,
+  PROBLEM_TYPE,
+  RETRY_AFTER,
+} from './wire.js';
 
 /** The protocol version these types describe. */
 export const PROTOCOL_VERSION = 1;
@@ -187,19 +203,19 @@ export interface TopicFetchResult<Value = unknown> {
  */
 export const HEADERS = /* @__PURE__ */ Object.freeze({
   /** Where the new job lives (relative or absolute). */
-  location: 'location',
+  location: LOCATION,
   /** The job's absolute URL (Azure long-running operations). */
-  operationLocation: 'operation-location',
+  operationLocation: OPERATION_LOCATION,
   /** Seconds or an HTTP-date to wait before polling again. */
-  retryAfter: 'retry-after',
+  retryAfter: RETRY_AFTER,
   /** A job's version, as a strong entity tag. */
-  etag: 'etag',
+  etag: ETAG,
   /** The version the client already has. */
-  ifNoneMatch: 'if-none-match',
+  ifNoneMatch: IF_NONE_MATCH,
   /** `wait=N`: hold the request up to N seconds (RFC 7240). */
-  prefer: 'prefer',
+  prefer: PREFER,
   /** The wait the server actually applied. */
-  preferenceApplied: 'preference-applied',
+  preferenceApplied: PREFERENCE_APPLIED,
   /** Sent as `Prefer` on poll responses. */
   vary: 'vary',
   /** `no-store` on poll responses, except fetches of public topics (docs/cdn.md). */
@@ -207,13 +223,13 @@ export const HEADERS = /* @__PURE__ */ Object.freeze({
   /** When a finished job will be forgotten. */
   expires: 'expires',
   /** Makes a submit safe to repeat. */
-  idempotencyKey: 'idempotency-key',
+  idempotencyKey: IDEMPOTENCY_KEY,
   /** The last SSE event id the client saw. */
-  lastEventId: 'last-event-id',
+  lastEventId: LAST_EVENT_ID,
   /** The body media type. */
-  contentType: 'content-type',
+  contentType: CONTENT_TYPE,
   /** A server's suggested short-poll interval in seconds. */
-  pollInterval: 'x-poll-interval',
+  pollInterval: POLL_INTERVAL,
 });
 
 /**
@@ -227,11 +243,11 @@ export const HEADERS = /* @__PURE__ */ Object.freeze({
  */
 export const MEDIA_TYPES = /* @__PURE__ */ Object.freeze({
   /** Job, page and fetch bodies. */
-  json: 'application/json',
+  json: JSON_TYPE,
   /** RFC 9457 problem details. */
-  problem: 'application/problem+json',
+  problem: PROBLEM_TYPE,
   /** Server-sent events. */
-  eventStream: 'text/event-stream',
+  eventStream: EVENT_STREAM,
 });
 
 /** The status and title a problem code is always sent with. */

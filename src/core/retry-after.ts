@@ -6,46 +6,38 @@
  * @module
  */
 
-const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+const MONTHS = 'janfebmaraprmayjunjulaugsepoctnovdec';
 const DAY = '(?:mon|tue|wed|thu|fri|sat|sun)';
-const LONG_DAY = '(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)';
-const MONTH = '(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)';
-const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
-// The three forms RFC 9110 §5.6.7 obliges a recipient to accept. Matching is case-insensitive and
-// tolerates runs of spaces, since senders are sloppier than the grammar.
-const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{1,2}) ${MONTH} (\\d{4}) ${TIME} (?:gmt|utc)$`, 'i');
-const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{1,2})-${MONTH}-(\\d{2}) ${TIME} (?:gmt|utc)$`, 'i');
-const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} (\\d{1,2}) ${TIME} (\\d{4})$`, 'i');
-
-function utc(year: number, month: string, day: string, hour: string, minute: string, second: string): number {
-  const monthIndex = MONTHS.indexOf(month.toLowerCase());
-  const [d, h, m, s] = [Number(day), Number(hour), Number(minute), Number(second)];
-  if (d < 1 || d > 31 || h > 23 || m > 59 || s > 60) return Number.NaN;
-  const at = Date.UTC(year, monthIndex, d, h, m, Math.min(s, 59));
-  // Date.UTC rolls 31 Feb over into March; a date that does not exist is garbage, not a delay.
-  return new Date(at).getUTCDate() === d ? at : Number.NaN;
-}
+const MONTH = '(?<m>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)';
+const TIME = '(?<h>\\d\\d):(?<i>\\d\\d):(?<s>\\d\\d)';
+// The three forms RFC 9110 §5.6.7 obliges a recipient to accept, in its order: IMF-fixdate
+// ("Sun, 06 Nov 1994 08:49:37 GMT"), RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime
+// ("Sun Nov  6 08:49:37 1994"). Matching is case-insensitive and tolerates runs of spaces, since
+// senders are sloppier than the grammar.
+const HTTP_DATES = /* @__PURE__ */ [
+  `${DAY}, (?<d>\\d\\d?) ${MONTH} (?<y>\\d{4}) ${TIME} (?:gmt|utc)`,
+  `(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday), (?<d>\\d\\d?)-${MONTH}-(?<y>\\d\\d) ${TIME} (?:gmt|utc)`,
+  `${DAY} ${MONTH} (?<d>\\d\\d?) ${TIME} (?<y>\\d{4})`,
+].map((form) => new RegExp(`^${form}$`, 'i'));
 
 function parseHttpDate(value: string, wallNow: number): number {
   const text = value.replace(/\s+/g, ' ');
-  let match = IMF_FIXDATE.exec(text);
-  if (match !== null) {
-    const [, day, month, year, hour, minute, second] = match as unknown as string[];
-    return utc(Number(year), month!, day!, hour!, minute!, second!);
-  }
-  match = RFC850_DATE.exec(text);
-  if (match !== null) {
-    const [, day, month, shortYear, hour, minute, second] = match as unknown as string[];
-    // RFC 9110: a two-digit year that would lie more than 50 years ahead belongs to the past century.
-    const currentYear = new Date(wallNow).getUTCFullYear();
-    let year = Math.floor(currentYear / 100) * 100 + Number(shortYear);
-    if (year > currentYear + 50) year -= 100;
-    return utc(year, month!, day!, hour!, minute!, second!);
-  }
-  match = ASCTIME_DATE.exec(text);
-  if (match !== null) {
-    const [, month, day, hour, minute, second, year] = match as unknown as string[];
-    return utc(Number(year), month!, day!, hour!, minute!, second!);
+  for (const form of HTTP_DATES) {
+    const parts = form.exec(text)?.groups;
+    if (parts === undefined) continue;
+    const { d, m, y, h, i, s } = parts as Record<'d' | 'm' | 'y' | 'h' | 'i' | 's', string>;
+    const [day, hour, minute, second] = [d, h, i, s].map(Number) as [number, number, number, number];
+    let year = Number(y);
+    if (y.length === 2) {
+      // RFC 9110: a two-digit year that would lie more than 50 years ahead belongs to the past century.
+      const currentYear = new Date(wallNow).getUTCFullYear();
+      year += Math.floor(currentYear / 100) * 100;
+      if (year > currentYear + 50) year -= 100;
+    }
+    if (day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return Number.NaN;
+    const at = Date.UTC(year, MONTHS.indexOf(m.toLowerCase()) / 3, day, hour, minute, Math.min(second, 59));
+    // Date.UTC rolls 31 Feb over into March; a date that does not exist is garbage, not a delay.
+    return new Date(at).getUTCDate() === day ? at : Number.NaN;
   }
   return Number.NaN;
 }
