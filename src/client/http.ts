@@ -7,24 +7,30 @@
  *
  * @module
  */
-import { abortReason } from '../core/abort.js';
-import { type Clock, systemClock } from '../core/clock.js';
 import {
-  HttpError,
-  InvalidArgumentError,
-  OffsetGoneError,
-  OffsetOutOfRangeError,
-  PollkitError,
-  ProtocolError,
-} from '../core/errors.js';
+  CONTENT_TYPE,
+  ETAG,
+  IDEMPOTENCY_KEY,
+  IF_NONE_MATCH,
+  JSON_TYPE,
+  LOCATION,
+  OPERATION_LOCATION,
+  POLL_INTERVAL,
+  PREFER,
+  PREFERENCE_APPLIED,
+  PROBLEM_TYPE,
+  RETRY_AFTER,
+} from '../core/wire.js';
+import { abortReason } from '../core/abort.js';
+import { checkNumber, invalidOption } from '../core/checks.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { HttpError, OffsetGoneError, OffsetOutOfRangeError, PollkitError, ProtocolError } from '../core/errors.js';
 import {
   DEFAULT_PREFIX,
-  HEADERS,
   JOB_STATUSES,
   type JobPage,
   type JobSnapshot,
   type JobStatus,
-  MEDIA_TYPES,
   type Problem,
   type TopicFetchResult,
 } from '../core/protocol.js';
@@ -184,105 +190,73 @@ export interface JobClientOptions extends HttpClientOptions {
 /** Options for {@link TopicClient}. */
 export type TopicClientOptions = HttpClientOptions;
 
-const ACCEPT = `${MEDIA_TYPES.json}, ${MEDIA_TYPES.problem}`;
+const ACCEPT = `${JSON_TYPE}, ${PROBLEM_TYPE}`;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function isAborted(signal: AbortSignal | undefined): signal is AbortSignal {
-  return signal?.aborted === true;
-}
-
 function isWhole(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+  return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
-/** `"7"`, `W/"7"` → 7; anything else → undefined. */
-function etagVersion(etag: string | undefined): number | undefined {
-  const match = etag === undefined ? null : /^(?:W\/)?"(\d+)"$/.exec(etag.trim());
-  return match === null ? undefined : Number(match[1]);
-}
-
-function appliedWait(value: string | null): number | undefined {
-  const match = value === null ? null : /(?:^|[,;\s])wait=(\d+(?:\.\d+)?)/.exec(value);
+/** The first number `pattern` captures in `value`, if it matches. */
+function numberIn(pattern: RegExp, value: string | null): number | undefined {
+  const match = value === null ? null : pattern.exec(value);
   return match === null ? undefined : Number(match[1]);
 }
 
 function readMeta(response: Response, wallNow: number): ResponseMeta {
   const headers = response.headers;
-  const etag = headers.get(HEADERS.etag) ?? undefined;
-  const retryAfterMs = parseRetryAfter(headers.get(HEADERS.retryAfter), wallNow);
-  const pollIntervalMs = parseRetryAfter(headers.get(HEADERS.pollInterval), wallNow);
-  const hints = [retryAfterMs, pollIntervalMs].filter((value): value is number => value !== undefined);
+  const etag = headers.get(ETAG) ?? undefined;
+  const retryAfterMs = parseRetryAfter(headers.get(RETRY_AFTER), wallNow);
+  const pollIntervalMs = parseRetryAfter(headers.get(POLL_INTERVAL), wallNow);
   return {
     status: response.status,
     headers,
     etag,
-    version: etagVersion(etag),
+    // `"7"`, `W/"7"` → 7; anything else → undefined.
+    version: numberIn(/^\s*(?:W\/)?"(\d+)"\s*$/, etag ?? null),
     retryAfterMs,
     pollIntervalMs,
-    appliedWaitSeconds: appliedWait(headers.get(HEADERS.preferenceApplied)),
-    hintMs: hints.length === 0 ? undefined : Math.max(...hints),
+    appliedWaitSeconds: numberIn(/(?:^|[,;\s])wait=(\d+(?:\.\d+)?)/, headers.get(PREFERENCE_APPLIED)),
+    hintMs:
+      retryAfterMs === undefined || pollIntervalMs === undefined
+        ? (retryAfterMs ?? pollIntervalMs)
+        : Math.max(retryAfterMs, pollIntervalMs),
   };
 }
 
 function asProblem(value: unknown, status: number): Problem | undefined {
   if (!isRecord(value) || typeof value['code'] !== 'string') return undefined;
+  const { type, title } = value;
   return {
     ...value,
-    type: typeof value['type'] === 'string' ? value['type'] : 'about:blank',
-    title: typeof value['title'] === 'string' ? value['title'] : value['code'],
+    type: typeof type === 'string' ? type : 'about:blank',
+    title: typeof title === 'string' ? title : value['code'],
     status: typeof value['status'] === 'number' ? value['status'] : status,
     code: value['code'],
   };
 }
 
-/**
- * Validates a job as it arrives; everything downstream trusts these fields.
- *
- * @internal
- */
-function asJob(value: unknown, what: string): JobSnapshot {
-  if (
-    !isRecord(value) ||
-    typeof value['id'] !== 'string' ||
-    typeof value['type'] !== 'string' ||
-    !JOB_STATUSES.includes(value['status'] as JobStatus) ||
-    typeof value['done'] !== 'boolean' ||
-    !isWhole(value['version'])
-  ) {
-    throw new ProtocolError(`${what}: the body is not a job (needs id, type, status, done, version)`);
-  }
-  return value as unknown as JobSnapshot;
+/** Unless `ok`, throws a {@link ProtocolError} saying that the answer to `what` is not `expected`. */
+function assertBody(ok: boolean, what: string, expected: string): void {
+  if (!ok) throw new ProtocolError(`${what}: the body is not ${expected}`);
 }
 
-function asTopicResult(value: unknown, what: string): TopicFetchResult {
-  if (
-    !isRecord(value) ||
-    !Array.isArray(value['records']) ||
-    typeof value['epoch'] !== 'string' ||
-    !isWhole(value['nextOffset']) ||
-    !isWhole(value['highWatermark']) ||
-    !isWhole(value['earliestOffset']) ||
-    (value['cursor'] !== undefined && typeof value['cursor'] !== 'string') ||
-    !value['records'].every((record) => isRecord(record) && isWhole(record['offset']))
-  ) {
-    throw new ProtocolError(`${what}: the body is not a topic fetch result`);
-  }
-  return value as unknown as TopicFetchResult;
-}
-
-function checkWhole(name: string, value: number | undefined, min: number): void {
-  if (value !== undefined && !(Number.isSafeInteger(value) && value >= min)) {
-    throw new InvalidArgumentError(`"${name}" must be an integer >= ${min}, got ${String(value)}`, name);
-  }
-}
-
-function checkSeconds(name: string, value: number | undefined): void {
-  if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
-    throw new InvalidArgumentError(`"${name}" must be a finite number of seconds >= 0, got ${String(value)}`, name);
-  }
+/** Validates a job as it arrives; everything downstream trusts these fields. */
+function asJob<Result, Data>(value: unknown, what: string): JobSnapshot<Result, Data> {
+  assertBody(
+    isRecord(value) &&
+      typeof value['id'] === 'string' &&
+      typeof value['type'] === 'string' &&
+      JOB_STATUSES.includes(value['status'] as JobStatus) &&
+      typeof value['done'] === 'boolean' &&
+      isWhole(value['version']),
+    what,
+    'a job (needs id, type, status, done, version)',
+  );
+  return value as unknown as JobSnapshot<Result, Data>;
 }
 
 interface Exchange {
@@ -292,12 +266,13 @@ interface Exchange {
   readonly body: unknown;
 }
 
-interface RequestSpec extends RequestOptions {
-  readonly method: 'GET' | 'POST' | 'DELETE';
+interface RequestSpec {
+  readonly method?: 'GET' | 'POST' | 'DELETE';
   readonly path: string;
-  readonly query?: Readonly<Record<string, string | number | undefined>>;
-  readonly headers?: Readonly<Record<string, string>>;
+  readonly query?: Readonly<Record<string, string | number | undefined>> | undefined;
+  readonly headers?: Readonly<Record<string, string | undefined>> | undefined;
   readonly body?: unknown;
+  readonly signal?: AbortSignal | undefined;
   /** The answer may come from (and go to) the browser's HTTP cache; else `cache: 'no-store'`. */
   readonly cacheable?: boolean;
   /** Turns an error answer into a more specific error (410 → OffsetGoneError); undefined keeps the HttpError. */
@@ -309,32 +284,27 @@ class ProtocolTransport {
   readonly #base: string;
   readonly #fetch: FetchFunction | undefined;
   readonly #headers: HeadersOption | undefined;
-  readonly #clock: Clock;
+  readonly clock: Clock;
 
   constructor(options: HttpClientOptions, owner: string) {
-    if (!isRecord(options)) throw new InvalidArgumentError(`${owner} needs an options object`, 'options');
-    let base: URL;
+    if (!isRecord(options)) invalidOption(owner, 'options', 'an options object', options);
+    const { baseUrl, prefix = DEFAULT_PREFIX, fetch } = options;
+    let base: URL | undefined;
     try {
-      base = new URL(String(options.baseUrl));
-    } catch (error) {
-      throw new InvalidArgumentError(
-        `${owner} option "baseUrl" must be an absolute URL, got ${String(options.baseUrl)}`,
-        'baseUrl',
-        { cause: error },
-      );
+      base = new URL(String(baseUrl));
+    } catch {
+      // Reported below, with the option's name.
     }
-    const prefix = options.prefix ?? DEFAULT_PREFIX;
+    if (base === undefined) invalidOption(owner, 'baseUrl', 'an absolute URL', baseUrl);
     if (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/'))) {
-      throw new InvalidArgumentError(`${owner} option "prefix" must be "" or start with "/", got ${prefix}`, 'prefix');
+      invalidOption(owner, 'prefix', '"" or start with "/"', prefix);
     }
-    if (options.fetch !== undefined && typeof options.fetch !== 'function') {
-      throw new InvalidArgumentError(`${owner} option "fetch" must be a function`, 'fetch');
-    }
-    const basePath = base.pathname.replace(/\/+$/, '');
-    this.#base = `${base.origin}${basePath}${prefix.replace(/\/+$/, '')}`;
-    this.#fetch = options.fetch;
+    if (fetch !== undefined && typeof fetch !== 'function') invalidOption(owner, 'fetch', 'a function', fetch);
+    const trim = (path: string): string => path.replace(/\/+$/, '');
+    this.#base = `${base.origin}${trim(base.pathname)}${trim(prefix)}`;
+    this.#fetch = fetch;
     this.#headers = options.headers;
-    this.#clock = options.clock ?? systemClock;
+    this.clock = options.clock ?? systemClock;
   }
 
   /** The absolute URL of a path under the prefix. */
@@ -345,27 +315,24 @@ class ProtocolTransport {
     return `${this.#base}${path}${qs === '' ? '' : `?${qs}`}`;
   }
 
-  get clock(): Clock {
-    return this.#clock;
-  }
-
   async request(spec: RequestSpec): Promise<Exchange> {
-    const { signal } = spec;
-    if (signal?.aborted === true) throw abortReason(signal);
+    const { signal, body, method = 'GET' } = spec;
+    if (signal?.aborted) throw abortReason(signal);
     const fetchFn = this.#fetch ?? (globalThis.fetch as FetchFunction | undefined);
     if (typeof fetchFn !== 'function') {
       throw new PollkitError('No fetch function: pass one as the "fetch" option', 'no-fetch');
     }
-    const extra = typeof this.#headers === 'function' ? await this.#headers() : (this.#headers ?? {});
-    const headers: Record<string, string> = { accept: ACCEPT, ...extra, ...spec.headers };
-    const init: RequestInit = { method: spec.method, headers, cache: spec.cacheable === true ? 'default' : 'no-store' };
-    if (spec.body !== undefined) {
-      headers[HEADERS.contentType] = MEDIA_TYPES.json;
-      init.body = JSON.stringify(spec.body);
+    const extra = typeof this.#headers === 'function' ? await this.#headers() : this.#headers;
+    const headers: Record<string, string> = { accept: ACCEPT, ...extra };
+    for (const [name, value] of Object.entries(spec.headers ?? {})) if (value !== undefined) headers[name] = value;
+    const init: RequestInit = { method, headers, cache: spec.cacheable ? 'default' : 'no-store' };
+    if (body !== undefined) {
+      headers[CONTENT_TYPE] = JSON_TYPE;
+      init.body = JSON.stringify(body);
     }
-    if (signal !== undefined) init.signal = signal;
+    if (signal) init.signal = signal;
     const url = this.url(spec.path, spec.query);
-    const what = `${spec.method} ${url}`;
+    const what = `${method} ${url}`;
 
     let response: Response;
     let text: string;
@@ -373,49 +340,42 @@ class ProtocolTransport {
       response = await fetchFn(url, init);
       text = response.status === 204 || response.status === 304 ? '' : await response.text();
     } catch (error) {
-      // Re-read: the signal may have aborted while fetch was pending (TS narrowed it above).
-      if (isAborted(signal)) throw abortReason(signal);
+      // Re-read: the signal may have aborted while fetch was pending.
+      if (signal?.aborted) throw abortReason(signal);
       if (PollkitError.is(error)) throw error;
       // fetch rejects with a bare TypeError for DNS failures, resets and CORS refusals alike; all of
       // them may succeed on a later try, so they stay retryable.
-      throw new PollkitError(
-        `${what} failed: ${error instanceof Error ? error.message : String(error)}`,
-        'network-error',
-        {
-          cause: error,
-          retryable: true,
-        },
-      );
+      throw new PollkitError(`${what} failed: ${(error as Error)?.message ?? String(error)}`, 'network-error', {
+        cause: error,
+        retryable: true,
+      });
     }
-    const meta = readMeta(response, this.#clock.wallNow());
-    const contentType = response.headers.get(HEADERS.contentType) ?? '';
-    const declaredJson = /json/i.test(contentType);
-    let body: unknown;
+    const { status } = response;
+    const meta = readMeta(response, this.clock.wallNow());
+    let parsed: unknown;
     let parseError: unknown;
-    if (text !== '') {
-      try {
-        body = JSON.parse(text) as unknown;
-      } catch (error) {
-        parseError = error;
-      }
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch (error) {
+      parseError = error;
     }
 
-    if (response.ok || response.status === 304) {
+    if (response.ok || status === 304) {
       if (parseError !== undefined) {
-        throw new ProtocolError(`${what}: the ${response.status} body is not JSON`, { cause: parseError });
+        throw new ProtocolError(`${what}: the ${status} body is not JSON`, { cause: parseError });
       }
-      return { response, meta, body };
+      return { response, meta, body: parsed };
     }
 
-    const problem = parseError === undefined ? asProblem(body, response.status) : undefined;
-    const httpError = new HttpError(response.status, {
-      ...(problem === undefined ? {} : { problem }),
-      ...(meta.retryAfterMs === undefined ? {} : { retryAfterMs: meta.retryAfterMs }),
+    const problem = asProblem(parsed, status);
+    const httpError = new HttpError(status, {
+      ...(problem && { problem }),
+      ...(meta.retryAfterMs !== undefined && { retryAfterMs: meta.retryAfterMs }),
     });
-    if (declaredJson && (parseError !== undefined || problem === undefined)) {
+    if (/json/i.test(response.headers.get(CONTENT_TYPE) ?? '') && problem === undefined) {
       // The server claimed JSON and sent something else: a broken peer, not an answer we can act on.
       // Whether a retry may help still follows the status (a 503 from a misconfigured proxy will pass).
-      throw new ProtocolError(`${what}: the ${response.status} body is not a problem object`, {
+      throw new ProtocolError(`${what}: the ${status} body is not a problem object`, {
         cause: parseError ?? httpError,
         retryable: httpError.retryable,
       });
@@ -459,7 +419,7 @@ export class JobClient {
    * ```
    */
   jobUrl(id: string): string {
-    return this.#transport.url(`/jobs/${encodeURIComponent(id)}`);
+    return this.#transport.url(jobPath(id));
   }
 
   /**
@@ -476,21 +436,23 @@ export class JobClient {
     input: unknown,
     options: SubmitRequestOptions = {},
   ): Promise<SubmitResult<Result, Data>> {
-    if (typeof type !== 'string' || type === '')
-      throw new InvalidArgumentError('"type" must be a non-empty string', 'type');
+    if (typeof type !== 'string' || type === '') invalidOption('JobClient.submit', 'type', 'a non-empty string', type);
     const { body, meta, response } = await this.#transport.request({
       method: 'POST',
       path: '/jobs',
       body: { type, input },
-      ...(options.idempotencyKey === undefined
-        ? {}
-        : { headers: { [HEADERS.idempotencyKey]: options.idempotencyKey } }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      headers: { [IDEMPOTENCY_KEY]: options.idempotencyKey },
+      signal: options.signal,
     });
-    const job = asJob(body, 'submit') as JobSnapshot<Result, Data>;
-    const header = response.headers.get(HEADERS.operationLocation) ?? response.headers.get(HEADERS.location);
-    const location = header === null ? this.jobUrl(job.id) : new URL(header, this.jobUrl(job.id)).toString();
-    return { job, location, retryAfterMs: meta.retryAfterMs, meta };
+    const job = asJob<Result, Data>(body, 'submit');
+    const header = response.headers.get(OPERATION_LOCATION) ?? response.headers.get(LOCATION);
+    const url = this.jobUrl(job.id);
+    return {
+      job,
+      location: header === null ? url : new URL(header, url).toString(),
+      retryAfterMs: meta.retryAfterMs,
+      meta,
+    };
   }
 
   /**
@@ -510,14 +472,14 @@ export class JobClient {
     id: string,
     options: GetJobOptions = {},
   ): Promise<JobPollResult<Result, Data>> {
-    checkWhole('ifNoneMatch', options.ifNoneMatch, 0);
-    const exchange = await this.#transport.request({
-      method: 'GET',
-      path: `/jobs/${encodeURIComponent(id)}`,
-      ...(options.ifNoneMatch === undefined ? {} : { headers: { [HEADERS.ifNoneMatch]: `"${options.ifNoneMatch}"` } }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-    return this.#pollResult<Result, Data>(exchange, 'get job', undefined);
+    const version = options.ifNoneMatch;
+    checkNumber('JobClient.get', 'ifNoneMatch', version, 0, 'integer');
+    return this.#poll(
+      id,
+      { [IF_NONE_MATCH]: version === undefined ? undefined : `"${version}"` },
+      undefined,
+      options.signal,
+    );
   }
 
   /**
@@ -534,24 +496,18 @@ export class JobClient {
     id: string,
     options: WaitJobOptions,
   ): Promise<JobPollResult<Result, Data>> {
-    checkWhole('version', options.version, 0);
-    if (!(Number.isFinite(options.waitSeconds) && options.waitSeconds > 0)) {
-      throw new InvalidArgumentError(
-        `"waitSeconds" must be a number > 0, got ${String(options.waitSeconds)}`,
-        'waitSeconds',
-      );
-    }
-    const exchange = await this.#transport.request({
-      method: 'GET',
-      path: `/jobs/${encodeURIComponent(id)}`,
-      ...(this.#simple
-        ? { query: { version: options.version, wait: options.waitSeconds } }
-        : {
-            headers: { [HEADERS.ifNoneMatch]: `"${options.version}"`, [HEADERS.prefer]: `wait=${options.waitSeconds}` },
-          }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-    return this.#pollResult<Result, Data>(exchange, 'wait for job', options.version);
+    const { version, waitSeconds: wait } = options;
+    checkNumber('JobClient.wait', 'version', version, 0, 'integer');
+    if (!(wait > 0 && wait < Infinity)) invalidOption('JobClient.wait', 'waitSeconds', 'a number > 0', wait);
+    return this.#simple
+      ? this.#poll(id, undefined, { version, wait }, options.signal, version)
+      : this.#poll(
+          id,
+          { [IF_NONE_MATCH]: `"${version}"`, [PREFER]: `wait=${wait}` },
+          undefined,
+          options.signal,
+          version,
+        );
   }
 
   /**
@@ -569,10 +525,10 @@ export class JobClient {
   ): Promise<JobSnapshot<Result, Data>> {
     const { body } = await this.#transport.request({
       method: 'POST',
-      path: `/jobs/${encodeURIComponent(id)}:cancel`,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      path: `${jobPath(id)}:cancel`,
+      signal: options.signal,
     });
-    return asJob(body, 'cancel job') as JobSnapshot<Result, Data>;
+    return asJob(body, 'cancel job');
   }
 
   /**
@@ -586,11 +542,7 @@ export class JobClient {
    */
   async forget(id: string, options: RequestOptions = {}): Promise<boolean> {
     try {
-      await this.#transport.request({
-        method: 'DELETE',
-        path: `/jobs/${encodeURIComponent(id)}`,
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      });
+      await this.#transport.request({ method: 'DELETE', path: jobPath(id), signal: options.signal });
       return true;
     } catch (error) {
       if (HttpError.is(error) && error.status === 404) return false;
@@ -608,36 +560,46 @@ export class JobClient {
    * ```
    */
   async list<Result = unknown>(options: ListJobsOptions = {}): Promise<JobPage<Result>> {
-    checkWhole('pageSize', options.pageSize, 1);
+    const { status, pageSize, pageToken } = options;
+    checkNumber('JobClient.list', 'pageSize', pageSize, 1, 'integer');
     const { body } = await this.#transport.request({
-      method: 'GET',
       path: '/jobs',
-      query: { status: options.status, pageSize: options.pageSize, pageToken: options.pageToken },
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      query: { status, pageSize, pageToken },
+      signal: options.signal,
     });
-    if (!isRecord(body) || !Array.isArray(body['jobs']))
-      throw new ProtocolError('list jobs: the body has no "jobs" array');
-    const token = body['nextPageToken'];
-    if (token !== undefined && token !== null && typeof token !== 'string') {
-      throw new ProtocolError('list jobs: "nextPageToken" is not a string');
-    }
-    const jobs = body['jobs'].map((job) => asJob(job, 'list jobs') as JobSnapshot<Result>);
-    return typeof token === 'string' && token !== '' ? { jobs, nextPageToken: token } : { jobs };
+    const token = isRecord(body) ? (body['nextPageToken'] ?? undefined) : undefined;
+    assertBody(
+      isRecord(body) && Array.isArray(body['jobs']) && (token === undefined || typeof token === 'string'),
+      'list jobs',
+      'a page of jobs',
+    );
+    const jobs = (body as { jobs: unknown[] }).jobs.map((job) => asJob<Result, unknown>(job, 'list jobs'));
+    return token ? { jobs, nextPageToken: token as string } : { jobs };
   }
 
-  #pollResult<Result, Data>(
-    exchange: Exchange,
-    what: string,
-    knownVersion: number | undefined,
-  ): JobPollResult<Result, Data> {
-    if (exchange.response.status === 304) return { changed: false, job: undefined, meta: exchange.meta };
-    const job = asJob(exchange.body, what) as JobSnapshot<Result, Data>;
+  /** A conditional or held read of job `id`: a new snapshot, or "still the version you have". */
+  async #poll<Result, Data>(
+    id: string,
+    headers: RequestSpec['headers'],
+    query: RequestSpec['query'],
+    signal: AbortSignal | undefined,
+    knownVersion?: number,
+  ): Promise<JobPollResult<Result, Data>> {
+    const { response, body, meta } = await this.#transport.request({ path: jobPath(id), headers, query, signal });
+    const job = response.status === 304 ? undefined : asJob<Result, Data>(body, 'get job');
     // The CORS-simple long poll answers 200 with the same job at timeout.
-    if (knownVersion !== undefined && job.version === knownVersion) {
-      return { changed: false, job: undefined, meta: exchange.meta };
-    }
-    return { changed: true, job, meta: exchange.meta };
+    return job === undefined || job.version === knownVersion
+      ? { changed: false, job: undefined, meta }
+      : { changed: true, job, meta };
   }
+}
+
+function jobPath(id: string): string {
+  return `/jobs/${encodeURIComponent(id)}`;
+}
+
+function topicPath(topic: string): string {
+  return `/topics/${encodeURIComponent(topic)}`;
 }
 
 /**
@@ -674,7 +636,7 @@ export class TopicClient {
    * ```
    */
   topicUrl(topic: string): string {
-    return this.#transport.url(`/topics/${encodeURIComponent(topic)}`);
+    return this.#transport.url(topicPath(topic));
   }
 
   /**
@@ -689,34 +651,36 @@ export class TopicClient {
    * ```
    */
   async fetch<Value = unknown>(topic: string, options: TopicFetchOptions): Promise<TopicFetchResponse<Value>> {
-    checkWhole('offset', options.offset, 0);
-    checkWhole('limit', options.limit, 1);
-    checkWhole('minRecords', options.minRecords, 0);
-    checkSeconds('waitSeconds', options.waitSeconds);
-    if (options.cursor !== undefined && !/^\d{1,16}$/.test(options.cursor)) {
-      throw new InvalidArgumentError(
-        `"cursor" must be a cursor the server handed out, got ${String(options.cursor)}`,
-        'cursor',
-      );
-    }
-    const { offset } = options;
+    const { offset, limit, minRecords, waitSeconds, epoch, cursor } = options;
+    const owner = 'TopicClient.fetch';
+    checkNumber(owner, 'offset', offset, 0, 'integer');
+    checkNumber(owner, 'limit', limit, 1, 'integer');
+    checkNumber(owner, 'minRecords', minRecords, 0, 'integer');
+    checkNumber(owner, 'waitSeconds', waitSeconds, 0, 'finite');
+    if (cursor !== undefined && !/^\d{1,16}$/.test(cursor))
+      invalidOption(owner, 'cursor', 'a cursor the server handed out', cursor);
+    const what = `fetch topic "${topic}"`;
     const { body, meta } = await this.#transport.request({
-      method: 'GET',
-      path: `/topics/${encodeURIComponent(topic)}/records`,
-      query: {
-        offset,
-        limit: options.limit,
-        minRecords: options.minRecords,
-        wait: options.waitSeconds,
-        epoch: options.epoch,
-        cursor: options.cursor,
-      },
+      path: `${topicPath(topic)}/records`,
+      query: { offset, limit, minRecords, wait: waitSeconds, epoch, cursor },
       // Only a held read without cursor may be repeated with the same URL, and must not be cached.
-      cacheable: !(options.waitSeconds! > 0) || options.cursor !== undefined,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      mapError: (error) => topicError(error, topic, offset),
+      cacheable: !(waitSeconds! > 0) || cursor !== undefined,
+      signal: options.signal,
+      mapError: (error) => topicError(error, topic, what, offset),
     });
-    const result = asTopicResult(body, `fetch topic "${topic}"`) as TopicFetchResult<Value>;
+    assertBody(
+      isRecord(body) &&
+        Array.isArray(body['records']) &&
+        typeof body['epoch'] === 'string' &&
+        isWhole(body['nextOffset']) &&
+        isWhole(body['highWatermark']) &&
+        isWhole(body['earliestOffset']) &&
+        (body['cursor'] === undefined || typeof body['cursor'] === 'string') &&
+        body['records'].every((record) => isRecord(record) && isWhole(record['offset'])),
+      what,
+      'a topic fetch result',
+    );
+    const result = body as unknown as TopicFetchResult<Value>;
     checkFetchAnswer(topic, options, result);
     return { ...result, meta };
   }
@@ -733,30 +697,26 @@ export class TopicClient {
   async append(topic: string, value: unknown, options: AppendOptions = {}): Promise<number> {
     const { body } = await this.#transport.request({
       method: 'POST',
-      path: `/topics/${encodeURIComponent(topic)}/records`,
+      path: `${topicPath(topic)}/records`,
       body: { key: options.key ?? null, value },
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      signal: options.signal,
     });
-    if (!isRecord(body) || !isWhole(body['offset'])) {
-      throw new ProtocolError(`append to topic "${topic}": the body has no "offset"`);
-    }
-    return body['offset'];
+    const offset = isRecord(body) ? body['offset'] : undefined;
+    assertBody(isWhole(offset), `append to topic "${topic}"`, 'an append result (needs offset)');
+    return offset as number;
   }
 }
 
-function topicError(error: HttpError, topic: string, offset: number): Error | undefined {
-  const problem = error.problem;
+function topicError(error: HttpError, topic: string, what: string, offset: number): Error | undefined {
+  const problem: Record<string, unknown> = error.problem ?? {};
+  const { earliestOffset, epoch, highWatermark } = problem;
   if (error.status === 410) {
-    const earliestOffset = problem?.['earliestOffset'];
-    const epoch = problem?.['epoch'];
-    if (!isWhole(earliestOffset) || typeof epoch !== 'string') {
-      // Without the new start we could only guess where to resume, which is the silent skip 410 exists to prevent.
-      return new ProtocolError(`fetch topic "${topic}": 410 without "earliestOffset" and "epoch"`, { cause: error });
-    }
-    return new OffsetGoneError(topic, offset, { earliestOffset, epoch }, { cause: error });
+    // Without the new start we could only guess where to resume, which is the silent skip 410 exists to prevent.
+    return isWhole(earliestOffset) && typeof epoch === 'string'
+      ? new OffsetGoneError(topic, offset, { earliestOffset, epoch }, { cause: error })
+      : new ProtocolError(`${what}: 410 without "earliestOffset" and "epoch"`, { cause: error });
   }
-  if (error.status === 400 && problem?.code === 'offset-out-of-range') {
-    const highWatermark = problem['highWatermark'];
+  if (error.status === 400 && problem.code === 'offset-out-of-range') {
     return new OffsetOutOfRangeError(topic, offset, isWhole(highWatermark) ? highWatermark : Number.NaN, {
       cause: error,
     });

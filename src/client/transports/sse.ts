@@ -9,11 +9,14 @@
  *
  * @module
  */
-import { HttpError, InvalidArgumentError, OffsetGoneError, ProtocolError } from '../../core/errors.js';
-import { HEADERS, MEDIA_TYPES, parseTopicEventId } from '../../core/protocol.js';
+import { CONTENT_TYPE, EVENT_STREAM, LAST_EVENT_ID, RETRY_AFTER } from '../../core/wire.js';
+import { onAbort } from '../../core/abort.js';
+import { invalidOption } from '../../core/checks.js';
+import { HttpError, OffsetGoneError, ProtocolError } from '../../core/errors.js';
+import { parseTopicEventId } from '../../core/protocol.js';
 import { parseRetryAfter } from '../../core/retry-after.js';
 import { sseParser } from './sse-parser.js';
-import type { ConnectRequest, Transport, TransportConnection, TransportSink } from './transport.js';
+import type { ConnectRequest, Transport, TransportClose, TransportConnection, TransportSink } from './transport.js';
 import { describeFailure } from './transport.js';
 
 /** The fetch signature the transport needs (the global `fetch` fits). */
@@ -42,12 +45,6 @@ export interface SseTransportOptions<T> {
 }
 
 /**
- * Statuses that mean "this endpoint does not speak SSE here" rather than "the server is unwell", so the
- * subscriber may fall back to another transport.
- */
-const UNAVAILABLE_STATUSES = /* @__PURE__ */ new Set([404, 405, 406, 501]);
-
-/**
  * The SSE-over-fetch transport.
  *
  * @example
@@ -67,189 +64,151 @@ export class SseTransport<T = string> implements Transport<T> {
   readonly name = 'sse';
   readonly canSend = false;
   readonly #options: SseTransportOptions<T>;
-  readonly #events: ReadonlySet<string> | undefined;
+  readonly #events: readonly string[] | undefined;
 
   constructor(options: SseTransportOptions<T>) {
-    if (options === null || typeof options !== 'object' || options.url === undefined) {
-      throw new InvalidArgumentError('SseTransport option "url" is required', 'url');
-    }
+    if (options?.url === undefined) invalidOption(OWNER, 'url', 'given', undefined);
     const method = options.method ?? 'GET';
-    if (method !== 'GET' && method !== 'POST') {
-      throw new InvalidArgumentError(
-        `SseTransport option "method" must be GET or POST, got ${String(method)}`,
-        'method',
-      );
-    }
+    if (method !== 'GET' && method !== 'POST') invalidOption(OWNER, 'method', 'GET or POST', method);
     this.#options = options;
-    this.#events = options.events === undefined ? undefined : new Set(options.events);
+    this.#events = options.events;
   }
 
   connect(request: ConnectRequest, sink: TransportSink<T>): TransportConnection {
+    // Aborted by the subscriber (through the request's signal), by close(), or once the stream is over.
     const controller = new AbortController();
-    const onAbort = (): void => controller.abort();
-    request.signal.addEventListener('abort', onAbort, { once: true });
+    const removeAbort = onAbort(request.signal, () => controller.abort());
     let done = false;
-    const finish = (close: Parameters<TransportSink<T>['closed']>[0]): void => {
+    const finish = (close?: TransportClose): void => {
       if (done) return;
       done = true;
-      request.signal.removeEventListener('abort', onAbort);
+      removeAbort();
       controller.abort();
-      sink.closed(close);
+      if (close) sink.closed(close);
     };
-    void this.#run(request, sink, controller.signal).then(finish, (error: unknown) =>
+    this.#run(request, sink, controller.signal).then(finish, (error: unknown) =>
       finish({ reason: describeFailure(error), error }),
     );
-    return {
-      heartbeats: true,
-      close: () => {
-        done = true;
-        request.signal.removeEventListener('abort', onAbort);
-        controller.abort();
-      },
-    };
+    return { heartbeats: true, close: () => finish() };
   }
 
-  async #run(
-    request: ConnectRequest,
-    sink: TransportSink<T>,
-    signal: AbortSignal,
-  ): Promise<Parameters<TransportSink<T>['closed']>[0]> {
+  async #run(request: ConnectRequest, sink: TransportSink<T>, signal: AbortSignal): Promise<TransportClose> {
     const options = this.#options;
+    const { cursor } = request;
     const fetchImpl = options.fetch ?? (globalThis.fetch as SseFetch | undefined);
     if (typeof fetchImpl !== 'function' || typeof TextDecoder !== 'function') {
       return { reason: 'unsupported', unavailable: true };
     }
-    const url = typeof options.url === 'function' ? options.url(request.cursor) : options.url;
-    const headers: Record<string, string> = {
-      accept: MEDIA_TYPES.eventStream,
+    const { url, body, headers } = options;
+    const sent: Record<string, string> = {
+      accept: EVENT_STREAM,
       'cache-control': 'no-store',
-      ...(typeof options.headers === 'function' ? options.headers() : options.headers),
+      ...(typeof headers === 'function' ? headers() : headers),
     };
-    if (request.cursor !== undefined && options.lastEventIdHeader !== false) {
-      headers[HEADERS.lastEventId] = request.cursor;
-    }
-    const body = typeof options.body === 'function' ? options.body() : options.body;
-    const response = await fetchImpl(String(url), {
-      ...options.init,
-      method: options.method ?? 'GET',
-      headers,
-      ...(body === undefined ? {} : { body }),
-      signal,
-    });
+    if (cursor !== undefined && options.lastEventIdHeader !== false) sent[LAST_EVENT_ID] = cursor;
+    const init: RequestInit = { ...options.init, method: options.method ?? 'GET', headers: sent, signal };
+    const text = typeof body === 'function' ? body() : body;
+    if (text !== undefined) init.body = text;
+    const response = await fetchImpl(String(typeof url === 'function' ? url(cursor) : url), init);
     sink.activity();
-    if (response.status === 204) {
-      await discard(response);
-      // [WHATWG] 204 tells the client to stop reconnecting: a finished job's stream, say.
-      return { reason: 'http-204', stop: true };
-    }
-    if (response.status === 410) {
+    const { status } = response;
+    const type = response.headers.get(CONTENT_TYPE) ?? '';
+    if (status === 410) {
       // The resume point was trimmed or the log reset: restarting silently elsewhere would skip records.
-      return { reason: 'offset-gone', stop: true, error: await goneError(response, request.cursor) };
+      const problem = await response.text().catch(() => '');
+      return { reason: 'offset-gone', stop: true, error: offsetGone(problem, cursor) ?? new HttpError(410) };
     }
-    if (response.status !== 200) {
-      const retryAfterMs = parseRetryAfter(response.headers.get(HEADERS.retryAfter), request.clock.wallNow());
-      await discard(response);
-      const error = new HttpError(response.status, retryAfterMs === undefined ? {} : { retryAfterMs });
+    const stream = response.body;
+    if (status !== 200 || !type.toLowerCase().startsWith(EVENT_STREAM) || stream === null) {
+      // The body is unwanted; a failure to cancel it changes nothing.
+      await stream?.cancel().catch(() => {});
+      // [WHATWG] 204 tells the client to stop reconnecting: a finished job's stream, say.
+      if (status === 204) return { reason: 'http-204', stop: true };
+      // These say "this endpoint does not speak SSE here" rather than "the server is unwell", so the
+      // subscriber may fall back to another transport.
+      const unavailable = [404, 405, 406, 501].includes(status);
+      if (status === 200) {
+        return {
+          reason: 'not-event-stream',
+          error: new ProtocolError(`expected ${EVENT_STREAM}, got "${type}"`),
+          unavailable: true,
+        };
+      }
+      const retryAfterMs = parseRetryAfter(response.headers.get(RETRY_AFTER), request.clock.wallNow());
+      const error = new HttpError(status, retryAfterMs === undefined ? {} : { retryAfterMs });
       return {
-        reason: `http-${response.status}`,
+        reason: `http-${status}`,
         error,
-        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+        ...(retryAfterMs !== undefined && { retryAfterMs }),
         // 4xx other than 408/429 will not change by asking again; 5xx, 408 and 429 may.
-        ...(error.retryable ? {} : { stop: !UNAVAILABLE_STATUSES.has(response.status) }),
-        ...(UNAVAILABLE_STATUSES.has(response.status) ? { unavailable: true } : {}),
-      };
-    }
-    const type = response.headers.get(HEADERS.contentType) ?? '';
-    if (!type.toLowerCase().startsWith(MEDIA_TYPES.eventStream) || response.body === null) {
-      await discard(response);
-      return {
-        reason: 'not-event-stream',
-        error: new ProtocolError(`expected ${MEDIA_TYPES.eventStream}, got "${type}"`),
-        unavailable: true,
+        ...(!error.retryable && { stop: !unavailable }),
+        ...(unavailable && { unavailable }),
       };
     }
     sink.opened();
     const events = this.#events;
     const decode = options.decode;
-    let decodeError: unknown;
-    let reset: Error | undefined;
+    let failure: TransportClose | undefined;
     const feed = sseParser({
-      event: (event) => {
-        if (decodeError !== undefined || reset !== undefined) return;
-        if (event.event === 'reset') {
+      event: ({ data, event, id }) => {
+        if (failure) return;
+        if (event === 'reset') {
           // pollkit's server: the log was reset or trimmed past our cursor while we were away.
-          reset = resetError(event.data, request.cursor);
-          return;
+          // Stop rather than read on from the new start: the caller restarts knowingly (see OffsetGoneError).
+          const error =
+            offsetGone(data, cursor) ?? new ProtocolError('the server reset the stream without saying where to resume');
+          failure = { reason: 'offset-gone', stop: true, error };
+        } else if (!events || events.includes(event ?? 'message')) {
+          let message: T;
+          try {
+            message = decode ? decode(data, event) : (data as T);
+          } catch (cause) {
+            failure = { reason: 'decode', error: new ProtocolError('could not decode an event', { cause }) };
+            return;
+          }
+          sink.message({ data: message, id, event });
         }
-        if (events !== undefined && !events.has(event.event ?? 'message')) return;
-        let data: T;
-        try {
-          data = decode === undefined ? (event.data as T) : decode(event.data, event.event);
-        } catch (error) {
-          decodeError = error;
-          return;
-        }
-        sink.message({ data, id: event.id, event: event.event });
       },
       retry: (ms) => sink.retryHint(ms),
       comment: () => sink.activity(),
     });
-    const reader = response.body.getReader();
+    const reader = stream.getReader();
     const decoder = new TextDecoder();
     try {
       for (;;) {
         const { done, value } = await reader.read();
-        if (done) break;
+        // A partial event left in the parser at end of stream is discarded, as the spec requires.
+        if (done) return { reason: 'eof' };
         sink.activity();
         feed(decoder.decode(value, { stream: true }));
-        if (decodeError !== undefined) {
-          return { reason: 'decode', error: new ProtocolError('could not decode an event', { cause: decodeError }) };
-        }
-        // Stop rather than read on from the new start: the caller restarts knowingly (see OffsetGoneError).
-        if (reset !== undefined) return { reason: 'offset-gone', stop: true, error: reset };
+        if (failure) return failure;
       }
     } finally {
       reader.releaseLock();
     }
-    // A partial event left in the parser at end of stream is discarded, as the spec requires.
-    return { reason: 'eof' };
   }
 }
 
-async function goneError(response: Response, cursor: string | undefined): Promise<Error> {
-  let problem: Record<string, unknown> = {};
+const OWNER = 'SseTransport';
+
+/** The position a `410` body or a `reset` event names, as an {@link OffsetGoneError}, if it names one. */
+function offsetGone(json: string, cursor: string | undefined): Error | undefined {
+  let problem: { earliestOffset?: unknown; epoch?: unknown } | undefined;
   try {
-    problem = (await response.json()) as Record<string, unknown>;
+    problem = JSON.parse(json) as typeof problem;
   } catch {
-    // A 410 without a readable problem still means "gone"; the position is just unknown.
+    // Unreadable details still mean the place is gone; the position is just unknown.
   }
-  return offsetGone(problem, cursor) ?? new HttpError(410);
-}
-
-function resetError(data: string, cursor: string | undefined): Error {
-  let problem: Record<string, unknown> = {};
-  try {
-    problem = JSON.parse(data) as Record<string, unknown>;
-  } catch {
-    // Unreadable details still mean the place is gone.
-  }
-  return offsetGone(problem, cursor) ?? new ProtocolError('the server reset the stream without saying where to resume');
-}
-
-function offsetGone(problem: Record<string, unknown>, cursor: string | undefined): Error | undefined {
-  const { earliestOffset, epoch } = problem;
+  const earliestOffset = problem?.earliestOffset;
+  const epoch = problem?.epoch;
+  if (typeof earliestOffset !== 'number' || typeof epoch !== 'string') return undefined;
   const at = cursor === undefined ? undefined : parseTopicEventId(cursor);
-  const offset = at === undefined ? Number.NaN : at.offset + 1;
-  if (typeof earliestOffset === 'number' && typeof epoch === 'string') {
-    return new OffsetGoneError('', offset, { earliestOffset, epoch }, { cause: new HttpError(410) });
-  }
-  return undefined;
-}
-
-async function discard(response: Response): Promise<void> {
-  try {
-    await response.body?.cancel();
-  } catch {
-    // The body is unwanted; a failure to cancel it changes nothing.
-  }
+  return new OffsetGoneError(
+    '',
+    at === undefined ? Number.NaN : at.offset + 1,
+    { earliestOffset, epoch },
+    {
+      cause: new HttpError(410),
+    },
+  );
 }
