@@ -11,7 +11,9 @@
  *
  * @module
  */
-import { InvalidArgumentError, OffsetGoneError, PollkitError } from '../../core/errors.js';
+import { checkNumber, invalidOption } from '../../core/checks.js';
+import { OffsetGoneError, PollkitError } from '../../core/errors.js';
+import { onAbort } from '../../core/abort.js';
 import type { ConnectRequest, Transport, TransportClose, TransportConnection, TransportSink } from './transport.js';
 
 /** The part of a WebSocket instance the transport uses (browser `WebSocket` and `ws` both fit). */
@@ -86,7 +88,17 @@ export interface WebSocketTransportOptions<T> {
 }
 
 const OPEN = 1;
-const ignore = (): void => {};
+const OWNER = 'WebSocketTransport';
+
+/** A close reason as pollkit's JSON object, if it is one. */
+function parseReason(reason: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = reason.trimStart().startsWith('{') ? JSON.parse(reason) : undefined;
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Reads a delay from a close reason: pollkit's JSON reason (`{"code":"overloaded","retryAfterMs":2000}`),
@@ -104,24 +116,11 @@ export function closeReasonDelay(reason: string): number | undefined {
   const json = parseReason(reason);
   if (json !== undefined) {
     const ms = json['retryAfterMs'];
-    return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+    return typeof ms === 'number' && ms >= 0 && ms < Infinity ? ms : undefined;
   }
   const match = /^\s*(?:retry-after\s*[=:]\s*)?(\d+(?:\.\d+)?)\s*$/i.exec(reason);
   return match === null ? undefined : Math.round(Number(match[1]) * 1000);
 }
-
-function parseReason(reason: string): Record<string, unknown> | undefined {
-  if (!reason.trimStart().startsWith('{')) return undefined;
-  try {
-    const value = JSON.parse(reason) as unknown;
-    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** pollkit's close code for a resume offset that is no longer retained (HTTP 410's counterpart). */
-const OFFSET_GONE = 4410;
 
 /**
  * What a close code tells the subscriber: 1008 and 4410 (offset gone) stop it; 1001, 1013 and
@@ -138,25 +137,25 @@ const OFFSET_GONE = 4410;
 export function classifyClose(code: number, reason: string, tryAgainLaterMs: number): TransportClose {
   const name = `ws-${code}`;
   if (code === 1008) return { reason: name, stop: true };
-  if (code === OFFSET_GONE) return { reason: 'offset-gone', stop: true, error: offsetGone(reason) };
-  const delay = closeReasonDelay(reason);
-  if (code === 1013) return { reason: name, retryAfterMs: delay ?? tryAgainLaterMs };
-  if (code === 1001 || (code >= 4000 && code <= 4999)) {
+  // pollkit's close code for a resume offset that is no longer retained (HTTP 410's counterpart).
+  if (code === 4410) {
+    const { earliestOffset, epoch } = parseReason(reason) ?? {};
+    return {
+      reason: 'offset-gone',
+      stop: true,
+      // The socket does not say which topic or offset; the subscriber's cursor does.
+      error:
+        typeof earliestOffset === 'number' && typeof epoch === 'string'
+          ? new OffsetGoneError('', Number.NaN, { earliestOffset, epoch })
+          : new PollkitError('The resume offset is no longer retained', 'offset-gone'),
+    };
+  }
+  const delay = closeReasonDelay(reason) ?? (code === 1013 ? tryAgainLaterMs : undefined);
+  if (code === 1013 || code === 1001 || (code >= 4000 && code <= 4999)) {
     return delay === undefined ? { reason: name } : { reason: name, retryAfterMs: delay };
   }
   if (code === 1002 || code === 1003 || code === 1010) return { reason: name, unavailable: true };
   return { reason: name };
-}
-
-function offsetGone(reason: string): Error {
-  const json = parseReason(reason);
-  const earliestOffset = json?.['earliestOffset'];
-  const epoch = json?.['epoch'];
-  if (typeof earliestOffset === 'number' && typeof epoch === 'string') {
-    // The socket does not say which topic or offset; the subscriber's cursor does.
-    return new OffsetGoneError('', Number.NaN, { earliestOffset, epoch });
-  }
-  return new PollkitError('The resume offset is no longer retained', 'offset-gone');
 }
 
 /**
@@ -184,20 +183,15 @@ export class WebSocketTransport<T = string> implements Transport<T> {
   readonly #tryAgainLater: number;
 
   constructor(options: WebSocketTransportOptions<T>) {
-    if (options === null || typeof options !== 'object' || options.url === undefined) {
-      throw new InvalidArgumentError('WebSocketTransport option "url" is required', 'url');
-    }
+    if (options?.url === undefined) invalidOption(OWNER, 'url', 'given', undefined);
     this.#tryAgainLater = options.tryAgainLaterMs ?? 5000;
-    if (!(this.#tryAgainLater >= 0)) {
-      throw new InvalidArgumentError('WebSocketTransport option "tryAgainLaterMs" must be >= 0', 'tryAgainLaterMs');
-    }
+    checkNumber(OWNER, 'tryAgainLaterMs', this.#tryAgainLater, 0);
     this.#options = options;
   }
 
   connect(request: ConnectRequest, sink: TransportSink<T>): TransportConnection {
-    const options = this.#options;
-    const Constructor =
-      options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? undefined;
+    const { url, protocols, decode, idOf, ping } = this.#options;
+    const Constructor = this.#options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     const inert: TransportConnection = { heartbeats: false, close: () => {} };
     if (typeof Constructor !== 'function') {
       sink.closed({ reason: 'unsupported', unavailable: true });
@@ -205,11 +199,8 @@ export class WebSocketTransport<T = string> implements Transport<T> {
     }
     let socket: WebSocketLike;
     try {
-      const url = typeof options.url === 'function' ? options.url(request.cursor) : options.url;
-      socket =
-        options.protocols === undefined
-          ? new Constructor(String(url))
-          : new Constructor(String(url), options.protocols);
+      const href = String(typeof url === 'function' ? url(request.cursor) : url);
+      socket = protocols === undefined ? new Constructor(href) : new Constructor(href, protocols);
       socket.binaryType = 'arraybuffer';
     } catch (error) {
       // A malformed URL or a forbidden port: no server answer will change that.
@@ -220,69 +211,19 @@ export class WebSocketTransport<T = string> implements Transport<T> {
     let done = false;
     let error: unknown;
     const decoder = new TextDecoder();
-    const decode = options.decode;
-    const idOf = options.idOf;
-    const ping = options.ping;
-
-    const onOpen = (): void => sink.opened();
-    const onMessage = (event: { data: unknown }): void => {
-      sink.activity();
-      const raw = event.data;
-      const text =
-        typeof raw === 'string'
-          ? raw
-          : raw instanceof ArrayBuffer || ArrayBuffer.isView(raw)
-            ? decoder.decode(raw as ArrayBuffer)
-            : String(raw);
-      if (ping !== undefined && ping.isPong(text)) return;
-      let data: T;
-      try {
-        data = decode === undefined ? (text as T) : decode(text);
-      } catch (cause) {
-        finish({ reason: 'decode', error: cause });
-        try {
-          socket.close(1003, 'undecodable message');
-        } catch {
-          // Closing an already failing socket may throw; the connection is over either way.
-        }
-        return;
-      }
-      sink.message({ data, id: idOf?.(data), event: undefined });
-    };
-    const onError = (event: { error?: unknown; message?: unknown }): void => {
-      error = event.error ?? new Error(typeof event.message === 'string' ? event.message : 'WebSocket error');
-    };
-    const onClose = (event: { code: number; reason: string }): void => {
-      const verdict = classifyClose(event.code, event.reason ?? '', this.#tryAgainLater);
-      finish(error === undefined ? verdict : { ...verdict, error });
-    };
-    const listeners: [string, (event: WebSocketEventLike) => void][] = [
-      ['open', onOpen],
-      ['message', onMessage as (event: WebSocketEventLike) => void],
-      ['error', onError as (event: WebSocketEventLike) => void],
-      ['close', onClose as (event: WebSocketEventLike) => void],
-    ];
-    const detach = (): void => {
+    /** Stops listening; with a close, reports it (once). */
+    const finish = (close?: TransportClose): void => {
+      if (done) return;
+      done = true;
       for (const [type, listener] of listeners) socket.removeEventListener(type, listener);
-      request.signal.removeEventListener('abort', onAbort);
+      removeAbort();
+      if (close) sink.closed(close);
     };
-    const finish = (close: TransportClose): void => {
-      if (done) return;
-      done = true;
-      detach();
-      sink.closed(close);
-    };
-    const shut = (): void => {
-      if (done) return;
-      done = true;
-      detach();
-      // Node's ws emits "error" when a socket still connecting is closed, and an EventEmitter error
-      // without a listener throws; the socket is being abandoned, so its last words are ignored.
-      socket.addEventListener('error', ignore);
+    /** Closes the socket, ignoring a socket that refuses (still connecting, already failing). */
+    const shut = (code?: number, why?: string): void => {
       try {
-        socket.close(1000);
+        socket.close(code, why);
       } catch {
-        // A socket still connecting may refuse a code; it is being abandoned either way.
         try {
           socket.close();
         } catch {
@@ -290,9 +231,54 @@ export class WebSocketTransport<T = string> implements Transport<T> {
         }
       }
     };
-    const onAbort = (): void => shut();
+    const listeners: [string, (event: WebSocketEventLike) => void][] = [
+      ['open', () => sink.opened()],
+      [
+        'message',
+        ({ data: raw }: { data: unknown }) => {
+          sink.activity();
+          const text =
+            typeof raw === 'string'
+              ? raw
+              : raw instanceof ArrayBuffer || ArrayBuffer.isView(raw)
+                ? decoder.decode(raw as ArrayBuffer)
+                : String(raw);
+          if (ping?.isPong(text)) return;
+          let data: T;
+          try {
+            data = decode ? decode(text) : (text as T);
+          } catch (cause) {
+            finish({ reason: 'decode', error: cause });
+            shut(1003, 'undecodable message');
+            return;
+          }
+          sink.message({ data, id: idOf?.(data), event: undefined });
+        },
+      ],
+      [
+        'error',
+        (event: { error?: unknown; message?: unknown }) => {
+          error = event.error ?? new Error(typeof event.message === 'string' ? event.message : 'WebSocket error');
+        },
+      ],
+      [
+        'close',
+        ({ code, reason }: { code: number; reason?: string }) => {
+          const verdict = classifyClose(code, reason ?? '', this.#tryAgainLater);
+          finish(error === undefined ? verdict : { ...verdict, error });
+        },
+      ],
+    ];
+    const abandon = (): void => {
+      if (done) return;
+      finish();
+      // Node's ws emits "error" when a socket still connecting is closed, and an EventEmitter error
+      // without a listener throws; the socket is being abandoned, so its last words are ignored.
+      socket.addEventListener('error', () => {});
+      shut(1000);
+    };
     for (const [type, listener] of listeners) socket.addEventListener(type, listener);
-    request.signal.addEventListener('abort', onAbort, { once: true });
+    const removeAbort = onAbort(request.signal, abandon);
 
     return {
       heartbeats: ping !== undefined,
@@ -303,14 +289,12 @@ export class WebSocketTransport<T = string> implements Transport<T> {
         if (socket.readyState !== OPEN) throw new Error('WebSocket is not open');
         socket.send(data);
       },
-      ...(ping === undefined
-        ? {}
-        : {
-            ping: () => {
-              if (socket.readyState === OPEN) socket.send(ping.message);
-            },
-          }),
-      close: shut,
+      ...(ping && {
+        ping: () => {
+          if (socket.readyState === OPEN) socket.send(ping.message);
+        },
+      }),
+      close: abandon,
     };
   }
 }
