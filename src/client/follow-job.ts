@@ -10,13 +10,13 @@ import { Emitter } from '../core/emitter.js';
 import { AbortedError, PollkitError } from '../core/errors.js';
 import type { JobProgress, JobSnapshot } from '../core/protocol.js';
 import { endpoints } from './endpoints.js';
-import { type FetchFunction, JobClient } from './http.js';
+import { type FetchFunction, JobClient, type JobClientOptions } from './http.js';
 import { jsonEqual } from './poller-support.js';
 import { jobFailure } from './protocol-pollers.js';
 import { chooseTransports } from './subscribe-topic.js';
 import { type FallbackEvent, Subscriber, type SubscriberOptions } from './subscriber.js';
-import { JobPollTransport } from './transports/job-poll.js';
-import { SseTransport } from './transports/sse.js';
+import { JobPollTransport, type JobPollTransportOptions } from './transports/job-poll.js';
+import { SseTransport, type SseTransportOptions } from './transports/sse.js';
 import type { Transport } from './transports/transport.js';
 
 /** A job transport by name. */
@@ -215,28 +215,29 @@ export function followJob<Result = unknown, Data = unknown>(
   url: string | URL,
   options: FollowJobOptions = {},
 ): JobFollower<Result, Data> {
-  const { transport, rejectOnFailure = true, headers, fetch, credentials, waitMs, ...rest } = options;
   const at = endpoints(url, 'jobs');
-  const connection = {
-    ...(headers === undefined ? {} : { headers }),
-    ...(fetch === undefined ? {} : { fetch }),
-  };
+  const { fetch, headers, credentials } = options;
   const build = (name: JobTransportName): Transport<JobSnapshot<Result, Data>> =>
     name === 'sse'
       ? new SseTransport<JobSnapshot<Result, Data>>({
           url: at.http('/events'),
           decode: (text) => JSON.parse(text) as JobSnapshot<Result, Data>,
-          ...connection,
-          ...(credentials === undefined ? {} : { init: { credentials } }),
-        })
+          headers,
+          fetch,
+          init: credentials && { credentials },
+        } as SseTransportOptions<JobSnapshot<Result, Data>>)
       : new JobPollTransport<Result, Data>({
           url: at.resource,
           mode: name,
-          ...connection,
-          ...(waitMs === undefined ? {} : { waitMs }),
-        });
-  const chosen = chooseTransports(transport, ['sse', 'long-poll', 'poll'], () => true);
-  const subscriber = new Subscriber<JobSnapshot<Result, Data>>({ ...rest, transports: chosen.map(build) });
-  const client = new JobClient({ baseUrl: at.baseUrl, prefix: at.prefix, ...connection });
-  return new JobFollower<Result, Data>(subscriber, client, at.name, rejectOnFailure);
+          headers,
+          fetch,
+          waitMs: options.waitMs,
+        } as JobPollTransportOptions);
+  const transports = chooseTransports('followJob', options.transport, ['sse', 'long-poll', 'poll'], () => true).map(
+    build,
+  );
+  // The rest of the options are the subscriber's, by the same names.
+  const subscriber = new Subscriber<JobSnapshot<Result, Data>>({ ...options, transports });
+  const client = new JobClient({ baseUrl: at.baseUrl, prefix: at.prefix, headers, fetch } as JobClientOptions);
+  return new JobFollower<Result, Data>(subscriber, client, at.name, options.rejectOnFailure !== false);
 }

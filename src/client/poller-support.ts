@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { abortable, abortReason, linkSignals, onAbort } from '../core/abort.js';
+import { abortable, abortReason, onAbort } from '../core/abort.js';
 import type { BackoffPolicy } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
 import { TimeoutError } from '../core/errors.js';
@@ -186,19 +186,22 @@ export async function withDeadline<Answer>(
   signal: AbortSignal,
   call: (signal: AbortSignal) => Answer | PromiseLike<Answer>,
 ): Promise<Answer> {
-  const link = timeoutMs < Infinity ? linkSignals(signal) : undefined;
-  const timer =
-    link && clock.setTimeout(() => link.abort(new TimeoutError(`No answer within ${timeoutMs} ms`)), timeoutMs);
-  const requestSignal = link?.signal ?? signal;
+  const finite = timeoutMs < Infinity;
+  const controller = new AbortController();
+  const requestSignal = finite ? controller.signal : signal;
+  const stop = (reason: unknown): void => controller.abort(reason);
+  const removeAbort = finite ? onAbort(signal, () => stop(abortReason(signal))) : undefined;
+  if (signal.aborted) stop(abortReason(signal));
+  const timer = finite && clock.setTimeout(() => stop(new TimeoutError(`No answer within ${timeoutMs} ms`)), timeoutMs);
   try {
     return await abortable(
       Promise.resolve().then(() => call(requestSignal)),
       requestSignal,
     );
   } finally {
-    if (link) {
+    if (finite) {
       clock.clearTimeout(timer);
-      link.dispose();
+      removeAbort!();
     }
   }
 }

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import type { Clock } from '../core/clock.js';
 import { InvalidArgumentError, JobCanceledError, JobFailedError } from '../core/errors.js';
 import type { JobProgress, JobSnapshot, TopicRecord } from '../core/protocol.js';
-import { type HeadersOption, type FetchFunction, JobClient, TopicClient } from './http.js';
+import { checkNumber } from '../core/checks.js';
+import { type FetchFunction, type GetJobOptions, type HeadersOption, JobClient, TopicClient } from './http.js';
 import { LongPoller, type LongPollerOptions } from './long-poller.js';
 import { pollReply, ShortPoller, type ShortPollerOptions, unchangedReply } from './short-poller.js';
 import { TopicReader } from './topic-reads.js';
@@ -61,24 +61,6 @@ export function parseResourceUrl(url: string | URL, kind: 'jobs' | 'topics'): Pa
   return { baseUrl: parsed.origin, prefix: path.slice(0, at), name: decodeURIComponent(rest) };
 }
 
-// The bindings build their client from the URL's parts and whichever connection options were given;
-// exactOptionalPropertyTypes forbids passing an explicit undefined through.
-function clientOptions(
-  baseUrl: string,
-  prefix: string,
-  fetch: FetchFunction | undefined,
-  headers: HeadersOption | undefined,
-  clock: Clock | undefined,
-): { baseUrl: string; prefix: string; fetch?: FetchFunction; headers?: HeadersOption; clock?: Clock } {
-  return {
-    baseUrl,
-    prefix,
-    ...(fetch === undefined ? {} : { fetch }),
-    ...(headers === undefined ? {} : { headers }),
-    ...(clock === undefined ? {} : { clock }),
-  };
-}
-
 /** Options for {@link pollJob}. */
 export interface PollJobOptions<Result = unknown, Data = unknown>
   extends
@@ -126,23 +108,20 @@ export function pollJob<Result = unknown, Data = unknown>(
   options: PollJobOptions<Result, Data> = {},
 ): ShortPoller<JobSnapshot<Result, Data>, JobProgress<Data>> {
   const { baseUrl, prefix, name: id } = parseResourceUrl(url, 'jobs');
-  const { fetch, headers, rejectOnFailure = true, ...rest } = options;
-  const client = new JobClient(clientOptions(baseUrl, prefix, fetch, headers, rest.clock));
+  // The connection options (fetch, headers, clock) are the client's own, by the same names.
+  const client = new JobClient({ ...options, baseUrl, prefix });
   return new ShortPoller<JobSnapshot<Result, Data>, JobProgress<Data>>({
-    ...rest,
+    ...options,
     poll: async ({ signal, cursor }) => {
-      const answer = await client.get<Result, Data>(id, {
-        signal,
-        ...(cursor === undefined ? {} : { ifNoneMatch: cursor.version }),
-      });
+      const answer = await client.get<Result, Data>(id, { signal, ifNoneMatch: cursor?.version } as GetJobOptions);
       const hint = { hintMs: answer.meta.hintMs };
       return answer.changed ? pollReply(answer.job, hint) : unchangedReply(hint);
     },
     done: (job) => job.done,
-    ...(rejectOnFailure ? { failed: jobFailure } : {}),
+    failed: options.rejectOnFailure === false ? undefined : jobFailure,
     equals: (previous, next) => previous.version === next.version,
     progressOf: (job) => job.progress,
-  });
+  } as ShortPollerOptions<JobSnapshot<Result, Data>, JobProgress<Data>>);
 }
 
 /** Options for {@link longPollJob}. */
@@ -173,25 +152,22 @@ export function longPollJob<Result = unknown, Data = unknown>(
   options: LongPollJobOptions<Result, Data> = {},
 ): LongPoller<JobSnapshot<Result, Data>, number> {
   const { baseUrl, prefix, name: id } = parseResourceUrl(url, 'jobs');
-  const { fetch, headers, simpleRequests, rejectOnFailure = true, ...rest } = options;
-  const client = new JobClient({
-    ...clientOptions(baseUrl, prefix, fetch, headers, rest.clock),
-    ...(simpleRequests === undefined ? {} : { simpleRequests }),
-  });
+  const client = new JobClient({ ...options, baseUrl, prefix });
   return new LongPoller<JobSnapshot<Result, Data>, number>({
-    ...rest,
+    ...options,
     // Retry-After on a job answer is advice for short pollers; a long poller's pace is set by the
     // server holding the request, so the hint is not passed on.
     poll: async ({ signal, cursor, waitMs }) => {
       const answer =
         cursor === undefined || waitMs <= 0
-          ? await client.get<Result, Data>(id, { signal, ...(cursor === undefined ? {} : { ifNoneMatch: cursor }) })
+          ? await client.get<Result, Data>(id, { signal, ifNoneMatch: cursor } as GetJobOptions)
           : await client.wait<Result, Data>(id, { signal, version: cursor, waitSeconds: waitMs / 1000 });
-      if (!answer.changed) return { records: [], cursor: cursor ?? 0 };
-      return { records: [answer.job], cursor: answer.job.version, done: answer.job.done };
+      return answer.changed
+        ? { records: [answer.job], cursor: answer.job.version, done: answer.job.done }
+        : { records: [], cursor: cursor ?? 0 };
     },
-    ...(rejectOnFailure ? { failed: jobFailure } : {}),
-  });
+    failed: options.rejectOnFailure === false ? undefined : jobFailure,
+  } as LongPollerOptions<JobSnapshot<Result, Data>, number>);
 }
 
 /** Where a topic consumer stands: the next offset, and the epoch it belongs to. */
@@ -241,21 +217,12 @@ export function consumeTopic<Value = unknown>(
   options: ConsumeTopicOptions<Value>,
 ): LongPoller<TopicRecord<Value>, TopicCursor> {
   const { baseUrl, prefix, name: topic } = parseResourceUrl(url, 'topics');
-  if (
-    typeof options !== 'object' ||
-    options === null ||
-    !(Number.isSafeInteger(options.offset) && options.offset >= 0)
-  ) {
-    throw new InvalidArgumentError(`consumeTopic option "offset" must be an integer >= 0`, 'offset');
-  }
-  const { fetch, headers, offset, epoch, limit, minRecords, ...rest } = options;
-  const client = new TopicClient(clientOptions(baseUrl, prefix, fetch, headers, rest.clock));
-  const reader = new TopicReader<Value>(client, topic, {
-    ...(limit === undefined ? {} : { limit }),
-    ...(minRecords === undefined ? {} : { minRecords }),
-  });
+  checkNumber('consumeTopic', 'offset', options?.offset ?? Number.NaN, 0, 'integer');
+  const { offset, epoch } = options;
+  // The connection options are the client's, and limit and minRecords the reader's, by the same names.
+  const reader = new TopicReader<Value>(new TopicClient({ ...options, baseUrl, prefix }), topic, options);
   return new LongPoller<TopicRecord<Value>, TopicCursor>({
-    ...rest,
+    ...options,
     cursor: { offset, epoch },
     poll: async ({ signal, cursor, waitMs }) => {
       const { records, next } = await reader.read(cursor ?? { offset, epoch }, waitMs / 1000, signal);

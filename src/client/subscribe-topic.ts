@@ -6,16 +6,19 @@
  *
  * @module
  */
+import { checkNumber, invalidOption } from '../core/checks.js';
 import { parseTopicEventId, type TopicRecord } from '../core/protocol.js';
 import { endpoints } from './endpoints.js';
-import type { FetchFunction } from './http.js';
-import { TopicClient } from './http.js';
+import { type FetchFunction, TopicClient, type TopicClientOptions } from './http.js';
 import { Subscriber, type SubscriberOptions } from './subscriber.js';
-import { LongPollTransport } from './transports/long-poll.js';
-import { SseTransport } from './transports/sse.js';
+import { LongPollTransport, type LongPollTransportOptions } from './transports/long-poll.js';
+import { SseTransport, type SseTransportOptions } from './transports/sse.js';
 import type { Transport } from './transports/transport.js';
-import { type WebSocketConstructor, WebSocketTransport } from './transports/websocket.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import {
+  type WebSocketConstructor,
+  WebSocketTransport,
+  type WebSocketTransportOptions,
+} from './transports/websocket.js';
 
 /** A transport by name. */
 export type TopicTransportName = 'websocket' | 'sse' | 'long-poll';
@@ -51,21 +54,16 @@ const names: readonly TopicTransportName[] = ['websocket', 'sse', 'long-poll'];
  * @internal
  */
 export function chooseTransports<Name extends string>(
+  owner: string,
   choice: 'auto' | Name | readonly Name[] | undefined,
   all: readonly Name[],
   available: (name: Name) => boolean,
 ): readonly Name[] {
   if (choice === undefined || choice === 'auto') return all.filter(available);
   const list = typeof choice === 'string' ? [choice] : choice;
-  for (const name of list) {
-    if (!all.includes(name)) {
-      throw new InvalidArgumentError(
-        `transport must be "auto" or one of ${all.join(', ')}, got ${String(name)}`,
-        'transport',
-      );
-    }
+  if (list.length === 0 || list.some((name) => !all.includes(name))) {
+    invalidOption(owner, 'transport', `"auto", or one or more of ${all.join(', ')}`, choice);
   }
-  if (list.length === 0) throw new InvalidArgumentError('transport needs at least one name', 'transport');
   return list;
 }
 
@@ -94,56 +92,46 @@ export function subscribeTopic<Value = unknown>(
   url: string | URL,
   options: SubscribeTopicOptions = {},
 ): Subscriber<TopicRecord<Value>> {
-  const { transport, offset = 0, cursor, headers, fetch, credentials, WebSocket, waitMs, ...rest } = options;
-  if (!(Number.isSafeInteger(offset) && offset >= 0)) {
-    throw new InvalidArgumentError(`offset must be an integer >= 0, got ${String(offset)}`, 'offset');
-  }
+  const { offset = 0, headers, fetch, credentials } = options;
+  checkNumber('subscribeTopic', 'offset', offset, 0, 'integer');
   const at = endpoints(url, 'topics');
-  const Socket = WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  const Socket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   const decode = (text: string): TopicRecord<Value> => JSON.parse(text) as TopicRecord<Value>;
-  // A cursor is an offset, or `<offset>@<epoch>` when it came from SSE.
-  const next = (c: string | undefined): number => {
-    const at = c === undefined ? undefined : parseTopicEventId(c);
-    return at === undefined ? offset : at.offset + 1;
-  };
-  const build = (name: TopicTransportName): Transport<TopicRecord<Value>> => {
-    if (name === 'websocket') {
-      return new WebSocketTransport<TopicRecord<Value>>({
-        url: (c) => at.ws('/ws', { offset: next(c) }),
-        ...(Socket === undefined ? {} : { WebSocket: Socket }),
-        decode,
-        idOf: (record) => String(record.offset),
-        ping: { message: 'ping', isPong: (text) => text === 'pong' },
-      });
-    }
-    if (name === 'sse') {
-      return new SseTransport<TopicRecord<Value>>({
-        // Last-Event-ID (the cursor) wins over ?offset on the server, so one URL serves every connection.
-        url: at.http('/events', { offset }),
-        decode,
-        events: ['message'],
-        ...(headers === undefined ? {} : { headers }),
-        ...(fetch === undefined ? {} : { fetch }),
-        ...(credentials === undefined ? {} : { init: { credentials } }),
-      });
-    }
-    const client = new TopicClient({
-      baseUrl: at.baseUrl,
-      prefix: at.prefix,
-      ...(headers === undefined ? {} : { headers }),
-      ...(fetch === undefined ? {} : { fetch }),
-    });
-    return new LongPollTransport<Value>({
-      client,
-      topic: at.name,
-      startOffset: offset,
-      ...(waitMs === undefined ? {} : { waitMs }),
-    });
-  };
-  const chosen = chooseTransports(transport, names, (name) => name !== 'websocket' || Socket !== undefined);
-  return new Subscriber<TopicRecord<Value>>({
-    ...rest,
-    transports: chosen.map(build),
-    ...(cursor === undefined ? {} : { cursor }),
-  });
+  const build = (name: TopicTransportName): Transport<TopicRecord<Value>> =>
+    name === 'websocket'
+      ? new WebSocketTransport<TopicRecord<Value>>({
+          // A cursor is an offset, or `<offset>@<epoch>` when it came from SSE; resume one past it.
+          url: (cursor) => {
+            const last = cursor === undefined ? undefined : parseTopicEventId(cursor);
+            return at.ws('/ws', { offset: last === undefined ? offset : last.offset + 1 });
+          },
+          WebSocket: Socket,
+          decode,
+          idOf: (record) => String(record.offset),
+          ping: { message: 'ping', isPong: (text) => text === 'pong' },
+        } as WebSocketTransportOptions<TopicRecord<Value>>)
+      : name === 'sse'
+        ? new SseTransport<TopicRecord<Value>>({
+            // Last-Event-ID (the cursor) wins over ?offset on the server, so one URL serves every connection.
+            url: at.http('/events', { offset }),
+            decode,
+            events: ['message'],
+            headers,
+            fetch,
+            init: credentials && { credentials },
+          } as SseTransportOptions<TopicRecord<Value>>)
+        : new LongPollTransport<Value>({
+            client: new TopicClient({ baseUrl: at.baseUrl, prefix: at.prefix, headers, fetch } as TopicClientOptions),
+            topic: at.name,
+            startOffset: offset,
+            waitMs: options.waitMs,
+          } as LongPollTransportOptions);
+  const chosen = chooseTransports(
+    'subscribeTopic',
+    options.transport,
+    names,
+    (name) => name !== 'websocket' || Socket !== undefined,
+  );
+  // The rest of the options (cursor among them) are the subscriber's, by the same names.
+  return new Subscriber<TopicRecord<Value>>({ ...options, transports: chosen.map(build) });
 }

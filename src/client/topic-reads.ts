@@ -62,18 +62,17 @@ export class TopicReader<Value = unknown> {
   }
 
   #fetch(from: TopicReadPosition, waitSeconds: number | undefined, signal: AbortSignal) {
-    const limit = this.#limit;
-    const minRecords = this.#minRecords;
-    const cursor = this.#legacy ? undefined : from.cursor;
+    const held = waitSeconds !== undefined;
     return this.#client.fetch<Value>(this.#topic, {
       offset: from.offset,
-      ...(limit === undefined ? {} : { limit }),
+      limit: this.#limit,
       // A range read leaves out what only a held read uses, so every reader at an offset sends one URL.
-      ...(waitSeconds === undefined ? {} : { waitSeconds, ...(minRecords === undefined ? {} : { minRecords }) }),
-      ...(from.epoch === undefined ? {} : { epoch: from.epoch }),
-      ...(waitSeconds === undefined || cursor === undefined ? {} : { cursor }),
+      waitSeconds,
+      minRecords: held ? this.#minRecords : undefined,
+      epoch: from.epoch,
+      cursor: held && !this.#legacy ? from.cursor : undefined,
       signal,
-    });
+    } as TopicFetchOptions);
   }
 
   #advance(answer: TopicFetchResult<Value>): TopicReadPosition {

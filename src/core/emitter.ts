@@ -29,34 +29,36 @@ type AnyListener = (...args: readonly unknown[]) => void;
  * ```
  */
 export class Emitter<Events extends EventMap<Events>> {
-  // One array per event; copied on write so an emit in progress is never disturbed by on/off.
+  // One array per event; replaced on write so an emit in progress is never disturbed by on/off.
   #listeners = new Map<keyof Events, AnyListener[]>();
 
   /** Adds a listener for `event`. Returns `this` for chaining. */
   on<E extends keyof Events>(event: E, listener: Listener<Events, E>): this {
-    this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), listener as AnyListener]);
+    this.#listeners.set(event, [...this.#list(event), listener as AnyListener]);
     return this;
   }
 
   /** Adds a listener that is removed before its first call. Returns `this` for chaining. */
   once<E extends keyof Events>(event: E, listener: Listener<Events, E>): this {
-    const wrapper = ((...args: Events[E]) => {
-      this.off(event, wrapper);
-      listener(...args);
-    }) as Listener<Events, E> & { listener?: unknown };
-    wrapper.listener = listener;
+    const wrapper = Object.assign(
+      (...args: Events[E]) => {
+        this.off(event, wrapper);
+        listener(...args);
+      },
+      { listener },
+    );
     return this.on(event, wrapper);
   }
 
   /** Removes one registration of `listener` for `event` (added by `on` or `once`). */
   off<E extends keyof Events>(event: E, listener: Listener<Events, E>): this {
-    const list = this.#listeners.get(event);
-    const at = list?.findIndex((l) => l === listener || (l as { listener?: unknown }).listener === listener) ?? -1;
-    if (at >= 0) {
-      const rest = list!.filter((_, i) => i !== at);
-      if (rest.length === 0) this.#listeners.delete(event);
-      else this.#listeners.set(event, rest);
-    }
+    const list = this.#list(event);
+    const at = list.findIndex((l) => l === listener || (l as { listener?: unknown }).listener === listener);
+    if (at >= 0)
+      this.#listeners.set(
+        event,
+        list.filter((_, i) => i !== at),
+      );
     return this;
   }
 
@@ -69,14 +71,17 @@ export class Emitter<Events extends EventMap<Events>> {
 
   /** How many listeners `event` has. */
   listenerCount(event: keyof Events): number {
-    return this.#listeners.get(event)?.length ?? 0;
+    return this.#list(event).length;
   }
 
   /** Calls every listener of `event` with `args`; returns whether there was any. */
   emit<E extends keyof Events>(event: E, ...args: Events[E]): boolean {
-    const list = this.#listeners.get(event);
-    if (list === undefined) return false;
+    const list = this.#list(event);
     for (const listener of list) listener(...args);
-    return true;
+    return list.length > 0;
+  }
+
+  #list(event: keyof Events): AnyListener[] {
+    return this.#listeners.get(event) ?? [];
   }
 }

@@ -48,50 +48,44 @@ export class JobPollTransport<Result = unknown, Data = unknown> implements Trans
   }
 
   connect(request: ConnectRequest, sink: TransportSink<JobSnapshot<Result, Data>>): TransportConnection {
-    const { url, fetch, headers, waitMs } = this.#options;
-    // The subscriber owns retries and backoff: the poller ends at its first failure.
-    const common = {
-      ...(fetch === undefined ? {} : { fetch }),
-      ...(headers === undefined ? {} : { headers }),
+    // The subscriber owns retries and backoff: the poller ends at its first failure. The connection
+    // options (fetch, headers, waitMs) are the poller's own, by the same names.
+    const options = {
+      ...this.#options,
       maxRetries: 0,
-      budget: false as const,
+      budget: false,
       rejectOnFailure: false,
       signal: request.signal,
       clock: request.clock,
-    };
+    } as const;
     const deliver = (job: JobSnapshot<Result, Data>): void =>
       sink.message({ data: job, id: String(job.version), event: undefined });
     let open = false;
     const onResponse = (): void => {
       sink.activity();
-      if (!open) {
-        open = true;
-        sink.opened();
-      }
+      if (!open) sink.opened();
+      open = true;
     };
-    const onEnd = (info: EndInfo): void => {
-      if (info.reason === 'failed') sink.closed(pollFailureToClose(info.error));
-      else if (info.reason === 'done') sink.closed({ reason: 'done', stop: true });
-    };
-    const ended = (info: EndInfo): void => {
-      quiet();
-      onEnd(info);
+    const onEnd = ({ reason, error }: EndInfo): void => {
+      poller.removeAllListeners();
+      if (reason === 'failed') sink.closed(pollFailureToClose(error));
+      else if (reason === 'done') sink.closed({ reason: 'done', stop: true });
     };
     const poller =
       this.name === 'long-poll'
-        ? longPollJob<Result, Data>(url, { ...common, ...(waitMs === undefined ? {} : { waitMs }) })
+        ? longPollJob<Result, Data>(this.#options.url, options)
             .on('data', (jobs) => jobs.forEach(deliver))
             .on('response', onResponse)
-            .on('end', ended)
-        : pollJob<Result, Data>(url, common).on('update', deliver).on('response', onResponse).on('end', ended);
-    function quiet(): void {
-      poller.removeAllListeners();
-    }
+            .on('end', onEnd)
+        : pollJob<Result, Data>(this.#options.url, options)
+            .on('update', deliver)
+            .on('response', onResponse)
+            .on('end', onEnd);
     poller.start();
     return {
       heartbeats: false,
       close: () => {
-        quiet();
+        poller.removeAllListeners();
         poller.stop();
       },
     };

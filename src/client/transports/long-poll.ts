@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { linkSignals, sleep } from '../../core/abort.js';
+import { onAbort, sleep } from '../../core/abort.js';
 import { InvalidArgumentError, isPollkitError, OffsetGoneError, type PollkitError } from '../../core/errors.js';
 import { parseTopicEventId, type TopicRecord } from '../../core/protocol.js';
 import type { TopicClient } from '../http.js';
@@ -72,7 +72,9 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
     const { client, topic, limit, waitMs = 25_000, minIntervalMs = 1000 } = this.#options;
     const { cursor, clock } = request;
     // Aborted by the subscriber (through the request's signal) or by close(): either ends the loop quietly.
-    const { signal, abort, dispose } = linkSignals(request.signal);
+    const controller = new AbortController();
+    const { signal } = controller;
+    const removeAbort = onAbort(request.signal, () => controller.abort());
     const reader = new TopicReader<Value>(client, topic, limit === undefined ? {} : { limit });
     // A cursor from an SSE id carries the epoch: asking with it makes a reset log answer 410.
     const at = cursor === undefined ? undefined : parseTopicEventId(cursor);
@@ -106,8 +108,8 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
       .catch((error: unknown) => {
         if (!signal.aborted) sink.closed(pollFailureToClose(error));
       })
-      .finally(dispose);
-    return { heartbeats: false, close: () => abort() };
+      .finally(removeAbort);
+    return { heartbeats: false, close: () => controller.abort() };
   }
 }
 
