@@ -414,8 +414,6 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   readonly #timers: { [Name in TimerName]?: TimerHandle } = {};
 
   readonly #seen = new Set<string>();
-  readonly #seenOrder: string[] = [];
-  #seenHead = 0;
   readonly #queue: Outbound[] = [];
   #inFlight: Outbound[] = [];
   #handedBytes = 0;
@@ -777,18 +775,12 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   }
 
   #remember(id: string): void {
-    const window = this.#o.dedupeWindow;
-    if (window === 0) return;
-    const order = this.#seenOrder;
-    this.#seen.add(id);
-    if (order.length < window) {
-      order.push(id);
-      return;
-    }
-    // A ring: the oldest id leaves as the newest arrives, so memory stays at the window's size.
-    this.#seen.delete(order[this.#seenHead]!);
-    order[this.#seenHead] = id;
-    this.#seenHead = (this.#seenHead + 1) % window;
+    const seen = this.#seen;
+    if (this.#o.dedupeWindow === 0) return;
+    // A Set keeps insertion order: the oldest id leaves as the newest arrives, so memory stays at the
+    // window's size (only ids not already in it arrive here).
+    seen.add(id);
+    if (seen.size > this.#o.dedupeWindow) seen.delete(seen.values().next().value!);
   }
 
   #onClosed(transport: Transport<T>, close: TransportClose): void {
