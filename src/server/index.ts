@@ -19,6 +19,7 @@ export * from './topics/stores/topic-store.js';
 export * from './topics/stores/memory-topic-store.js';
 export type { JobContext, JobHandler, JobTypeOptions } from './jobs/job-runner.js';
 export * from './jobs/job-registry.js';
+export { type BackgroundErrorContext, type BackgroundOperation, logBackgroundError } from './jobs/background-errors.js';
 export { Topic, type TopicAppendOptions, type TopicReadOptions, type TopicSubscribeOptions } from './topics/topic.js';
 export * from './topics/topic-registry.js';
 export * from './http/types.js';

@@ -23,6 +23,7 @@ import { randomId } from '../ids.js';
 import { DelayedOperationPurgatory } from '../purgatory/purgatory.js';
 import { fingerprint } from './fingerprint.js';
 import { jobFailureProblem } from './job-problem.js';
+import { type BackgroundErrorContext, type BackgroundErrorHandler, safeErrorHandler } from './background-errors.js';
 import { type JobHandler, JobRunner, type JobTypeOptions } from './job-runner.js';
 import { type FinishOptions, cancelJob, failJob, newJob, progressJob, startJob, succeedJob } from './job-state.js';
 import { JobWaits } from './job-waits.js';
@@ -183,10 +184,14 @@ export interface JobRegistryOptions {
   /** The least time between two retention sweeps, in milliseconds. Default 1000. */
   readonly sweepIntervalMs?: number;
   /**
-   * Receives failures that have no caller to reject: a store error while running a handler, timing a
-   * job out or sweeping. Default: rethrown in a microtask (an uncaught exception, as from a timer).
+   * Receives failures of background work that no caller waits for — storing a handler's outcome (then
+   * retried with backoff until the store takes it), a progress flush, the retention sweep, lease
+   * upkeep, re-reading a job after a change notice — with the operation and the job's id. A store
+   * outage is an expected event, so nothing here should crash the process. Default:
+   * {@link logBackgroundError}, one line on `console.error`; it never throws, and an `onError` that
+   * throws is logged the same way.
    */
-  readonly onError?: (error: unknown) => void;
+  readonly onError?: (error: unknown, context: BackgroundErrorContext) => void;
 }
 
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
@@ -228,7 +233,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   readonly #retryAfter: number | ((job: JobSnapshot) => number);
   readonly #generateId: () => string;
   readonly #sweepIntervalMs: number;
-  readonly #onError: (error: unknown) => void;
+  readonly #onError: BackgroundErrorHandler;
   readonly #runner: JobRunner;
   readonly #waits: JobWaits;
   #sweepTimer: TimerHandle | undefined;
@@ -253,7 +258,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     if (options.onError !== undefined && typeof options.onError !== 'function') {
       throw new InvalidArgumentError('onError must be a function', 'onError');
     }
-    this.#onError = options.onError ?? rethrowLater;
+    this.#onError = safeErrorHandler(options.onError);
     this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? new MemoryJobStore();
     this.#ownsPurgatory = options.purgatory === undefined;
@@ -785,7 +790,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
       0,
     );
     this.#sweepAtMs = atMs;
-    this.#sweepTimer = this.#clock.setTimeout(() => void this.#sweep().catch(this.#onError), delay, { unref: true });
+    this.#sweepTimer = this.#clock.setTimeout(() => void this.#sweep(), delay, { unref: true });
   }
 
   async #sweep(): Promise<void> {
@@ -798,8 +803,9 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
       result = await this.#store.sweep(this.#clock.wallNow(), SWEEP_BATCH);
     } catch (error) {
       // A failing store is retried at the next interval rather than dropping retention for good.
+      this.#onError(error, { operation: 'sweep' });
       this.#scheduleSweep(this.#clock.wallNow() + this.#sweepIntervalMs);
-      throw error;
+      return;
     }
     const { removed, nextExpiryMs } = result;
     for (const id of removed) this.emit('forgotten', id, 'expired');
@@ -811,12 +817,6 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   #assertOpen(): void {
     if (this.#closed) throw new PollkitError('The job registry is shutting down', 'shutting-down', { retryable: true });
   }
-}
-
-function rethrowLater(error: unknown): void {
-  queueMicrotask(() => {
-    throw error;
-  });
 }
 
 function isExpired(job: StoredJob, nowMs: number): boolean {

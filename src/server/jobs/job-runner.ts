@@ -7,11 +7,19 @@
  *
  * @module
  */
-import { AbortedError, IllegalTransitionError, OverloadedError, TimeoutError } from '../../core/errors.js';
-import type { Clock } from '../../core/clock.js';
+import { Backoff, backoff } from '../../core/backoff.js';
+import {
+  AbortedError,
+  IllegalTransitionError,
+  OverloadedError,
+  PollkitError,
+  TimeoutError,
+} from '../../core/errors.js';
+import type { Clock, TimerHandle } from '../../core/clock.js';
 import { type JobProgress, type JobSnapshot, problem } from '../../core/protocol.js';
 import type { TimerTask, TimingWheel } from '../purgatory/timing-wheel.js';
 import { integerAtLeast } from '../validate.js';
+import type { BackgroundErrorHandler } from './background-errors.js';
 import { jobFailureProblem } from './job-problem.js';
 import { type FinishOptions, failJob, progressJob, startJob, succeedJob } from './job-state.js';
 import type { JobChange, JobStore, JobTransition, StoredJob } from './stores/job-store.js';
@@ -98,8 +106,8 @@ export interface JobRunnerHost {
   readonly clock: Clock;
   /** Holds per-job time limits and progress flushes. */
   readonly timer: TimingWheel;
-  /** Receives failures that have no caller to reject. */
-  readonly onError: (error: unknown) => void;
+  /** Receives failures that have no caller to reject; never throws. */
+  readonly onError: BackgroundErrorHandler;
   /** Retention (and pending progress) for a job reaching a final state. */
   finishOptions(progress?: JobProgress): FinishOptions;
   /** A job this runner started is now `running`. */
@@ -132,6 +140,28 @@ interface ActiveJob {
   flushingProgress: boolean;
 }
 
+/** A final state this process reached and is still storing. */
+interface PendingFinish {
+  /** Ends the current pause between two attempts at once (close() does, for a last attempt). */
+  wake: (() => void) | undefined;
+  done: Promise<void> | undefined;
+}
+
+// Retries of a final write that the store refused: quick at first, since most outages are a blip
+// (a failover, a restart), then every few seconds for as long as it takes.
+const FINISH_BACKOFF = backoff({ strategy: 'full', initial: 200, factor: 2, max: 5000 });
+
+/** Whether a store failure may pass: an outage, not a write that can never succeed. */
+function isTransient(error: unknown): boolean {
+  if (PollkitError.is(error)) return error.retryable;
+  // What a serializer throws (a BigInt, a cycle) is the same on every attempt.
+  return !(error instanceof TypeError || error instanceof RangeError);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Runs the handlers of defined job types, `concurrency` at a time, in submission order. */
 export class JobRunner {
   readonly #host: JobRunnerHost;
@@ -144,6 +174,7 @@ export class JobRunner {
   // A Set keeps submission order and lets a canceled job leave the queue in O(1).
   readonly #queue = new Set<string>();
   readonly #active = new Map<string, ActiveJob>();
+  readonly #finishing = new Map<string, PendingFinish>();
   #running = 0;
   #admitting = 0;
   #idleResolvers: (() => void)[] = [];
@@ -241,16 +272,19 @@ export class JobRunner {
         this.#release(active, new AbortedError(`Job ${change.id} was ${change.job?.snapshot.status ?? 'removed'}`));
       this.dequeue(change.id);
     } else if (active !== undefined && change.job === undefined) {
-      this.#host.store.get(change.id).then((job) => {
-        if (job === undefined || job.snapshot.done)
-          this.#release(active, new AbortedError(`Job ${change.id} finished elsewhere`));
-      }, this.#host.onError);
+      this.#host.store.get(change.id).then(
+        (job) => {
+          if (job === undefined || job.snapshot.done)
+            this.#release(active, new AbortedError(`Job ${change.id} finished elsewhere`));
+        },
+        (error: unknown) => this.#host.onError(error, { operation: 'resync', jobId: change.id }),
+      );
     }
   }
 
-  /** Resolves when no handler runs and none is queued. */
+  /** Resolves when no handler runs, none is queued, and every outcome is stored. */
   onIdle(): Promise<void> {
-    if (this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0) return Promise.resolve();
+    if (this.#idle()) return Promise.resolve();
     return new Promise((resolve) => this.#idleResolvers.push(resolve));
   }
 
@@ -266,16 +300,24 @@ export class JobRunner {
     this.#queue.clear();
     const active = [...this.#active.values()];
     for (const job of active) this.#release(job, new AbortedError('The job registry is closing'));
+    const ids = [...queued, ...active.map((job) => job.id)];
     const settled = await Promise.allSettled(
-      [...queued, ...active.map((job) => job.id)].map((id) =>
+      ids.map((id) =>
         host.store.update(id, (current) =>
           current.snapshot.done ? current : failJob(current, body, host.clock.wallNow(), host.finishOptions()),
         ),
       ),
     );
-    for (const outcome of settled) {
+    for (const [index, outcome] of settled.entries()) {
       if (outcome.status === 'fulfilled' && outcome.value?.snapshot.status === 'failed') host.settled(outcome.value);
+      else if (outcome.status === 'rejected' && !IllegalTransitionError.is(outcome.reason)) {
+        host.onError(outcome.reason, { operation: 'close', jobId: ids[index]! });
+      }
     }
+    // Outcomes still waiting for the store get one last attempt now rather than after their pause.
+    const finishing = [...this.#finishing.values()];
+    for (const pending of finishing) pending.wake?.();
+    await Promise.all(finishing.map((pending) => pending.done));
     this.#notifyIdle();
   }
 
@@ -298,7 +340,7 @@ export class JobRunner {
       const id = this.#queue.values().next().value as string;
       this.#queue.delete(id);
       this.#running++;
-      this.#run(id).catch(this.#host.onError);
+      this.#run(id).catch((error: unknown) => this.#host.onError(error, { operation: 'start', jobId: id }));
     }
     this.#notifyIdle();
   }
@@ -339,7 +381,13 @@ export class JobRunner {
     const definition = this.#types.get(job.snapshot.type)!;
     const timeoutMs = definition.timeoutMs ?? this.#defaultTimeoutMs;
     if (Number.isFinite(timeoutMs)) {
-      active.timer = host.timer.schedule(() => void this.#timeout(active, timeoutMs).catch(host.onError), timeoutMs);
+      active.timer = host.timer.schedule(
+        () =>
+          void this.#timeout(active, timeoutMs).catch((error: unknown) =>
+            host.onError(error, { operation: 'timeout', jobId: id }),
+          ),
+        timeoutMs,
+      );
     }
     const context: JobContext = Object.freeze({
       id,
@@ -379,14 +427,63 @@ export class JobRunner {
     );
   }
 
-  // Stores a terminal state reached by this process; losing the race to another writer is not an error.
-  async #finish(id: string, transition: JobTransition): Promise<void> {
+  /**
+   * Stores a terminal state reached by this process. Losing the race to another writer is not an
+   * error. A store that refuses the write (an outage) does not lose the outcome: the transition, which
+   * holds the result, is retried with backoff until the store takes it, and the job stays in
+   * {@link JobRunner.finishing} meanwhile so that its lease keeps being renewed. A write that can never
+   * succeed (a result the store cannot serialize) is replaced by a failure saying so.
+   */
+  #finish(id: string, transition: JobTransition): Promise<void> {
+    const pending: PendingFinish = { wake: undefined, done: undefined };
+    pending.done = this.#storeOutcome(id, transition, pending);
+    return pending.done;
+  }
+
+  async #storeOutcome(id: string, transition: JobTransition, pending: PendingFinish): Promise<void> {
+    const host = this.#host;
+    this.#finishing.set(id, pending);
+    const retry = new Backoff(FINISH_BACKOFF, () => host.clock.random());
+    let write = transition;
+    let replaced = false;
     try {
-      const job = await this.#host.store.update(id, transition);
-      if (job !== undefined && job.snapshot.done) this.#host.settled(job);
-    } catch (error) {
-      if (!IllegalTransitionError.is(error)) throw error;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const job = await host.store.update(id, write);
+          if (job !== undefined && job.snapshot.done) host.settled(job);
+          return;
+        } catch (error) {
+          if (IllegalTransitionError.is(error)) return;
+          host.onError(error, { operation: 'finish', jobId: id, attempt });
+          if (!isTransient(error) && !replaced) {
+            replaced = true;
+            const body = problem('job-failed', `The job's outcome could not be stored: ${describe(error)}`);
+            write = (current) => failJob(current, body, host.clock.wallNow(), host.finishOptions());
+            continue;
+          }
+          if (!isTransient(error) || this.#closed) return;
+          await this.#pause(pending, retry.next());
+          // One last attempt when close() woke the pause; the lease then lapses elsewhere if it fails.
+        }
+      }
+    } finally {
+      if (this.#finishing.get(id) === pending) this.#finishing.delete(id);
+      this.#notifyIdle();
     }
+  }
+
+  /** Waits `ms`, or less when close() wakes every pending finish for its last attempt. */
+  #pause(pending: PendingFinish, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const clock = this.#host.clock;
+      const timer: TimerHandle = clock.setTimeout(() => wake(), ms, { unref: true });
+      const wake = (): void => {
+        pending.wake = undefined;
+        clock.clearTimeout(timer);
+        resolve();
+      };
+      pending.wake = wake;
+    });
   }
 
   /** Frees the slot of a handler (once), stops its timers and, with a reason, aborts its signal. */
@@ -441,16 +538,22 @@ export class JobRunner {
     try {
       const job = await host.store.update(active.id, (current) => progressJob(current, progress, host.clock.wallNow()));
       if (job !== undefined) host.progressed(job.snapshot);
-    } catch {
-      // Progress is advisory: a job that finished meanwhile or a failing store write loses this report only.
+    } catch (error) {
+      // Progress is advisory: a job that finished meanwhile or a failing store write loses this report
+      // only; the next report is stored as usual.
+      if (!IllegalTransitionError.is(error)) host.onError(error, { operation: 'progress', jobId: active.id });
     } finally {
       active.flushingProgress = false;
       if (active.pendingProgress !== undefined) this.#scheduleProgress(active);
     }
   }
 
+  #idle(): boolean {
+    return this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0 && this.#finishing.size === 0;
+  }
+
   #notifyIdle(): void {
-    if (this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0 && this.#idleResolvers.length > 0) {
+    if (this.#idleResolvers.length > 0 && this.#idle()) {
       for (const resolve of this.#idleResolvers.splice(0)) resolve();
     }
   }

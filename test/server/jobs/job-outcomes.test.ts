@@ -1,0 +1,166 @@
+/**
+ * Every job reaches a final state, and no store outage crashes the process: outcomes the store refuses
+ * are retried with backoff until it takes them, and background failures go to `onError`, whose default
+ * only logs.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '../../../src/core/clock.js';
+import { JobRegistry, type JobRegistryOptions } from '../../../src/server/jobs/job-registry.js';
+import type { BackgroundErrorContext } from '../../../src/server/jobs/background-errors.js';
+import { DelayedOperationPurgatory } from '../../../src/server/purgatory/purgatory.js';
+import { OutageStore } from './outage-store.js';
+
+function setup(options: JobRegistryOptions = {}) {
+  const clock = new ManualClock();
+  let n = 0;
+  const store = new OutageStore();
+  const purgatory = new DelayedOperationPurgatory({ clock });
+  const registry = new JobRegistry({ clock, store, purgatory, generateId: () => `job-${++n}`, ...options });
+  return { clock, store, registry };
+}
+
+function deferred<T = void>() {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((res) => {
+    resolve = res;
+  });
+  return { promise, resolve };
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('JobRegistry: outcomes survive a store outage', () => {
+  it('keeps a result the store refused and stores it once the store is back, waking waiters', async () => {
+    const errors: [unknown, BackgroundErrorContext][] = [];
+    const { clock, store, registry } = setup({ onError: (error, context) => errors.push([error, context]) });
+    const release = deferred<string>();
+    registry.define('render', () => release.promise);
+    const job = await registry.submit('render', null);
+    await clock.advanceAsync(0);
+    const running = await registry.get(job.id);
+    expect(running?.status).toBe('running');
+    const waiter = registry.wait(job.id, { sinceVersion: running!.version, timeoutMs: 600_000 });
+
+    store.down = true;
+    release.resolve('the result');
+    await clock.advanceAsync(0);
+    expect(errors[0]![1]).toEqual({ operation: 'finish', jobId: job.id, attempt: 1 });
+    expect(errors[0]![0]).toMatchObject({ code: 'overloaded' });
+    // Still retrying a minute later: the outcome is kept, not dropped.
+    await clock.advanceAsync(60_000);
+    expect(errors.length).toBeGreaterThan(5);
+    expect(errors.every(([, context]) => context.operation === 'finish' && context.jobId === job.id)).toBe(true);
+
+    store.down = false;
+    await clock.advanceAsync(5000);
+    expect(await waiter).toMatchObject({ status: 'succeeded', result: 'the result' });
+    const failures = errors.length;
+    await clock.advanceAsync(60_000);
+    expect(errors).toHaveLength(failures);
+    await registry.onIdle();
+  });
+
+  it('logs background failures by default (code and job id) and never throws', async () => {
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const { clock, store, registry } = setup();
+    const release = deferred();
+    registry.define('render', () => release.promise);
+    const job = await registry.submit('render', null);
+    await clock.advanceAsync(0);
+    store.down = true;
+    release.resolve();
+    await clock.advanceAsync(0);
+    expect(logged).toHaveBeenCalledWith(
+      expect.stringContaining(`finish of job ${job.id} failed (attempt 1) [overloaded]`),
+    );
+    store.down = false;
+    await clock.advanceAsync(5000);
+    expect((await registry.get(job.id))?.status).toBe('succeeded');
+  });
+
+  it('logs an onError that throws instead of passing the throw on', async () => {
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const { clock, store, registry } = setup({
+      onError: () => {
+        throw new Error('the hook itself failed');
+      },
+    });
+    const release = deferred();
+    registry.define('render', () => release.promise);
+    const job = await registry.submit('render', null);
+    await clock.advanceAsync(0);
+    store.down = true;
+    release.resolve();
+    await clock.advanceAsync(0);
+    const lines = logged.mock.calls.map((call) => String(call[0])).join('\n');
+    expect(lines).toContain(`finish of job ${job.id} failed`);
+    expect(lines).toContain('the hook itself failed');
+    store.down = false;
+    await clock.advanceAsync(5000);
+    expect((await registry.get(job.id))?.status).toBe('succeeded');
+  });
+
+  it('fails a job whose result the store can never take, saying so', async () => {
+    const errors: BackgroundErrorContext[] = [];
+    const { clock, store, registry } = setup({ onError: (_error, context) => errors.push(context) });
+    const update = store.update.bind(store);
+    // A store that serializes (as Redis does) throws a TypeError for a BigInt, on every attempt.
+    store.update = (id, transition) =>
+      update(id, (current) => {
+        const next = transition(current);
+        if (typeof next.snapshot.result === 'bigint') throw new TypeError('Do not know how to serialize a BigInt');
+        return next;
+      });
+    registry.define('big', () => 10n);
+    const job = await registry.submit('big', null);
+    await clock.advanceAsync(0);
+    expect(await registry.get(job.id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'job-failed', detail: expect.stringContaining('could not be stored') },
+    });
+    expect(errors).toEqual([{ operation: 'finish', jobId: job.id, attempt: 1 }]);
+  });
+
+  it('reports failed progress flushes and keeps running', async () => {
+    const errors: BackgroundErrorContext[] = [];
+    const { clock, store, registry } = setup({ onError: (_error, context) => errors.push(context) });
+    const release = deferred();
+    let report!: (percent: number) => void;
+    registry.define('work', ({ reportProgress }) => {
+      report = (percent) => reportProgress({ percent });
+      return release.promise;
+    });
+    const job = await registry.submit('work', null);
+    await clock.advanceAsync(0);
+    store.down = true;
+    report(10);
+    await clock.advanceAsync(0);
+    expect(errors).toEqual([{ operation: 'progress', jobId: job.id }]);
+    store.down = false;
+    await clock.advanceAsync(1000);
+    report(20);
+    await clock.advanceAsync(0);
+    expect((await registry.get(job.id))?.progress).toEqual({ percent: 20 });
+    release.resolve();
+    await clock.advanceAsync(0);
+    expect((await registry.get(job.id))?.status).toBe('succeeded');
+  });
+
+  it('gives a pending outcome one last attempt on close', async () => {
+    const errors: BackgroundErrorContext[] = [];
+    const { clock, store, registry } = setup({ onError: (_error, context) => errors.push(context) });
+    const release = deferred();
+    registry.define('render', () => release.promise);
+    const job = await registry.submit('render', null);
+    await clock.advanceAsync(0);
+    store.down = true;
+    release.resolve();
+    await clock.advanceAsync(0);
+    store.down = false;
+    // The backoff has not run out yet; close() does not wait for it.
+    await registry.close();
+    expect(await store.get(job.id)).toMatchObject({ snapshot: { status: 'succeeded' } });
+  });
+});
