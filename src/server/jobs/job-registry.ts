@@ -195,7 +195,9 @@ export interface JobRegistryOptions {
 }
 
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
-const SWEEP_BATCH = 1000;
+// The retention sweep's batch: it starts here, doubles while a backlog drains quickly and halves when
+// one batch holds the store (or, in memory, the event loop) too long.
+const SWEEP_BATCH = { initial: 500, min: 100, max: 20_000, fastMs: 10, slowMs: 50 } as const;
 // changes() holds one wait at a time; this only bounds how long one of them sits in the purgatory.
 const CHANGES_WAIT_MS = 60_000;
 
@@ -239,6 +241,9 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   #sweepTimer: TimerHandle | undefined;
   #sweepAtMs: number | undefined;
   #lastSweepAt = Number.NEGATIVE_INFINITY;
+  #sweepLimit: number = SWEEP_BATCH.initial;
+  #sweeping = false;
+  #sweepQueued = false;
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #unsubscribe: () => void;
@@ -793,23 +798,55 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     this.#sweepTimer = this.#clock.setTimeout(() => void this.#sweep(), delay, { unref: true });
   }
 
+  // Keeps pace with any submit rate: a batch that comes back full means a backlog, so the next one
+  // follows on the next turn of the event loop (other work runs in between) instead of after the
+  // interval, and batches grow while they stay quick and shrink when one takes too long.
   async #sweep(): Promise<void> {
     this.#sweepTimer = undefined;
     this.#sweepAtMs = undefined;
-    this.#lastSweepAt = this.#clock.now();
     if (this.#closed) return;
+    if (this.#sweeping) {
+      // A store slower than the interval: one sweep at a time, the next one right after.
+      this.#sweepQueued = true;
+      return;
+    }
+    this.#sweeping = true;
+    try {
+      await this.#sweepBatch();
+    } finally {
+      this.#sweeping = false;
+      if (this.#sweepQueued) {
+        this.#sweepQueued = false;
+        this.#scheduleSweep(this.#clock.wallNow());
+      }
+    }
+  }
+
+  async #sweepBatch(): Promise<void> {
+    this.#lastSweepAt = this.#clock.now();
+    const limit = this.#sweepLimit;
     let result: SweepResult;
     try {
-      result = await this.#store.sweep(this.#clock.wallNow(), SWEEP_BATCH);
+      result = await this.#store.sweep(this.#clock.wallNow(), limit);
     } catch (error) {
       // A failing store is retried at the next interval rather than dropping retention for good.
       this.#onError(error, { operation: 'sweep' });
       this.#scheduleSweep(this.#clock.wallNow() + this.#sweepIntervalMs);
       return;
     }
+    const tookMs = this.#clock.now() - this.#lastSweepAt;
     const { removed, nextExpiryMs } = result;
     for (const id of removed) this.emit('forgotten', id, 'expired');
-    if (nextExpiryMs !== undefined) this.#scheduleSweep(nextExpiryMs);
+    if (tookMs > SWEEP_BATCH.slowMs) this.#sweepLimit = Math.max(SWEEP_BATCH.min, Math.floor(limit / 2));
+    if (removed.length < limit) {
+      if (nextExpiryMs !== undefined) this.#scheduleSweep(nextExpiryMs);
+      return;
+    }
+    if (tookMs <= SWEEP_BATCH.fastMs) this.#sweepLimit = Math.min(SWEEP_BATCH.max, limit * 2);
+    if (this.#closed) return;
+    if (this.#sweepTimer !== undefined) this.#clock.clearTimeout(this.#sweepTimer);
+    this.#sweepAtMs = this.#clock.wallNow();
+    this.#sweepTimer = this.#clock.setTimeout(() => void this.#sweep(), 0, { unref: true });
   }
 
   // --- misc ----------------------------------------------------------------------------------------

@@ -164,3 +164,38 @@ describe('JobRegistry: outcomes survive a store outage', () => {
     expect(await store.get(job.id)).toMatchObject({ snapshot: { status: 'succeeded' } });
   });
 });
+
+describe('JobRegistry: the retention sweep keeps pace', () => {
+  it('holds at most 2 × rate × (retention + sweep interval) jobs at 3,000 finished jobs a second', async () => {
+    const clock = new ManualClock();
+    const store = new OutageStore();
+    let n = 0;
+    const registry = new JobRegistry({
+      clock,
+      store,
+      retentionMs: 1000,
+      sweepIntervalMs: 1000,
+      generateId: () => `job-${++n}`,
+    });
+    const perTick = 60; // every 20 ms: 3,000 a second
+    const bound = 2 * 3000 * (1 + 1);
+    let largest = 0;
+    for (let tick = 0; tick < 750; tick++) {
+      await Promise.all(
+        Array.from({ length: perTick }, async () => {
+          const job = await registry.create('t', null);
+          await registry.start(job.id);
+          await registry.succeed(job.id, null);
+        }),
+      );
+      await clock.advanceAsync(20);
+      largest = Math.max(largest, store.size);
+    }
+    // 15 simulated seconds, 45,000 jobs: the old sweep (1,000 per interval) held ~32,000 here.
+    expect(n).toBe(45_000);
+    expect(largest).toBeLessThanOrEqual(bound);
+    await clock.advanceAsync(3000);
+    expect(store.size).toBe(0);
+    await registry.close();
+  });
+});
