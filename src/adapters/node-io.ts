@@ -7,7 +7,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AbortedError } from '../core/errors.js';
+import { AbortedError, InvalidArgumentError } from '../core/errors.js';
 import type { PollkitHandler } from '../server/http/handler.js';
 import {
   type BodyReader,
@@ -304,7 +304,22 @@ function preParsed<Context>(exchange: NodeExchange<Context>, limitBytes: number)
   else if (Buffer.isBuffer(parsed)) text = parsed.toString('utf8');
   // body-parser leaves `{}` for a request it did not parse; that is no body at all.
   else if (typeof parsed === 'object' && Object.keys(parsed).length === 0 && !Array.isArray(parsed)) text = '';
-  else text = JSON.stringify(parsed);
+  else text = reserialize(parsed);
   if (Buffer.byteLength(text) > limitBytes) throw payloadTooLarge(limitBytes);
   return text;
+}
+
+/**
+ * A parsed body as JSON text again. A body parser with no depth limit (express.json()) hands over
+ * values nested thousands deep, and `JSON.stringify` recurses: that is the client's body, so a 400.
+ */
+function reserialize(parsed: unknown): string {
+  try {
+    return JSON.stringify(parsed);
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new InvalidArgumentError('The body nests too deeply', 'body', { cause: error });
+    }
+    throw error;
+  }
 }
