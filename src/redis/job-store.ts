@@ -127,7 +127,13 @@ export class RedisJobStore implements JobStore {
     const reply = (await this.#guard.run((redis) =>
       INSERT_JOB.run(
         redis,
-        [this.#jobKey(id), `${this.#prefix}jobs:all`, `${this.#prefix}jobs:seq`, `${this.#prefix}jobs:expiry`],
+        [
+          this.#jobKey(id),
+          `${this.#prefix}jobs:all`,
+          `${this.#prefix}jobs:seq`,
+          `${this.#prefix}jobs:expiry`,
+          `${this.#prefix}jobs:owner-seq`,
+        ],
         [
           id,
           json,

@@ -50,10 +50,11 @@ export class LuaScript {
 // o (the key of its owner index, or ''), i (its idempotency key, or ''), x (expiresAtMs, or '').
 
 /**
- * KEYS: job, all-jobs index, sequence counter, expiry index.
+ * KEYS: job, all-jobs index, sequence counter, expiry index, owner sequences (a hash: owner index → count).
  * ARGV: id, json, version, status, owner index key|'', idempotency key|'', expiresAtMs|'', safety TTL ms|'',
  * channel, message, job key prefix.
  * Returns {1, seq} inserted, {0, json} an existing job with that idempotency key, {-1} id taken.
+ * An owner's index is scored by the owner's own count, so its page cursors say nothing of other owners.
  */
 export const INSERT_JOB = new LuaScript(`
 local id, json, version, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -69,7 +70,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
 local seq = redis.call('INCR', KEYS[3])
 redis.call('HSET', KEYS[1], 'v', version, 's', status, 'j', json, 'q', seq, 'o', ownerIndex, 'i', idem, 'x', expiresAt)
 redis.call('ZADD', KEYS[2], seq, id)
-if ownerIndex ~= '' then redis.call('ZADD', ownerIndex, seq, id) end
+if ownerIndex ~= '' then redis.call('ZADD', ownerIndex, redis.call('HINCRBY', KEYS[5], ownerIndex, 1), id) end
 if idem ~= '' then redis.call('SET', idem, id) end
 if expiresAt ~= '' then
   redis.call('ZADD', KEYS[4], expiresAt, id)

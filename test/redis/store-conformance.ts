@@ -201,6 +201,27 @@ export function describeJobStore(name: string, factory: () => Promise<StoreFixtu
     );
 
     it(
+      "gives an owner page cursors that reveal nothing of other owners' jobs",
+      run(async (store) => {
+        // Alice's cursors are the same whether or not Bob made 50 jobs in between.
+        const cursors = async (prefix: string, others: number): Promise<string[]> => {
+          for (let n = 0; n < 3; n++) {
+            await store.insert(job(`${prefix}-a${n}`, { owner: `alice-${prefix}` }));
+            for (let m = 0; m < others; m++)
+              await store.insert(job(`${prefix}-b${n}-${m}`, { owner: `bob-${prefix}` }));
+          }
+          const first = await store.list({ owner: `alice-${prefix}`, limit: 1 });
+          const second = await store.list({ owner: `alice-${prefix}`, limit: 1, cursor: first.cursor! });
+          expect(second.jobs.map((j) => j.snapshot.id)).toEqual([`${prefix}-a1`]);
+          return [first.cursor!, second.cursor!];
+        };
+        const busy = await cursors('busy', 50);
+        const quiet = await cursors('quiet', 0);
+        expect(busy).toEqual(quiet);
+      }),
+    );
+
+    it(
       'sweeps expired jobs only, up to the limit, and reports the next expiry',
       run(async (store) => {
         for (const [n, retention] of [100, 200, 300, 400].entries()) {

@@ -786,6 +786,20 @@ describe('JobRegistry: retention, forget and list', () => {
     await expect(registry.list({ pageSize: 0 })).rejects.toSatisfy(InvalidArgumentError.is);
   });
 
+  it("gives page tokens that reveal nothing of other owners' jobs", async () => {
+    const tokens = async (others: number): Promise<(string | undefined)[]> => {
+      const { registry } = setup();
+      for (let n = 0; n < 3; n++) {
+        await registry.create('t', n, { owner: 'alice' });
+        for (let m = 0; m < others; m++) await registry.create('t', m, { owner: 'bob' });
+      }
+      const first = await registry.list({ owner: 'alice', pageSize: 1 });
+      const second = await registry.list({ owner: 'alice', pageSize: 1, pageToken: first.nextPageToken! });
+      return [first.nextPageToken, second.nextPageToken];
+    };
+    expect(await tokens(40)).toEqual(await tokens(0));
+  });
+
   it('hides other owners’ jobs everywhere', async () => {
     const { registry } = setup();
     const job = await registry.create('t', null, { owner: 'alice' });

@@ -25,8 +25,11 @@ interface Entry {
 }
 
 interface IndexItem {
+  /** The position in its index: the global sequence, or in an owner's index the owner's own. */
   readonly seq: number;
   readonly id: string;
+  /** The job's global sequence, which tells a live item from one of a removed job. */
+  readonly entry: number;
 }
 
 // Indexes keep dead items until they outnumber live ones, so a delete is O(1) and compaction is amortized.
@@ -49,6 +52,9 @@ export class MemoryJobStore implements JobStore {
   readonly #idempotency = new Map<string, string>();
   #order: IndexItem[] = [];
   #byOwner = new Map<string, IndexItem[]>();
+  // Each owner's index counts on its own, so an owner's page tokens reveal nothing of other owners'
+  // jobs (a global sequence would tell every caller how many jobs everyone made).
+  readonly #ownerSeq = new Map<string, number>();
   #dead = 0;
   readonly #expiry = new MinHeap<{ readonly id: string; readonly at: number }>();
   readonly #listeners = new ChangeListeners<JobChange>();
@@ -67,13 +73,15 @@ export class MemoryJobStore implements JobStore {
       if (existing !== undefined) return { inserted: false, job: existing.job };
     }
     if (this.#jobs.has(id)) throw new InvalidArgumentError(`a job with id ${id} already exists`, 'id');
-    const item: IndexItem = { seq: ++this.#seq, id };
-    this.#jobs.set(id, { seq: item.seq, job });
-    this.#order.push(item);
+    const seq = ++this.#seq;
+    this.#jobs.set(id, { seq, job });
+    this.#order.push({ seq, id, entry: seq });
     if (job.owner !== undefined) {
       let owned = this.#byOwner.get(job.owner);
       if (owned === undefined) this.#byOwner.set(job.owner, (owned = []));
-      owned.push(item);
+      const ownerSeq = (this.#ownerSeq.get(job.owner) ?? 0) + 1;
+      this.#ownerSeq.set(job.owner, ownerSeq);
+      owned.push({ seq: ownerSeq, id, entry: seq });
     }
     if (job.idempotencyKey !== undefined) this.#idempotency.set(idempotencySlot(job.owner, job.idempotencyKey), id);
     if (job.expiresAtMs !== undefined) this.#expiry.push(job.expiresAtMs, { id, at: job.expiresAtMs });
@@ -135,7 +143,7 @@ export class MemoryJobStore implements JobStore {
     for (let position = low - 1; position >= 0; position--) {
       const item = index[position]!;
       const entry = this.#jobs.get(item.id);
-      if (entry === undefined || entry.seq !== item.seq) continue;
+      if (entry === undefined || entry.seq !== item.entry) continue;
       if (query.status !== undefined && entry.job.snapshot.status !== query.status) continue;
       if (jobs.length === query.limit) return { jobs, cursor: encodeCursor(lastSeq) };
       jobs.push(entry.job);
@@ -185,7 +193,7 @@ export class MemoryJobStore implements JobStore {
   }
 
   #compact(): void {
-    const live = (item: IndexItem): boolean => this.#jobs.get(item.id)?.seq === item.seq;
+    const live = (item: IndexItem): boolean => this.#jobs.get(item.id)?.seq === item.entry;
     this.#order = this.#order.filter(live);
     const byOwner = new Map<string, IndexItem[]>();
     for (const [owner, items] of this.#byOwner) {
