@@ -334,7 +334,10 @@ export class PollkitWebSocketServer<Context = unknown> {
         const event = parseEvent(chunk);
         if (event === undefined) continue;
         if (event.event === 'problem') {
-          this.#close(socket, WS_CLOSE_CODES.offsetGone, goneReason(event.data));
+          // In-band problems end the stream: a log that moved past the reader, or a deleted topic.
+          const reason = goneReason(event.data);
+          if (reason['code'] === 'topic-not-found') this.#close(socket, WS_CLOSE_CODES.policyViolation, reason);
+          else this.#close(socket, WS_CLOSE_CODES.offsetGone, reason);
           return;
         }
         socket.send(event.data, onSent);
@@ -466,7 +469,8 @@ function problemCode(response: PollkitResponse): string {
 function goneReason(body: unknown): Record<string, unknown> {
   if (typeof body !== 'string') return { code: 'offset-gone' };
   try {
-    const problem = JSON.parse(body) as { earliestOffset?: unknown; epoch?: unknown };
+    const problem = JSON.parse(body) as { code?: unknown; earliestOffset?: unknown; epoch?: unknown };
+    if (problem.code === 'topic-not-found') return { code: 'topic-not-found' };
     return { code: 'offset-gone', earliestOffset: problem.earliestOffset, epoch: problem.epoch };
   } catch {
     return { code: 'offset-gone' };

@@ -294,3 +294,14 @@ redis.call('HSET', KEYS[2], 'e', ARGV[1], 'hw', 0)
 redis.call('PUBLISH', ARGV[2], cjson.encode({o = ARGV[3], k = 't', t = ARGV[4], e = ARGV[1], ea = 0, hw = 0}) .. '\\n')
 return {ARGV[1], 0, 0}
 `);
+
+/**
+ * KEYS: log, meta. ARGV: channel, origin, topic, epoch for the announcement. Returns 1 when the topic
+ * existed. Other processes hear a notice with `d = 1` and drop the topic.
+ */
+export const DELETE_TOPIC = new LuaScript(`
+local existed = redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PUBLISH', ARGV[1], cjson.encode({o = ARGV[2], k = 't', t = ARGV[3], e = ARGV[4], ea = 0, hw = 0, d = 1}) .. '\\n')
+if existed > 0 then return 1 end
+return 0
+`);

@@ -268,6 +268,30 @@ export function describeTopicStore(name: string, factory: () => Promise<StoreFix
     );
 
     it(
+      'deletes a topic, announcing it; naming it again starts an empty log in a new epoch',
+      run(async (store) => {
+        await store.append('gone', entry('a'), {});
+        await store.append('gone', entry('b'), {});
+        const before = await store.position('gone', {});
+        const changes: TopicChange[] = [];
+        store.onChange((change) => changes.push(change));
+        expect(await store.delete('gone')).toBe(true);
+        expect(changes).toEqual([
+          {
+            topic: 'gone',
+            position: { epoch: expect.any(String), earliestOffset: 0, highWatermark: 0 },
+            deleted: true,
+          },
+        ]);
+        expect(await store.delete('never-made')).toBe(false);
+        const after = await store.position('gone', {});
+        expect(after).toMatchObject({ earliestOffset: 0, highWatermark: 0 });
+        expect(after.epoch).not.toBe(before.epoch);
+        expect((await store.read('gone', 0, 10, {})).records).toEqual([]);
+      }),
+    );
+
+    it(
       'appends gap-free offsets and reads them back in order',
       run(async (store) => {
         const changes: TopicChange[] = [];

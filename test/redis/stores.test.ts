@@ -6,6 +6,7 @@ import { newJob, progressJob, startJob, succeedJob } from '../../src/server/jobs
 import type { JobChange } from '../../src/server/jobs/stores/job-store.js';
 import { MemoryJobStore } from '../../src/server/jobs/stores/memory-job-store.js';
 import { MemoryTopicStore } from '../../src/server/topics/stores/memory-topic-store.js';
+import { TopicRegistry } from '../../src/server/topics/topic-registry.js';
 import type { TopicChange } from '../../src/server/topics/stores/topic-store.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { describeJobStore, describeTopicStore } from './store-conformance.js';
@@ -149,6 +150,26 @@ describe('Redis stores across processes', () => {
       expect(seen.map((change) => change.position.highWatermark)).toEqual([1, 2, 0]);
       expect(seen[2]?.position).toEqual(reset);
     } finally {
+      await dispose();
+    }
+  });
+
+  it('announces a deletion to the other process, whose registry drops the topic and ends its reads', async () => {
+    const { a, b, dispose } = await pair((redis, keyPrefix) => new RedisTopicStore({ redis, keyPrefix }));
+    const onA = new TopicRegistry({ store: a });
+    const onB = new TopicRegistry({ store: b });
+    try {
+      await onA.topic('doomed').append('x');
+      const topicOnB = onB.topic('doomed');
+      const held = topicOnB.read(1, { waitMs: 20_000 }).catch((error: unknown) => error);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await onA.delete('doomed')).toBe(true);
+      expect(await held).toMatchObject({ code: 'topic-not-found' });
+      expect(onB.get('doomed')).toBeUndefined();
+      expect((await onB.topic('doomed').position()).highWatermark).toBe(0);
+    } finally {
+      await onA.close();
+      await onB.close();
       await dispose();
     }
   });

@@ -209,6 +209,8 @@ export class PollkitHandler<Context = unknown> {
         return this.#requireJobs().cancel(route.id, call);
       case 'job-events':
         return this.#requireJobs().events(route.id, call);
+      case 'topic':
+        return this.#requireTopics().delete(route.topic, call);
       case 'topic-records': {
         const topics = this.#requireTopics();
         return method === 'POST' ? topics.append(route.topic, call) : topics.read(route.topic, call);
