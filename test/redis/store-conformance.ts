@@ -7,7 +7,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { IllegalTransitionError, InvalidArgumentError } from '../../src/core/errors.js';
-import { newJob, progressJob, startJob, succeedJob } from '../../src/server/jobs/job-state.js';
+import {
+  failJob,
+  newJob,
+  progressJob,
+  startJob,
+  succeedJob,
+  workerLostProblem,
+} from '../../src/server/jobs/job-state.js';
+import { problem } from '../../src/core/protocol.js';
 import type { JobChange, JobStore, StoredJob } from '../../src/server/jobs/stores/job-store.js';
 import type { TopicChange, TopicStore } from '../../src/server/topics/stores/topic-store.js';
 
@@ -19,15 +27,12 @@ export interface StoreFixture<Store> {
 
 const T0 = Date.UTC(2026, 0, 1);
 
+function base(id: string): Parameters<typeof newJob>[0] {
+  return { id, type: 'test.echo', input: { id, n: [1, 2, 3] }, runner: 'external', nowMs: T0 };
+}
+
 function job(id: string, extra: { owner?: string; idempotencyKey?: string; nowMs?: number } = {}): StoredJob {
-  return newJob({
-    id,
-    type: 'test.echo',
-    input: { id, n: [1, 2, 3] },
-    runner: 'external',
-    nowMs: extra.nowMs ?? T0,
-    ...extra,
-  });
+  return newJob({ ...base(id), ...extra });
 }
 
 function finished(stored: StoredJob, expiresInMs: number): StoredJob {
@@ -245,6 +250,116 @@ export function describeJobStore(name: string, factory: () => Promise<StoreFixtu
         ]);
         const last = await store.sweep(T0 + 10_000, 10);
         expect(last).toEqual({ removed: ['j3'] });
+      }),
+    );
+
+    it(
+      'renews leases without a version or a notice, and reports the ones it no longer holds',
+      run(async (store) => {
+        const lease = (holder: string, expiresAtMs: number) => ({ holder, expiresAtMs });
+        await store.insert(newJob({ ...base('q'), lease: lease('me', T0 + 1000) }));
+        await store.insert(job('r'));
+        await store.update('r', (current) => startJob(current, T0, lease('me', T0 + 1000)));
+        await store.insert(job('theirs'));
+        await store.update('theirs', (current) => startJob(current, T0, lease('them', T0 + 1000)));
+        await store.insert(job('done'));
+        await store.update('done', (current) => startJob(current, T0, lease('me', T0 + 1000)));
+        await store.update('done', (current) => succeedJob(current, null, T0 + 2, { retentionMs: 60_000 }));
+        const changes: JobChange[] = [];
+        store.onChange((change) => changes.push(change));
+        const lost = await store.renewLeases('me', ['q', 'r', 'theirs', 'done', 'missing'], T0 + 5000);
+        expect([...lost].sort()).toEqual(['done', 'missing', 'theirs']);
+        expect(changes).toEqual([]);
+        expect(await store.get('q')).toMatchObject({ snapshot: { version: 1 }, lease: lease('me', T0 + 5000) });
+        expect(await store.get('r')).toMatchObject({ snapshot: { version: 2 }, lease: lease('me', T0 + 5000) });
+        expect((await store.get('done'))?.lease).toBeUndefined();
+        expect((await store.get('r'))?.attempts).toBe(1);
+      }),
+    );
+
+    it(
+      'finds lapsed leases without scanning, and hands them out with their current expiry',
+      run(async (store) => {
+        for (const [n, at] of [1000, 2000, 3000].entries()) {
+          await store.insert(job(`l${n}`));
+          await store.update(`l${n}`, (current) => startJob(current, T0, { holder: 'h', expiresAtMs: T0 + at }));
+        }
+        expect(await store.expiredLeases(T0 + 500, 10)).toEqual({ jobs: [], nextExpiryMs: T0 + 1000 });
+        const first = await store.expiredLeases(T0 + 2000, 10);
+        expect(first.jobs.map((j) => j.snapshot.id).sort()).toEqual(['l0', 'l1']);
+        expect(first.nextExpiryMs).toBe(T0 + 3000);
+        // A renewal moves a job out of the lapsed set; a finish drops it for good.
+        await store.renewLeases('h', ['l0'], T0 + 9000);
+        await store.update('l1', (current) => succeedJob(current, null, T0 + 2, { retentionMs: 60_000 }));
+        const second = await store.expiredLeases(T0 + 3000, 10);
+        expect(second.jobs.map((j) => [j.snapshot.id, j.lease?.expiresAtMs])).toEqual([['l2', T0 + 3000]]);
+        expect(second.nextExpiryMs).toBe(T0 + 9000);
+        expect((await store.expiredLeases(T0 + 3000, 0)).jobs).toEqual([]);
+      }),
+    );
+
+    it(
+      'makes a transition that read a lease before a renewal run again on the renewed job',
+      run(async (store) => {
+        await store.insert(job('j'));
+        await store.update('j', (current) => startJob(current, T0, { holder: 'h', expiresAtMs: T0 + 1000 }));
+        const seen: (number | undefined)[] = [];
+        let renewed = false;
+        const result = await store.update('j', (current) => {
+          seen.push(current.lease?.expiresAtMs);
+          if (!renewed) {
+            renewed = true;
+            // A renewal lands between this read and the write (stores call transitions synchronously).
+            void store.renewLeases('h', ['j'], T0 + 7000);
+          }
+          return current.lease !== undefined && current.lease.expiresAtMs <= T0 + 1000
+            ? progressJob(current, { percent: 1 }, T0)
+            : current;
+        });
+        // Either the renewal was seen before the write (no change), or the write was refused and rerun.
+        expect(seen.at(-1)).toBe(T0 + 7000);
+        expect(result?.snapshot.version).toBe(2);
+      }),
+    );
+
+    it(
+      "refuses a job past the owner's cap, atomically with the insert",
+      run(async (store) => {
+        for (let n = 0; n < 3; n++) await store.insert(job(`c${n}`, { owner: 'capped' }), { maxPerOwner: 3 });
+        await expect(store.insert(job('c3', { owner: 'capped' }), { maxPerOwner: 3 })).rejects.toMatchObject({
+          code: 'too-many-jobs',
+        });
+        await store.insert(job('other', { owner: 'someone' }), { maxPerOwner: 3 });
+        await store.insert(job('c3', { owner: 'capped' })); // no cap given
+        await store.update('c0', (current) => finished(current, 10));
+        await store.sweep(T0 + 100, 10);
+        expect((await store.insert(job('c4', { owner: 'capped' }), { maxPerOwner: 4 })).inserted).toBe(true);
+      }),
+    );
+
+    it(
+      'gives an idempotency key up when its job failed with a retryable problem',
+      run(async (store) => {
+        const first = job('first', { owner: 'o', idempotencyKey: 'k' });
+        await store.insert(first);
+        await store.update('first', (current) =>
+          failJob(startJob(current, T0), workerLostProblem(), T0 + 1, { retentionMs: 60_000 }),
+        );
+        const again = await store.insert(job('second', { owner: 'o', idempotencyKey: 'k' }));
+        expect(again).toMatchObject({ inserted: true, job: { snapshot: { id: 'second' } } });
+        expect((await store.findByIdempotencyKey('o', 'k'))?.snapshot.id).toBe('second');
+        expect((await store.get('first'))?.snapshot.status).toBe('failed');
+        // Removing the old job leaves the key with the new one.
+        expect(await store.delete('first')).toBe(true);
+        expect((await store.findByIdempotencyKey('o', 'k'))?.snapshot.id).toBe('second');
+        // A job that failed for good keeps its key.
+        await store.update('second', (current) =>
+          failJob(current, problem('job-failed', 'no'), T0 + 2, { retentionMs: 60_000 }),
+        );
+        expect(await store.insert(job('third', { owner: 'o', idempotencyKey: 'k' }))).toMatchObject({
+          inserted: false,
+          job: { snapshot: { id: 'second' } },
+        });
       }),
     );
   });

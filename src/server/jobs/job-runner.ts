@@ -20,6 +20,7 @@ import { type JobProgress, type JobSnapshot, problem } from '../../core/protocol
 import type { TimerTask, TimingWheel } from '../purgatory/timing-wheel.js';
 import { integerAtLeast } from '../validate.js';
 import type { BackgroundErrorHandler } from './background-errors.js';
+import type { LeaseKeeper } from './leases.js';
 import { jobFailureProblem } from './job-problem.js';
 import { type FinishOptions, failJob, progressJob, startJob, succeedJob } from './job-state.js';
 import type { JobChange, JobStore, JobTransition, StoredJob } from './stores/job-store.js';
@@ -89,6 +90,13 @@ export interface JobTypeOptions<Input> {
   readonly validate?: (input: unknown) => Input;
   /** How long one run may take (ms, > 0) before it fails with code `job-timeout`. Default: the registry's `defaultTimeoutMs`. */
   readonly timeoutMs?: number;
+  /**
+   * How many times a job of this type may be started when a run is lost with its process (killed,
+   * partitioned: its lease lapsed); a live registry that defines the type runs it again until the
+   * attempts are spent, then fails it with `worker-lost`. Only for handlers that are safe to run
+   * twice. A handler that throws fails the job at once, whatever this says. Default 1.
+   */
+  readonly attempts?: number;
 }
 
 /** The runner's options, as given to `JobRegistry` (see `JobRegistryOptions`). */
@@ -108,6 +116,8 @@ export interface JobRunnerHost {
   readonly timer: TimingWheel;
   /** Receives failures that have no caller to reject; never throws. */
   readonly onError: BackgroundErrorHandler;
+  /** Renews the leases of the jobs this runner queued or runs. */
+  readonly keeper: LeaseKeeper;
   /** Retention (and pending progress) for a job reaching a final state. */
   finishOptions(progress?: JobProgress): FinishOptions;
   /** A job this runner started is now `running`. */
@@ -122,6 +132,7 @@ interface JobDefinition {
   readonly handler: JobHandler<unknown, unknown>;
   readonly validate: ((input: unknown) => unknown) | undefined;
   readonly timeoutMs: number | undefined;
+  readonly attempts: number;
 }
 
 /** A handler run in this process, from the moment it is taken off the queue until it settles. */
@@ -213,11 +224,38 @@ export class JobRunner {
       throw new InvalidArgumentError('validate must be a function', 'validate');
     }
     const timeoutMs = options.timeoutMs === undefined ? undefined : positiveDuration(options.timeoutMs, 'timeoutMs');
+    const attempts = integerAtLeast(options.attempts ?? 1, 'attempts', 1);
     this.#types.set(type, {
       handler: handler as JobHandler<unknown, unknown>,
       validate: options.validate,
       timeoutMs,
+      attempts,
     });
+  }
+
+  /** How many starts a job of `type` may have (its `attempts`); 1 for a type not defined here. */
+  attemptsOf(type: string): number {
+    return this.#types.get(type)?.attempts ?? 1;
+  }
+
+  /** Whether a job taken over from a lost process fits in the queue now. */
+  canAdopt(): boolean {
+    return this.#running + this.#queue.size + this.#admitting < this.#concurrency + this.#maxQueued;
+  }
+
+  /** Queues a job this registry took over (its lease already names this registry). */
+  adopt(id: string): void {
+    if (this.#closed || this.#queue.has(id) || this.#active.has(id)) return;
+    this.#queue.add(id);
+    this.#host.keeper.hold(id);
+    this.#pump();
+  }
+
+  /** The lease of a job this process held went elsewhere: stop working on it. */
+  lost(id: string): void {
+    const active = this.#active.get(id);
+    if (active !== undefined) this.#release(active, new AbortedError(`Job ${id} is no longer held by this process`));
+    this.dequeue(id);
   }
 
   /** True when `type` has a handler here. */
@@ -247,7 +285,10 @@ export class JobRunner {
   /** Ends a reservation of {@link JobRunner.admit}; `id` is the stored job to run, if one was stored. */
   admitted(id: string | undefined): void {
     this.#admitting--;
-    if (id !== undefined) this.#queue.add(id);
+    if (id !== undefined) {
+      this.#queue.add(id);
+      this.#host.keeper.hold(id);
+    }
     this.#notifyIdle();
   }
 
@@ -267,6 +308,7 @@ export class JobRunner {
   onChange(change: JobChange): void {
     const active = this.#active.get(change.id);
     if (change.deleted === true || change.job?.snapshot.done === true) {
+      this.#host.keeper.release(change.id);
       // Finished elsewhere (cancel through any registry sharing the store, a worker's succeed): stop the handler.
       if (active !== undefined)
         this.#release(active, new AbortedError(`Job ${change.id} was ${change.job?.snapshot.status ?? 'removed'}`));
@@ -295,7 +337,8 @@ export class JobRunner {
   async close(): Promise<void> {
     this.#closed = true;
     const host = this.#host;
-    const body = problem('shutting-down', 'The job registry shut down before the job finished.');
+    // Retryable: a client may submit the job again, with the same idempotency key, elsewhere.
+    const body = problem('shutting-down', 'The job registry shut down before the job finished.', { retryable: true });
     const queued = [...this.#queue];
     this.#queue.clear();
     const active = [...this.#active.values()];
@@ -303,8 +346,11 @@ export class JobRunner {
     const ids = [...queued, ...active.map((job) => job.id)];
     const settled = await Promise.allSettled(
       ids.map((id) =>
-        host.store.update(id, (current) =>
-          current.snapshot.done ? current : failJob(current, body, host.clock.wallNow(), host.finishOptions()),
+        host.store.update(
+          id,
+          this.#own(id, (current) =>
+            current.snapshot.done ? current : failJob(current, body, host.clock.wallNow(), host.finishOptions()),
+          ),
         ),
       ),
     );
@@ -325,9 +371,12 @@ export class JobRunner {
   async #abandonQueued(id: string): Promise<void> {
     if (!this.#queue.delete(id)) return;
     const host = this.#host;
-    const body = problem('shutting-down', 'The job registry shut down before the job started.');
-    const job = await host.store.update(id, (current) =>
-      current.snapshot.done ? current : failJob(current, body, host.clock.wallNow(), host.finishOptions()),
+    const body = problem('shutting-down', 'The job registry shut down before the job started.', { retryable: true });
+    const job = await host.store.update(
+      id,
+      this.#own(id, (current) =>
+        current.snapshot.done ? current : failJob(current, body, host.clock.wallNow(), host.finishOptions()),
+      ),
     );
     if (job !== undefined) host.settled(job);
     this.#notifyIdle();
@@ -362,7 +411,10 @@ export class JobRunner {
     this.#active.set(id, active);
     let job: StoredJob | undefined;
     try {
-      job = await host.store.update(id, (current) => startJob(current, host.clock.wallNow()));
+      job = await host.store.update(
+        id,
+        this.#own(id, (current) => startJob(current, host.clock.wallNow(), host.keeper.lease())),
+      );
     } catch (error) {
       if (!IllegalTransitionError.is(error)) {
         // The store failed; the job cannot be run, so it is failed if that at least can be stored.
@@ -436,8 +488,22 @@ export class JobRunner {
    */
   #finish(id: string, transition: JobTransition): Promise<void> {
     const pending: PendingFinish = { wake: undefined, done: undefined };
-    pending.done = this.#storeOutcome(id, transition, pending);
+    pending.done = this.#storeOutcome(id, this.#own(id, transition), pending);
     return pending.done;
+  }
+
+  /**
+   * Guards a write of this runner: a job whose lease names another registry was taken over (this
+   * process stalled past its lease), so this runner's outcome for it no longer counts.
+   */
+  #own(id: string, transition: JobTransition): JobTransition {
+    const holder = this.#host.keeper.holder;
+    return (current) => {
+      if (current.lease !== undefined && current.lease.holder !== holder) {
+        throw new IllegalTransitionError(`job ${id} is held by another process now`);
+      }
+      return transition(current);
+    };
   }
 
   async #storeOutcome(id: string, transition: JobTransition, pending: PendingFinish): Promise<void> {
@@ -458,7 +524,7 @@ export class JobRunner {
           if (!isTransient(error) && !replaced) {
             replaced = true;
             const body = problem('job-failed', `The job's outcome could not be stored: ${describe(error)}`);
-            write = (current) => failJob(current, body, host.clock.wallNow(), host.finishOptions());
+            write = this.#own(id, (current) => failJob(current, body, host.clock.wallNow(), host.finishOptions()));
             continue;
           }
           if (!isTransient(error) || this.#closed) return;
@@ -468,6 +534,8 @@ export class JobRunner {
       }
     } finally {
       if (this.#finishing.get(id) === pending) this.#finishing.delete(id);
+      // Stored (then the store's change released it already) or given up: either way, not ours to renew.
+      host.keeper.release(id);
       this.#notifyIdle();
     }
   }
@@ -536,7 +604,10 @@ export class JobRunner {
     active.flushingProgress = true;
     active.lastProgressAt = host.clock.now();
     try {
-      const job = await host.store.update(active.id, (current) => progressJob(current, progress, host.clock.wallNow()));
+      const job = await host.store.update(
+        active.id,
+        this.#own(active.id, (current) => progressJob(current, progress, host.clock.wallNow())),
+      );
       if (job !== undefined) host.progressed(job.snapshot);
     } catch (error) {
       // Progress is advisory: a job that finished meanwhile or a failing store write loses this report

@@ -183,3 +183,27 @@ describe('DELETE {p}/topics/{t}', () => {
     expect(fresh.records.map((record) => record.value)).toEqual(['again']);
   });
 });
+
+describe('jobs per owner', () => {
+  it('answers 429 with Retry-After past maxJobsPerOwner, and frees a place when a job is forgotten', async () => {
+    const { handler, clock } = setup({ jobs: { maxJobsPerOwner: 3, retentionMs: 30_000 } });
+    const submit = (user: string) => send(handler, 'POST', '/pollkit/jobs', user, { type: 'echo', input: 1 });
+    const ids: string[] = [];
+    for (let n = 0; n < 3; n++) {
+      const accepted = await submit('bob');
+      expect(accepted.status).toBe(202);
+      ids.push(accepted.json.id);
+    }
+    const refused = await submit('bob');
+    expect(refused.status).toBe(429);
+    expect(refused.json.code).toBe('too-many-jobs');
+    expect(refused.headers['retry-after']).toBe('30');
+    expect((await submit('alice')).status).toBe(202);
+    await clock.advanceAsync(0);
+    expect((await send(handler, 'DELETE', `/pollkit/jobs/${ids[0]}`, 'bob')).status).toBe(204);
+    expect((await submit('bob')).status).toBe(202);
+    // Expiry frees places too.
+    await clock.advanceAsync(31_000);
+    for (let n = 0; n < 3; n++) expect((await submit('bob')).status).toBe(202);
+  });
+});

@@ -270,6 +270,8 @@ describe('JobRegistry: handlers', () => {
     });
     expect(signal?.aborted).toBe(true);
     expect(await registry.get(next.id)).toMatchObject({ status: 'succeeded', result: 'ok' });
+    // Idle again: once the check for lapsed leases the start planned has run, no timer is left.
+    await clock.advanceAsync(30_000);
     expect(clock.pendingTimers).toBe(0);
   });
 
