@@ -314,6 +314,26 @@ describe('pollkit/ws', () => {
       await eventually(() => idle(f));
     });
 
+    it('destroys a slow socket that never reads its close frame, instead of keeping its buffer for 30 s', async () => {
+      const f = await startWs({}, { highWaterMarkBytes: 256 * 1024, slowConsumerTimeoutMs: 300 });
+      await appendAll(
+        f,
+        'big',
+        range(0, count).map(() => value),
+      );
+      const client = connect(f.wsUrl('big', 'offset=0'));
+      await opened(client);
+      client.socket.pause();
+      const serverSocket = [...f.wss.clients][0]!;
+      await eventually(() => serverSocket.readyState !== WebSocket.OPEN, 5000, 'the slow socket to be closed');
+      const closingAt = Date.now();
+      // The client never reads again: the socket is destroyed after the grace, not ws's 30 s.
+      await eventually(() => serverSocket.readyState === WebSocket.CLOSED, 5000, 'the slow socket to be destroyed');
+      expect(Date.now() - closingAt).toBeLessThan(3000);
+      expect(f.sockets.connections).toBe(0);
+      client.socket.terminate();
+    });
+
     it('with no timeout, waits for a paused client and then delivers everything', async () => {
       const f = await startWs({}, { highWaterMarkBytes: 128 * 1024, slowConsumerTimeoutMs: 0 });
       await appendAll(

@@ -73,6 +73,20 @@ export interface PollkitHandlerOptions<Context = unknown> {
   readonly clock?: Clock;
   /** How long `close()` lets streams finish their last event before ending them, in ms. Default 5000. */
   readonly closeGraceMs?: number;
+  /**
+   * Bytes of server-sent events a stream may have written that its client has not taken yet (on the
+   * Node adapters: what waits in the response's buffer). Below it, events are written as they come;
+   * past it, the stream stops reading its source (the log keeps what the client has not read) and the
+   * client has `slowReaderTimeoutMs` to catch up before it is evicted — its stream is cut, and it
+   * reconnects with `Last-Event-ID`, losing nothing. Default 262,144 (256 KiB).
+   */
+  readonly maxUnsentBytes?: number;
+  /**
+   * How long a stream past `maxUnsentBytes` may wait for its client to drain before the client is
+   * evicted, in milliseconds; 0 waits forever. On the fetch adapter, where the runtime owns the socket,
+   * how long the runtime may go without asking for the next event. Default 30,000.
+   */
+  readonly slowReaderTimeoutMs?: number;
   /** Told about failures that were answered with a 5xx (server bugs) or that ended a stream. */
   readonly onError?: (error: unknown, request: PollkitRequest<Context>) => void;
 }
@@ -94,6 +108,7 @@ export interface PollkitHandlerOptions<Context = unknown> {
  */
 export class PollkitHandler<Context = unknown> {
   readonly #settings: HandlerSettings;
+  readonly #streamLimits: { readonly maxUnsentBytes: number; readonly slowReaderTimeoutMs: number };
   readonly #held: HeldRequests<Context>;
   readonly #jobs: JobRoutes<Context> | undefined;
   readonly #topics: TopicRoutes<Context> | undefined;
@@ -106,6 +121,10 @@ export class PollkitHandler<Context = unknown> {
       throw new InvalidArgumentError('authorize must be a function', 'authorize');
     }
     this.#settings = settings;
+    this.#streamLimits = Object.freeze({
+      maxUnsentBytes: settings.maxUnsentBytes,
+      slowReaderTimeoutMs: settings.slowReaderTimeoutMs,
+    });
     this.#authorize = options.authorize;
     this.#onError = options.onError;
     this.#held = new HeldRequests(settings, options.onError);
@@ -121,6 +140,20 @@ export class PollkitHandler<Context = unknown> {
   /** How many held requests and SSE streams are open right now. */
   get heldRequests(): number {
     return this.#held.size;
+  }
+
+  /**
+   * The bounds adapters write server-sent event streams under: `maxUnsentBytes` and
+   * `slowReaderTimeoutMs` (see the options).
+   *
+   * @example
+   * ```ts
+   * import { PollkitHandler } from 'pollkit/server';
+   * console.log(new PollkitHandler().streamLimits); // { maxUnsentBytes: 262144, slowReaderTimeoutMs: 30000 }
+   * ```
+   */
+  get streamLimits(): { readonly maxUnsentBytes: number; readonly slowReaderTimeoutMs: number } {
+    return this.#streamLimits;
   }
 
   /** True once `close()` has been called. */

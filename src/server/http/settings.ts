@@ -32,6 +32,8 @@ export interface SettingsOptions {
   readonly autoCreateTopics?: boolean;
   readonly clock?: Clock;
   readonly closeGraceMs?: number;
+  readonly maxUnsentBytes?: number;
+  readonly slowReaderTimeoutMs?: number;
 }
 
 /** Validated handler settings, with every default applied. */
@@ -52,6 +54,8 @@ export interface HandlerSettings {
   readonly autoCreateTopics: boolean;
   readonly clock: Clock;
   readonly closeGraceMs: number;
+  readonly maxUnsentBytes: number;
+  readonly slowReaderTimeoutMs: number;
 }
 
 /**
@@ -85,6 +89,8 @@ export function resolveSettings(options: SettingsOptions): HandlerSettings {
     autoCreateTopics: options.autoCreateTopics ?? false,
     clock: options.clock ?? systemClock,
     closeGraceMs: nonNegative(options.closeGraceMs ?? 5000, 'closeGraceMs'),
+    maxUnsentBytes: integerAtLeast(options.maxUnsentBytes ?? 262_144, 'maxUnsentBytes', 0),
+    slowReaderTimeoutMs: integerAtLeast(options.slowReaderTimeoutMs ?? 30_000, 'slowReaderTimeoutMs', 0),
   };
 }
 
