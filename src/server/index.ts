@@ -29,3 +29,4 @@ export type { AuthorizeHook, PollkitCaller } from './http/caller.js';
 export type { HandlerJobAccess, HandlerJobs } from './http/job-routes.js';
 export type { HandlerTopic, HandlerTopics } from './http/topic-routes.js';
 export * from './http/handler.js';
+export type { LoadSample, LoadSheddingOptions } from './http/pressure.js';

@@ -17,6 +17,7 @@ import type { AuthorizeHook, Call } from './caller.js';
 import { HeldRequests } from './holding.js';
 import { type HandlerJobs, JobRoutes } from './job-routes.js';
 import { clip } from './params.js';
+import { type LoadSample, type LoadSheddingOptions, LoadMonitor } from './pressure.js';
 import { errorToProblem, problemResponse } from './problems.js';
 import { CLIENT_GONE } from './responses.js';
 import { ALLOWED, type Route, type Target, parseRoute, parseTarget } from './routes.js';
@@ -87,6 +88,12 @@ export interface PollkitHandlerOptions<Context = unknown> {
    * how long the runtime may go without asking for the next event. Default 30,000.
    */
   readonly slowReaderTimeoutMs?: number;
+  /**
+   * Sheds load as `@fastify/under-pressure` does: while the event loop runs late or memory is above a
+   * limit (sampled every `sampleIntervalMs`), new requests get 503 `overloaded` with `Retry-After`;
+   * held requests are left alone. Default: off.
+   */
+  readonly loadShedding?: LoadSheddingOptions;
   /** Told about failures that were answered with a 5xx (server bugs) or that ended a stream. */
   readonly onError?: (error: unknown, request: PollkitRequest<Context>) => void;
 }
@@ -114,6 +121,7 @@ export class PollkitHandler<Context = unknown> {
   readonly #topics: TopicRoutes<Context> | undefined;
   readonly #authorize: AuthorizeHook<Context> | undefined;
   readonly #onError: ((error: unknown, request: PollkitRequest<Context>) => void) | undefined;
+  readonly #load: LoadMonitor | undefined;
 
   constructor(options: PollkitHandlerOptions<Context> = {}) {
     const settings = resolveSettings(options);
@@ -130,6 +138,22 @@ export class PollkitHandler<Context = unknown> {
     this.#held = new HeldRequests(settings, options.onError);
     this.#jobs = options.jobs === undefined ? undefined : new JobRoutes(options.jobs, settings, this.#held);
     this.#topics = options.topics === undefined ? undefined : new TopicRoutes(options.topics, settings, this.#held);
+    this.#load = options.loadShedding === undefined ? undefined : new LoadMonitor(options.loadShedding, settings.clock);
+  }
+
+  /**
+   * The last load sample when `loadShedding` is on (event-loop delay, memory, whether requests are
+   * being shed), for metrics; `undefined` when it is off.
+   *
+   * @example
+   * ```ts
+   * import { PollkitHandler } from 'pollkit/server';
+   * const handler = new PollkitHandler({ loadShedding: { maxEventLoopDelayMs: 200 } });
+   * setInterval(() => console.log(handler.load?.eventLoopDelayMs), 10_000).unref();
+   * ```
+   */
+  get load(): LoadSample | undefined {
+    return this.#load?.sample;
   }
 
   /** The path prefix this handler answers under. */
@@ -186,6 +210,15 @@ export class PollkitHandler<Context = unknown> {
   #dispatch(request: PollkitRequest<Context>, target: Target, rest: string): Promise<PollkitResponse> {
     try {
       if (this.#held.closing) return Promise.resolve(this.#held.shuttingDown());
+      const load = this.#load;
+      if (load !== undefined && load.sample.shedding) {
+        return Promise.resolve(
+          problemResponse(
+            problem('overloaded', 'The server is under pressure; try again shortly.'),
+            load.retryAfterSeconds,
+          ),
+        );
+      }
       const route = parseRoute(rest);
       if (route === undefined) {
         return Promise.resolve(problemResponse(problem('not-found', `Nothing is served at ${clip(target.path, 80)}.`)));
@@ -224,6 +257,7 @@ export class PollkitHandler<Context = unknown> {
    * ```
    */
   close(): Promise<void> {
+    this.#load?.close();
     return this.#held.close();
   }
 

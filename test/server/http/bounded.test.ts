@@ -207,3 +207,46 @@ describe('jobs per owner', () => {
     for (let n = 0; n < 3; n++) expect((await submit('bob')).status).toBe(202);
   });
 });
+
+describe('load shedding', () => {
+  const handlerWith = (loadShedding: PollkitHandlerOptions['loadShedding']) => {
+    const jobs = new JobRegistry().define('echo', ({ input }) => input);
+    const handler = new PollkitHandler({ jobs, loadShedding });
+    closers.push(async () => {
+      await handler.close();
+      await jobs.close();
+    });
+    return handler;
+  };
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('answers 503 with Retry-After while the event loop runs late, and serves again once it recovers', async () => {
+    const handler = handlerWith({ maxEventLoopDelayMs: 150, sampleIntervalMs: 20, retryAfterSeconds: 2 });
+    expect((await send(handler, 'GET', '/pollkit/jobs')).status).toBe(200);
+    const until = Date.now() + 400;
+    while (Date.now() < until) {
+      // A handler stuck in synchronous work: every timer fires late.
+    }
+    await sleep(5);
+    expect(handler.load?.shedding).toBe(true);
+    expect(handler.load?.eventLoopDelayMs).toBeGreaterThan(150);
+    const shed = await send(handler, 'GET', '/pollkit/jobs');
+    expect(shed.status).toBe(503);
+    expect(shed.json.code).toBe('overloaded');
+    expect(shed.headers['retry-after']).toBe('2');
+    for (let waited = 0; handler.load?.shedding === true && waited < 3000; waited += 20) await sleep(20);
+    expect(handler.load?.shedding).toBe(false);
+    expect((await send(handler, 'GET', '/pollkit/jobs')).status).toBe(200);
+  });
+
+  it('sheds while the heap is above its limit', async () => {
+    const handler = handlerWith({ maxHeapUsedBytes: 1, sampleIntervalMs: 10 });
+    await sleep(40);
+    expect(handler.load).toMatchObject({ shedding: true, heapUsedBytes: expect.any(Number) });
+    expect((await send(handler, 'POST', '/pollkit/jobs', undefined, { type: 'echo' })).status).toBe(503);
+  });
+
+  it('is off by default', () => {
+    expect(new PollkitHandler().load).toBeUndefined();
+  });
+});
