@@ -209,7 +209,7 @@ describe('jobs per owner', () => {
 });
 
 describe('load shedding', () => {
-  const handlerWith = (loadShedding: PollkitHandlerOptions['loadShedding']) => {
+  const handlerWith = (loadShedding: NonNullable<PollkitHandlerOptions['loadShedding']>) => {
     const jobs = new JobRegistry().define('echo', ({ input }) => input);
     const handler = new PollkitHandler({ jobs, loadShedding });
     closers.push(async () => {
