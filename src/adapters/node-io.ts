@@ -214,8 +214,8 @@ function consumed(req: IncomingMessage): boolean {
 
 function bodyReader<Context>(exchange: NodeExchange<Context>): BodyReader {
   const { req } = exchange;
-  return (limitBytes) => {
-    if (consumed(req)) return Promise.resolve().then(() => preParsed(exchange, limitBytes));
+  return (limitBytes, maxDepth) => {
+    if (consumed(req)) return Promise.resolve().then(() => preParsed(exchange, limitBytes, maxDepth));
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limitBytes) return Promise.reject(payloadTooLarge(limitBytes));
     return new Promise<string>((resolve, reject) => {
@@ -260,8 +260,8 @@ function bodyReader<Context>(exchange: NodeExchange<Context>): BodyReader {
   };
 }
 
-/** The body a middleware already parsed, as text again, still subject to the limit. */
-function preParsed<Context>(exchange: NodeExchange<Context>, limitBytes: number): string {
+/** The body a middleware already parsed, as text again, still subject to the limits. */
+function preParsed<Context>(exchange: NodeExchange<Context>, limitBytes: number, maxDepth: number | undefined): string {
   let text: string;
   const parsed = exchange.parsedBody;
   if (exchange.rawBody !== undefined) text = exchange.rawBody;
@@ -270,16 +270,21 @@ function preParsed<Context>(exchange: NodeExchange<Context>, limitBytes: number)
   else if (Buffer.isBuffer(parsed)) text = parsed.toString('utf8');
   // body-parser leaves `{}` for a request it did not parse; that is no body at all.
   else if (typeof parsed === 'object' && Object.keys(parsed).length === 0 && !Array.isArray(parsed)) text = '';
-  else text = reserialize(parsed);
+  else text = reserialize(parsed, maxDepth);
   if (Buffer.byteLength(text) > limitBytes) throw payloadTooLarge(limitBytes);
   return text;
 }
 
 /**
  * A parsed body as JSON text again. A body parser with no depth limit (express.json()) hands over
- * values nested thousands deep, and `JSON.stringify` recurses: that is the client's body, so a 400.
+ * values nested thousands deep; `JSON.stringify` recurses through them until the stack runs out,
+ * milliseconds per body — so the depth is checked first, without recursion, and a body past it is
+ * the client's fault: a 400.
  */
-function reserialize(parsed: unknown): string {
+function reserialize(parsed: unknown, maxDepth: number | undefined): string {
+  if (maxDepth !== undefined && nestsDeeper(parsed, maxDepth)) {
+    throw new InvalidArgumentError(`The body nests deeper than ${maxDepth} levels`, 'body');
+  }
   try {
     return JSON.stringify(parsed);
   } catch (error) {
@@ -288,4 +293,18 @@ function reserialize(parsed: unknown): string {
     }
     throw error;
   }
+}
+
+/** Whether arrays and objects in `value` nest deeper than `limit`; an explicit stack, no recursion. */
+function nestsDeeper(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth + 1 > limit) return true;
+    for (const child of Array.isArray(current) ? current : Object.values(current)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
