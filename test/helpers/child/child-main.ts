@@ -10,15 +10,21 @@ import { scenarios } from './scenarios.js';
 const name = process.env['SCENARIO'] ?? '';
 const build = scenarios[name];
 if (build === undefined) throw new Error(`no scenario ${name}`);
-const { server, stats, close } = await build();
+const { server, stats, close, commands } = await build();
 
-process.on('message', (message: { seq: number; cmd: string }) => {
-  if (message.cmd !== 'stats') return;
-  const memory = process.memoryUsage();
-  process.send?.({
-    seq: message.seq,
-    value: { heapUsed: memory.heapUsed, rss: memory.rss, ...(stats?.() ?? {}) },
-  });
+process.on('message', (message: { seq: number; cmd: string; gc?: boolean; args?: unknown[] }) => {
+  if (message.cmd === 'stats') {
+    if (message.gc === true) (globalThis as { gc?: () => void }).gc?.();
+    const memory = process.memoryUsage();
+    process.send?.({
+      seq: message.seq,
+      value: { heapUsed: memory.heapUsed, rss: memory.rss, ...(stats?.() ?? {}) },
+    });
+    return;
+  }
+  const command = commands?.[message.cmd];
+  if (command === undefined) return;
+  void command(...(message.args ?? [])).then((value) => process.send?.({ seq: message.seq, value }));
 });
 process.once('SIGTERM', () => {
   void (async () => {

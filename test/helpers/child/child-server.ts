@@ -20,8 +20,10 @@ export interface ChildServer {
   readonly stderr: () => string;
   /** True while the process has not exited. */
   readonly alive: () => boolean;
-  /** Asks the child for a JSON answer (its `stats` handler). */
-  stats<T = Record<string, unknown>>(): Promise<T>;
+  /** The child's memory and the scenario's figures; with `gc`, after a full garbage collection. */
+  stats<T = Record<string, unknown>>(gc?: boolean): Promise<T>;
+  /** Runs one of the scenario's commands in the child and resolves with its answer. */
+  command<T = unknown>(name: string, ...args: unknown[]): Promise<T>;
   /** SIGTERM, then wait for the exit; resolves with the exit code (null after a signal). */
   stop(): Promise<number | null>;
 }
@@ -29,7 +31,7 @@ export interface ChildServer {
 /** Starts `scenario` in a child process; `env` reaches the child's environment. */
 export async function startChild(scenario: string, env: Record<string, string> = {}): Promise<ChildServer> {
   const child = fork(script, [], {
-    execArgv: ['--import', 'tsx', '--unhandled-rejections=strict'],
+    execArgv: ['--import', 'tsx', '--unhandled-rejections=strict', '--expose-gc'],
     env: { ...process.env, ...env, SCENARIO: scenario },
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
@@ -54,11 +56,18 @@ export async function startChild(scenario: string, env: Record<string, string> =
     child,
     stderr: () => stderr,
     alive: () => child.exitCode === null && child.signalCode === null,
-    stats<T>() {
+    stats<T>(gc = false) {
       const id = ++seq;
       return new Promise<T>((resolve) => {
         pending.set(id, resolve as (value: unknown) => void);
-        child.send({ seq: id, cmd: 'stats' });
+        child.send({ seq: id, cmd: 'stats', gc });
+      });
+    },
+    command<T>(name: string, ...args: unknown[]) {
+      const id = ++seq;
+      return new Promise<T>((resolve) => {
+        pending.set(id, resolve as (value: unknown) => void);
+        child.send({ seq: id, cmd: name, args });
       });
     },
     async stop() {
