@@ -14,14 +14,9 @@
  * @module
  */
 import type { ServerResponse } from 'node:http';
+import type { StreamLimits } from '../server/http/types.js';
 
-/** The bounds a stream is written under; the handler's `streamLimits`. */
-export interface StreamLimits {
-  /** Unsent bytes above which the writer stops pulling events and the slow-reader clock runs. */
-  readonly maxUnsentBytes: number;
-  /** How long a socket above the bound may go without draining before its reader is evicted, in ms; 0: forever. */
-  readonly slowReaderTimeoutMs: number;
-}
+export type { StreamLimits };
 
 /** The handler's defaults, for a stream written without its handler's limits. */
 export const DEFAULT_STREAM_LIMITS: StreamLimits = Object.freeze({

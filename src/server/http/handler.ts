@@ -23,7 +23,7 @@ import { CLIENT_GONE } from './responses.js';
 import { ALLOWED, type Route, type Target, parseRoute, parseTarget } from './routes.js';
 import { type HandlerSettings, resolveSettings } from './settings.js';
 import { type HandlerTopics, TopicRoutes } from './topic-routes.js';
-import type { PollkitRequest, PollkitResponse } from './types.js';
+import type { PollkitRequest, PollkitResponse, StreamLimits } from './types.js';
 import { InvalidArgumentError, PollkitError } from '../../core/errors.js';
 
 /** Options for {@link PollkitHandler}. */
@@ -115,7 +115,7 @@ export interface PollkitHandlerOptions<Context = unknown> {
  */
 export class PollkitHandler<Context = unknown> {
   readonly #settings: HandlerSettings;
-  readonly #streamLimits: { readonly maxUnsentBytes: number; readonly slowReaderTimeoutMs: number };
+  readonly #streamLimits: StreamLimits;
   readonly #held: HeldRequests<Context>;
   readonly #jobs: JobRoutes<Context> | undefined;
   readonly #topics: TopicRoutes<Context> | undefined;
@@ -176,7 +176,7 @@ export class PollkitHandler<Context = unknown> {
    * console.log(new PollkitHandler().streamLimits); // { maxUnsentBytes: 262144, slowReaderTimeoutMs: 30000 }
    * ```
    */
-  get streamLimits(): { readonly maxUnsentBytes: number; readonly slowReaderTimeoutMs: number } {
+  get streamLimits(): StreamLimits {
     return this.#streamLimits;
   }
 

@@ -153,3 +153,20 @@ export function getHeader(headers: RequestHeaders, name: string): string | undef
   if (value === undefined) return undefined;
   return typeof value === 'string' ? value : value.join(', ');
 }
+
+/**
+ * The bounds adapters write server-sent event streams under (`PollkitHandler.streamLimits`, from the
+ * handler's options of the same names).
+ *
+ * @example
+ * ```ts
+ * import type { StreamLimits } from 'pollkit/server';
+ * const limits: StreamLimits = { maxUnsentBytes: 262_144, slowReaderTimeoutMs: 30_000 };
+ * ```
+ */
+export interface StreamLimits {
+  /** Unsent bytes above which a stream stops pulling events and its client's slow-reader clock runs. */
+  readonly maxUnsentBytes: number;
+  /** How long a client above the bound may take to drain before it is evicted, in ms; 0: forever. */
+  readonly slowReaderTimeoutMs: number;
+}
