@@ -13,7 +13,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Clock } from '../core/clock.js';
-import { InvalidArgumentError, PollkitError } from '../core/errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import { randomToken } from '../server/ids.js';
 import type {
   InsertOptions,
@@ -37,6 +37,7 @@ import {
 } from './connection.js';
 import type { FeedNotice, RedisChangeFeed } from './change-feed.js';
 import { StoreSubscription } from './resync.js';
+import { pageTokens, parseStoredJob, validateTransition } from './stored-jobs.js';
 import {
   DELETE_JOB,
   EXPIRED_LEASES,
@@ -498,31 +499,5 @@ function withLease(job: StoredJob, lease: string | null | undefined): StoredJob 
   return Object.freeze({ ...job, lease: Object.freeze({ holder: job.lease.holder, expiresAtMs }) });
 }
 
-function parseJob(json: string): StoredJob {
-  const job = JSON.parse(json) as StoredJob;
-  if (typeof job !== 'object' || job === null || typeof job.snapshot !== 'object') {
-    throw new PollkitError('The Redis store holds a malformed job', 'store-corrupt');
-  }
-  return job;
-}
-
-function validateTransition(id: string, current: StoredJob, next: StoredJob): void {
-  if (next.snapshot.id !== id) throw new InvalidArgumentError('a transition must not change the job id', 'id');
-  if (!(next.snapshot.version > current.snapshot.version)) {
-    throw new InvalidArgumentError(
-      `a transition must raise the version (from ${current.snapshot.version}, got ${next.snapshot.version})`,
-      'version',
-    );
-  }
-}
-
-function encodeCursor(seq: string): string {
-  return `r${Number(seq).toString(36)}`;
-}
-
-function decodeCursor(cursor: string): string {
-  if (typeof cursor !== 'string' || !/^r[0-9a-z]{1,11}$/.test(cursor)) {
-    throw new InvalidArgumentError('pageToken is not a valid page token', 'pageToken');
-  }
-  return String(Number.parseInt(cursor.slice(1), 36));
-}
+const parseJob = (json: string): StoredJob => parseStoredJob(json, 'The Redis store');
+const { encode: encodeCursor, decode: decodeCursor } = pageTokens('r');

@@ -28,5 +28,7 @@ export * from './http/sse.js';
 export type { AuthorizeHook, PollkitCaller } from './http/caller.js';
 export type { HandlerJobAccess, HandlerJobs } from './http/job-routes.js';
 export type { HandlerTopic, HandlerTopics } from './http/topic-routes.js';
+export type { TopicCacheOptions } from './http/topic-cache.js';
+export * from './http/cors.js';
 export * from './http/handler.js';
 export type { LoadSample, LoadSheddingOptions } from './http/pressure.js';

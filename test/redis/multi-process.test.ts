@@ -225,23 +225,30 @@ describe('several server processes sharing one Redis', () => {
     const job = await submit(a!, 'hang', 'frame');
     const running = await longPollJob(b!, job.id, 1, 5);
     expect(running.job.status).toBe('running');
-    // Held on B and C: they wake when whichever of them notices first fails the job.
-    const onB = longPollJob(b!, job.id, running.job.version, 30);
-    const onC = longPollJob(c!, job.id, running.job.version, 30);
+    // Held on B and C (re-armed at each 30 s timeout): they wake when whichever of them notices
+    // first fails the job.
+    const killedAt = { at: 0 };
+    const watch = async (server: ServerProcess) => {
+      let seen = running.job;
+      while (!seen.done) seen = (await longPollJob(server, job.id, seen.version, 30)).job;
+      return { job: seen, afterKillMs: Date.now() - killedAt.at };
+    };
+    const onB = watch(b!);
+    const onC = watch(c!);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const killedAt = Date.now();
+    killedAt.at = Date.now();
     await a!.kill();
     const [seenB, seenC] = await Promise.all([onB, onC]);
-    const elapsed = Date.now() - killedAt;
     for (const seen of [seenB, seenC]) {
       expect(seen.job).toMatchObject({
         id: job.id,
         status: 'failed',
         error: { code: 'worker-lost', retryable: true },
       });
+      // The default lease is 30 s and the sweep interval 1 s; A renewed at most 10 s before it died.
+      // (Plus a second for a machine as loaded as CI's.)
+      expect(seen.afterKillMs).toBeLessThanOrEqual(30_000 + 1000 + 1000);
     }
-    // The default lease is 30 s and the sweep interval 1 s; A renewed at most 10 s before it died.
-    expect(elapsed).toBeLessThanOrEqual(30_000 + 1000 + 500);
     const [b2, c2] = await Promise.all([longPollJob(b!, job.id, 0, 0), longPollJob(c!, job.id, 0, 0)]);
     expect(b2.job.version).toBe(c2.job.version);
   }, 60_000);

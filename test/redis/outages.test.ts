@@ -75,7 +75,7 @@ describe('the documented Redis setup during a Redis outage', () => {
 
   it('keeps running when Redis dies mid-sweep, and sweeps once Redis is back', async () => {
     const [a, b] = [await start(), await start()];
-    // A job that expires in two seconds: both instances learn of it and plan a sweep for then.
+    // A job that expires in 2.5 s: both instances learn of it and plan a sweep for then.
     const client = redis.client();
     const store = new RedisJobStore({ redis: client });
     try {
@@ -85,9 +85,12 @@ describe('the documented Redis setup during a Redis outage', () => {
         startJob(newJob({ id: 'expiring', type: 'thumbnail', input: null, runner: 'external', nowMs: now }), now),
         null,
         now,
-        { retentionMs: 2000 },
+        { retentionMs: 2500 },
       );
       await store.insert(expiring);
+      // The notice (inside the insert's script) reaches both instances within milliseconds; a kill
+      // right after the insert could take it down with Redis.
+      await new Promise((resolve) => setTimeout(resolve, 500));
       await redis.kill();
       // Both sweeps come due during the outage, fail, and are logged; nobody crashes.
       await until(

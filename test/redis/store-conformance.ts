@@ -51,9 +51,27 @@ async function withStore<Store>(
   }
 }
 
+/**
+ * What a job store leaves to its backend. BullMQ keeps its own leases (a worker's lock, the stalled-job
+ * check), so the BullMQ store renews and reclaims nothing, and a job BullMQ failed never gives its
+ * idempotency key up.
+ */
+export interface JobStoreTraits {
+  /** Keeps pollkit leases (`renewLeases`, `expiredLeases`). Default true. */
+  readonly leases?: boolean;
+  /** Lets a job that failed with a retryable problem give its idempotency key up. Default true. */
+  readonly releasesRetryableKeys?: boolean;
+}
+
 /** Runs the JobStore contract against stores made by `factory`. */
-export function describeJobStore(name: string, factory: () => Promise<StoreFixture<JobStore>>): void {
+export function describeJobStore(
+  name: string,
+  factory: () => Promise<StoreFixture<JobStore>>,
+  traits: JobStoreTraits = {},
+): void {
   const run = (body: (store: JobStore) => Promise<void>) => () => withStore(factory, body);
+  const withLeases = traits.leases === false ? it.skip : it;
+  const withRelease = traits.releasesRetryableKeys === false ? it.skip : it;
 
   describe(`JobStore contract: ${name}`, () => {
     it(
@@ -253,7 +271,7 @@ export function describeJobStore(name: string, factory: () => Promise<StoreFixtu
       }),
     );
 
-    it(
+    withLeases(
       'renews leases without a version or a notice, and reports the ones it no longer holds',
       run(async (store) => {
         const lease = (holder: string, expiresAtMs: number) => ({ holder, expiresAtMs });
@@ -277,7 +295,7 @@ export function describeJobStore(name: string, factory: () => Promise<StoreFixtu
       }),
     );
 
-    it(
+    withLeases(
       'finds lapsed leases without scanning, and hands them out with their current expiry',
       run(async (store) => {
         for (const [n, at] of [1000, 2000, 3000].entries()) {
@@ -298,7 +316,7 @@ export function describeJobStore(name: string, factory: () => Promise<StoreFixtu
       }),
     );
 
-    it(
+    withLeases(
       'makes a transition that read a lease before a renewal run again on the renewed job',
       run(async (store) => {
         await store.insert(job('j'));
@@ -337,7 +355,7 @@ export function describeJobStore(name: string, factory: () => Promise<StoreFixtu
       }),
     );
 
-    it(
+    withRelease(
       'gives an idempotency key up when its job failed with a retryable problem',
       run(async (store) => {
         const first = job('first', { owner: 'o', idempotencyKey: 'k' });

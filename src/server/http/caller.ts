@@ -11,7 +11,12 @@ import type { PollkitRequest } from './types.js';
  * @example
  * ```ts
  * import type { PollkitCaller } from 'pollkit/server';
- * const caller: PollkitCaller = { id: 'user-42', owner: 'user-42', canReadTopic: (t) => t.startsWith('public.') };
+ * const caller: PollkitCaller = {
+ *   id: 'user-42',
+ *   owner: 'user-42',
+ *   canReadTopic: (t) => t.startsWith('public.') || t === 'inbox.user-42',
+ *   isPublicTopic: (t) => t.startsWith('public.'),
+ * };
  * ```
  */
 export interface PollkitCaller {
@@ -29,6 +34,13 @@ export interface PollkitCaller {
    * free what it made; say so explicitly for topics made elsewhere (other processes, the application).
    */
   readonly canDeleteTopic?: (topic: string) => boolean;
+  /**
+   * Whether anyone at all, with or without credentials, may read a topic. Fetches of such a topic are
+   * answered so that shared caches (nginx, a CDN) may keep them and hand them to every client that
+   * sends the same URL (docs/cdn.md), so the answer must not depend on who is asking. Default: no
+   * topic is public, and every answer is `no-store`.
+   */
+  readonly isPublicTopic?: (topic: string) => boolean;
 }
 
 /**

@@ -19,9 +19,11 @@ import { type HandlerJobs, JobRoutes } from './job-routes.js';
 import { clip } from './params.js';
 import { type LoadSample, type LoadSheddingOptions, LoadMonitor } from './pressure.js';
 import { errorToProblem, problemResponse } from './problems.js';
-import { CLIENT_GONE } from './responses.js';
-import { ALLOWED, type Route, type Target, parseRoute, parseTarget } from './routes.js';
+import { Cors, type CorsOptions } from './cors.js';
+import { CLIENT_GONE, withoutBody } from './responses.js';
+import { ALLOWED, methodsFor, type Route, type Target, parseRoute, parseTarget } from './routes.js';
 import { type HandlerSettings, resolveSettings } from './settings.js';
+import type { TopicCacheOptions } from './topic-cache.js';
 import { type HandlerTopics, TopicRoutes } from './topic-routes.js';
 import type { PollkitRequest, PollkitResponse, StreamLimits } from './types.js';
 import { InvalidArgumentError, PollkitError } from '../../core/errors.js';
@@ -70,6 +72,12 @@ export interface PollkitHandlerOptions<Context = unknown> {
   readonly publicAppends?: boolean;
   /** Whether reading an unknown topic creates it (else 404). Appends always create. Default `false`. */
   readonly autoCreateTopics?: boolean;
+  /**
+   * How long shared caches may keep the answers to fetches of public topics (those the `authorize`
+   * hook's `isPublicTopic` names; see docs/cdn.md). Default: `{ headMaxAgeSeconds: 2 × maxWaitSeconds,
+   * rangeMaxAgeSeconds: 31 536 000 }`.
+   */
+  readonly topicCache?: TopicCacheOptions;
   /** Time, timers and randomness (wait jitter, heartbeats). Default `systemClock`. */
   readonly clock?: Clock;
   /** How long `close()` lets streams finish their last event before ending them, in ms. Default 5000. */
@@ -96,6 +104,8 @@ export interface PollkitHandlerOptions<Context = unknown> {
   readonly loadShedding?: LoadSheddingOptions;
   /** Told about failures that were answered with a 5xx (server bugs) or that ended a stream. */
   readonly onError?: (error: unknown, request: PollkitRequest<Context>) => void;
+  /** Lets browsers on other origins call (CORS): allowed origins, credentials, preflight. Default none. */
+  readonly cors?: CorsOptions;
 }
 
 /**
@@ -122,6 +132,7 @@ export class PollkitHandler<Context = unknown> {
   readonly #authorize: AuthorizeHook<Context> | undefined;
   readonly #onError: ((error: unknown, request: PollkitRequest<Context>) => void) | undefined;
   readonly #load: LoadMonitor | undefined;
+  readonly #cors: Cors | undefined;
 
   constructor(options: PollkitHandlerOptions<Context> = {}) {
     const settings = resolveSettings(options);
@@ -135,6 +146,7 @@ export class PollkitHandler<Context = unknown> {
     });
     this.#authorize = options.authorize;
     this.#onError = options.onError;
+    this.#cors = options.cors === undefined ? undefined : new Cors(options.cors);
     this.#held = new HeldRequests(settings, options.onError);
     this.#jobs = options.jobs === undefined ? undefined : new JobRoutes(options.jobs, settings, this.#held);
     this.#topics = options.topics === undefined ? undefined : new TopicRoutes(options.topics, settings, this.#held);
@@ -202,7 +214,11 @@ export class PollkitHandler<Context = unknown> {
     if (rest === undefined) return Promise.resolve(null);
     // The route's promise is passed on, not awaited in a frame here: a held request then keeps no
     // suspended frame (with the parsed URL and query) alive for its whole wait.
-    return this.#dispatch(request, target, rest).then(undefined, (error: unknown) => this.#fail(error, request));
+    const answer = this.#dispatch(request, target, rest).then(undefined, (error: unknown) =>
+      this.#fail(error, request),
+    );
+    const cors = this.#cors;
+    return cors === undefined ? answer : answer.then((response) => cors.decorate(request, response));
   }
 
   // Not async, like #route: each async layer that only passes a promise on would cost every held
@@ -223,21 +239,33 @@ export class PollkitHandler<Context = unknown> {
       if (route === undefined) {
         return Promise.resolve(problemResponse(problem('not-found', `Nothing is served at ${clip(target.path, 80)}.`)));
       }
-      const method = request.method.toUpperCase();
-      const allowed = ALLOWED[route.kind];
-      if (!allowed.includes(method)) {
+      const asked = request.method.toUpperCase();
+      const methods = methodsFor(route.kind);
+      if (asked === 'OPTIONS') {
+        const allow = methods.join(', ');
+        return Promise.resolve(
+          this.#cors?.preflight(request, methods) ?? { status: 204, headers: { allow }, body: null },
+        );
+      }
+      // HEAD is GET without the body.
+      const method = asked === 'HEAD' && ALLOWED[route.kind].includes('GET') ? 'GET' : asked;
+      if (!ALLOWED[route.kind].includes(method)) {
         return Promise.resolve(
           problemResponse(problem('method-not-allowed', `${clip(method, 20)} is not allowed here.`), undefined, {
-            allow: allowed.join(', '),
+            allow: methods.join(', '),
           }),
         );
       }
       const authorize = this.#authorize;
-      if (authorize === undefined)
-        return this.#route(route, method, { request, query: target.query, caller: undefined });
-      return Promise.resolve(authorize(request)).then((caller) =>
-        this.#route(route, method, { request, query: target.query, caller }),
-      );
+      const answer =
+        authorize === undefined
+          ? this.#route(route, method, { request, query: target.query, caller: undefined })
+          : Promise.resolve(authorize(request)).then((caller) =>
+              this.#route(route, method, { request, query: target.query, caller }),
+            );
+      return asked === 'HEAD'
+        ? answer.then(withoutBody, (error: unknown) => withoutBody(this.#fail(error, request)))
+        : answer;
     } catch (error) {
       return Promise.reject(error);
     }

@@ -4,7 +4,7 @@
  * @module
  */
 import { HEADERS, MEDIA_TYPES } from '../../core/protocol.js';
-import type { PollkitResponse } from './types.js';
+import { isStreamBody, type PollkitResponse } from './types.js';
 
 /** The answer for a client that already left; nobody reads it. */
 export const CLIENT_GONE: PollkitResponse = Object.freeze({ status: 204, headers: Object.freeze({}), body: null });
@@ -37,4 +37,11 @@ export function isResponse(value: unknown): value is PollkitResponse {
     'body' in value &&
     'headers' in value
   );
+}
+
+/** The answer to `HEAD`: `GET`'s status and headers, no body (a stream is ended at once, releasing its slot). */
+export function withoutBody(response: PollkitResponse): PollkitResponse {
+  const { body } = response;
+  if (isStreamBody(body)) void body[Symbol.asyncIterator]().return?.();
+  return body === null ? response : { status: response.status, headers: response.headers, body: null };
 }

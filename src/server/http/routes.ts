@@ -33,6 +33,12 @@ export const ALLOWED: Readonly<Record<Route['kind'], readonly string[]>> = {
   'topic-events': ['GET'],
 };
 
+/** Every method a route answers: its own, `HEAD` wherever `GET` is allowed, and `OPTIONS`. */
+export function methodsFor(kind: Route['kind']): readonly string[] {
+  const own = ALLOWED[kind];
+  return [...own, ...(own.includes('GET') ? ['HEAD'] : []), 'OPTIONS'];
+}
+
 const MAX_ID_LENGTH = 256;
 
 /** Splits an origin-form or absolute-form target; throws on a malformed absolute URL. */

@@ -5,7 +5,14 @@
  * @module
  */
 import { InvalidArgumentError, OffsetGoneError, OffsetOutOfRangeError, PollkitError } from '../../core/errors.js';
-import { HEADERS, MEDIA_TYPES, type TopicFetchResult, type TopicRecord, problem } from '../../core/protocol.js';
+import {
+  HEADERS,
+  MEDIA_TYPES,
+  type TopicFetchResult,
+  type TopicRecord,
+  problem,
+  topicEventId,
+} from '../../core/protocol.js';
 import type { TopicPosition } from '../topics/stores/topic-store.js';
 import { type Call, creatorOf } from './caller.js';
 import { Held, type HeldRequests } from './holding.js';
@@ -15,6 +22,8 @@ import { isPlainObject, readJsonBody } from './request-body.js';
 import { formatSeconds, isResponse, json, noContent } from './responses.js';
 import type { HandlerSettings } from './settings.js';
 import type { SseEvent } from './sse.js';
+import { type SharedRead, sharedRead } from './topic-cache.js';
+import { parseLastEventId, resetSince } from './topic-resume.js';
 import { type PollkitResponse, getHeader } from './types.js';
 import { applyWait, requestedWait } from './waits.js';
 
@@ -86,7 +95,7 @@ export class TopicRoutes<Context> {
     const topics = this.#topics;
     if (topics.delete === undefined) {
       return problemResponse(problem('method-not-allowed', 'This server does not delete topics.'), undefined, {
-        allow: '',
+        allow: 'OPTIONS',
       });
     }
     if (call.caller?.canReadTopic !== undefined && !call.caller.canReadTopic(name)) return topicNotFound(name);
@@ -129,6 +138,16 @@ export class TopicRoutes<Context> {
       minRecords: Math.min(minRecords, limit, settings.maxRecordsPerFetch),
       ...(epoch === undefined ? {} : { epoch }),
     };
+    const shared = sharedRead(
+      settings.topicCache,
+      { query, headers: call.request.headers, requestedWaitMs: requested },
+      {
+        isPublic: call.caller?.isPublicTopic?.(name) === true,
+        offset,
+        limit: options.limit,
+        epochInUrl: epoch !== undefined,
+      },
+    );
     const position = waitMs !== undefined && waitMs > 0 ? await topic.position() : undefined;
     // Only a read that can be answered later is held; a gone or out-of-range offset fails at once.
     if (
@@ -144,9 +163,9 @@ export class TopicRoutes<Context> {
           (signal) => topic.read(offset, { ...options, waitMs: waitMs!, signal }),
           () => topic.read(offset, options),
         )
-        .then((held) => (isResponse(held) ? held : fetchAnswer(held, waitMs)));
+        .then((held) => (isResponse(held) ? held : fetchAnswer(held, waitMs, shared)));
     }
-    return fetchAnswer(await topic.read(offset, options), waitMs);
+    return fetchAnswer(await topic.read(offset, options), waitMs, shared);
   }
 
   /** `GET {p}/topics/{name}/events`: the topic's records as server-sent events. */
@@ -156,14 +175,16 @@ export class TopicRoutes<Context> {
     const offsetText = singleParam(query, 'offset');
     let from: number | undefined;
     // Last-Event-ID wins over ?offset: it is where a reconnecting EventSource actually stopped.
-    if (lastEventId !== undefined && lastEventId.trim() !== '')
-      from = parseUnsignedInteger(lastEventId, 'Last-Event-ID') + 1;
+    const resumed = lastEventId === undefined || lastEventId.trim() === '' ? undefined : parseLastEventId(lastEventId);
+    if (resumed !== undefined) from = resumed.offset + 1;
     else if (offsetText !== undefined) from = parseUnsignedInteger(offsetText, 'offset');
     const epoch = epochParam(query);
     const topic = this.#visibleTopic(name, call);
     if (topic === undefined) return topicNotFound(name);
     const position = await topic.position();
     from ??= position.highWatermark;
+    const reset = resetSince(resumed, position);
+    if (reset !== undefined) from = position.earliestOffset;
     if (from < position.earliestOffset || (epoch !== undefined && epoch !== position.epoch)) {
       throw new OffsetGoneError(name, from, position);
     }
@@ -173,9 +194,10 @@ export class TopicRoutes<Context> {
     const signal = entry.signal;
     const start = from;
     async function* events(): AsyncGenerator<SseEvent> {
+      if (reset !== undefined) yield reset;
       try {
         for await (const record of topic!.subscribe(start, { signal, epoch: position.epoch })) {
-          yield { id: String(record.offset), data: JSON.stringify(record) };
+          yield { id: topicEventId(record.offset, position.epoch), data: JSON.stringify(record) };
         }
       } catch (error) {
         if (signal.aborted) return;
@@ -227,14 +249,19 @@ function topicNotFound(name: string): PollkitResponse {
  */
 const fetchBodies = new WeakMap<TopicFetchResult, string>();
 
-/** The 200 answer to a topic fetch. */
-function fetchAnswer(result: TopicFetchResult, waitMs: number | undefined): PollkitResponse {
+/** The 200 answer to a topic fetch; `shared` makes it one that shared caches may keep. */
+function fetchAnswer(
+  result: TopicFetchResult,
+  waitMs: number | undefined,
+  shared: SharedRead | undefined,
+): PollkitResponse {
   const headers: Record<string, string> = {
     [HEADERS.vary]: 'Prefer',
     [HEADERS.contentType]: MEDIA_TYPES.json,
     [HEADERS.cacheControl]: 'no-store',
   };
   if (waitMs !== undefined) headers[HEADERS.preferenceApplied] = `wait=${formatSeconds(waitMs)}`;
+  if (shared !== undefined) return shared.answer(result, headers, serializeFetch(result));
   return { status: 200, headers, body: serializeFetch(result) };
 }
 

@@ -273,6 +273,8 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   readonly #leases: LeaseSweeper;
   readonly #sweeper: ExpiryTimer;
   #sweepLimit: number = SWEEP_BATCH.initial;
+  /** Types submitted here but run elsewhere (see `accept`), with their validators. */
+  readonly #accepted = new Map<string, ((input: unknown) => unknown) | undefined>();
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #unsubscribe: () => void;
@@ -353,7 +355,38 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * ```
    */
   define<Input, Result>(type: string, handler: JobHandler<Input, Result>, options: JobTypeOptions<Input> = {}): this {
+    if (this.#accepted.has(type)) throw new InvalidArgumentError(`job type "${type}" is already accepted`, 'type');
     this.#runner.define(type, handler, options);
+    return this;
+  }
+
+  /**
+   * Lets clients `submit` jobs of `type` that workers outside this registry run — a queue's workers
+   * (`pollkit/bullmq`) or external workers driving {@link JobRegistry.start} and
+   * {@link JobRegistry.succeed}: the job is stored queued and nothing runs it here.
+   *
+   * @throws InvalidArgumentError for a malformed type, or one already defined or accepted.
+   *
+   * @example
+   * ```ts
+   * import { JobRegistry } from 'pollkit/server';
+   * const registry = new JobRegistry().accept('video.transcode', {
+   *   validate: (input) => {
+   *     if (typeof input !== 'object' || input === null) throw new TypeError('input must be an object');
+   *     return input;
+   *   },
+   * });
+   * ```
+   */
+  accept<Input>(type: string, options: Pick<JobTypeOptions<Input>, 'validate'> = {}): this {
+    validateTypeName(type);
+    if (this.#runner.has(type) || this.#accepted.has(type)) {
+      throw new InvalidArgumentError(`job type "${type}" is already defined`, 'type');
+    }
+    if (options.validate !== undefined && typeof options.validate !== 'function') {
+      throw new InvalidArgumentError('validate must be a function', 'validate');
+    }
+    this.#accepted.set(type, options.validate);
     return this;
   }
 
@@ -372,7 +405,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
 
   /**
    * Validates `input`, stores a queued job and returns its snapshot at once; the handler runs when a
-   * slot is free. With an idempotency key, a repeated submit of the same type and input returns the
+   * slot is free (a type taken with {@link JobRegistry.accept} waits for its workers). With an idempotency key, a repeated submit of the same type and input returns the
    * existing job (in its current state) instead of starting another.
    *
    * @throws PollkitError `unknown-job-type`, `invalid-input`, `idempotency-key-reused`, `shutting-down`;
@@ -389,10 +422,11 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   async submit(type: string, input: unknown, options: SubmitOptions = {}): Promise<JobSnapshot> {
     this.#assertOpen();
     throwIfAborted(options.signal);
-    if (!this.#runner.has(type)) {
+    const runsHere = this.#runner.has(type);
+    if (!runsHere && !this.#accepted.has(type)) {
       throw new PollkitError(`Unknown job type "${String(type)}"`, 'unknown-job-type');
     }
-    return this.#insert(type, input, options, true);
+    return this.#insert(type, input, options, runsHere);
   }
 
   /**
@@ -770,7 +804,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
         'idempotencyKey',
       );
     }
-    const validate = this.#runner.validatorOf(type);
+    const validate = this.#runner.validatorOf(type) ?? this.#accepted.get(type);
     let validated = input;
     if (validate !== undefined) {
       try {

@@ -10,7 +10,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './redis-server.js';
+import { freePort } from '../../helpers/free-port.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const target = fileURLToPath(new URL('./docs-example.generated.ts', import.meta.url));

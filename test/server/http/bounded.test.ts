@@ -150,7 +150,7 @@ describe('DELETE {p}/topics/{t}', () => {
     expect(missing.json.code).toBe('topic-not-found');
     const get = await send(handler, 'GET', '/pollkit/topics/bob.x', 'bob');
     expect(get.status).toBe(405);
-    expect(get.headers['allow']).toBe('DELETE');
+    expect(get.headers['allow']).toBe('DELETE, OPTIONS');
   });
 
   it('answers held reads and streams of a deleted topic with topic-not-found', async () => {

@@ -172,6 +172,37 @@ describe('JobRegistry: external workers and the state machine', () => {
   });
 });
 
+describe('JobRegistry: types accepted for workers elsewhere', () => {
+  it('stores a submit of an accepted type as queued for external workers, validating its input', async () => {
+    const { registry, store, flush } = setup();
+    registry.accept('render', {
+      validate: (input) => {
+        if (typeof input !== 'number') throw new TypeError('frames must be a number');
+        return input * 2;
+      },
+    });
+    const job = await registry.submit('render', 21, { owner: 'alice' });
+    await flush();
+    expect(job).toMatchObject({ type: 'render', status: 'queued', version: 1 });
+    expect(await store.get(job.id)).toMatchObject({ runner: 'external', input: 42, owner: 'alice' });
+    expect(registry.stats()).toMatchObject({ running: 0, queued: 0 });
+    await expect(registry.submit('render', 'x')).rejects.toMatchObject({ code: 'invalid-input' });
+    await registry.start(job.id);
+    expect((await registry.succeed(job.id, 'ok')).status).toBe('succeeded');
+  });
+
+  it('keeps defined and accepted types apart and still refuses unknown ones', async () => {
+    const { registry } = setup();
+    registry.define('echo', ({ input }) => input).accept('render');
+    expect(() => registry.accept('echo')).toThrow(InvalidArgumentError);
+    expect(() => registry.accept('render')).toThrow(InvalidArgumentError);
+    expect(() => registry.define('render', () => 1)).toThrow(InvalidArgumentError);
+    expect(() => registry.accept('no spaces')).toThrow(InvalidArgumentError);
+    expect(() => registry.accept('x', { validate: 1 as never })).toThrow(InvalidArgumentError);
+    await expect(registry.submit('other', 1)).rejects.toMatchObject({ code: 'unknown-job-type' });
+  });
+});
+
 describe('JobRegistry: handlers', () => {
   it('returns the queued handle at once and runs the handler with its context', async () => {
     const { registry, flush } = setup();
