@@ -234,6 +234,33 @@ describe('Redis stores across processes', () => {
   });
 });
 
+describe('RedisJobStore safety TTLs', () => {
+  it('gives a held job a TTL of its lease plus ttlGraceMs, pushed on by renewals, and none once nobody holds it', async () => {
+    const keyPrefix = nextPrefix();
+    const redis = server.client();
+    const store = new RedisJobStore({ redis, keyPrefix, ttlGraceMs: 60_000 });
+    try {
+      const now = Date.now();
+      await store.insert(newJob({ id: 'held', type: 't', input: null, runner: 'handler', nowMs: now }));
+      expect(await redis.pttl(`${keyPrefix}job:held`)).toBe(-1); // queued for workers: nobody's yet
+      await store.update('held', (current) => startJob(current, now, { holder: 'h', expiresAtMs: now + 10_000 }));
+      const first = await redis.pttl(`${keyPrefix}job:held`);
+      expect(first).toBeGreaterThan(65_000);
+      expect(first).toBeLessThanOrEqual(70_000);
+      await store.renewLeases('h', ['held'], now + 40_000);
+      expect(await redis.pttl(`${keyPrefix}job:held`)).toBeGreaterThan(95_000);
+      await store.update('held', (current) => succeedJob(current, 1, now, { retentionMs: 5000 }));
+      const finished = await redis.pttl(`${keyPrefix}job:held`);
+      expect(finished).toBeGreaterThan(60_000);
+      expect(finished).toBeLessThanOrEqual(65_000);
+      expect(await redis.zcard(`${keyPrefix}jobs:leases`)).toBe(0);
+    } finally {
+      await store.close();
+      redis.disconnect();
+    }
+  });
+});
+
 describe('Redis stores during an outage', () => {
   it('fail writes fast with a retryable error, answer reads from the last known state, and recover', async () => {
     const own = await startRedis({ persistent: true });

@@ -226,3 +226,30 @@ describe('leases', () => {
     expect(await b.registry.get(queued.id)).toMatchObject({ status: 'succeeded', result: 'second' });
   });
 });
+
+describe('a stalled holder', () => {
+  it("cannot overwrite the outcome of the registry that took its job over", async () => {
+    const { clock, node } = cluster({ leaseMs: 3000 });
+    const a = node();
+    const b = node();
+    let finishOnA!: (value: string) => void;
+    let finishOnB!: (value: string) => void;
+    a.registry.define('work', () => new Promise<string>((resolve) => (finishOnA = resolve)), { attempts: 2 });
+    b.registry.define('work', () => new Promise<string>((resolve) => (finishOnB = resolve)), { attempts: 2 });
+    const job = await a.registry.submit('work', null);
+    await clock.advanceAsync(0);
+    // A lives and hears changes, but cannot renew (cut off from the store for writes of that kind).
+    a.view.partitioned = true;
+    await clock.advanceAsync(5000);
+    const taken = await b.view.get(job.id);
+    expect(taken?.snapshot.status).toBe('running');
+    expect(taken?.attempts).toBe(2);
+    // A's handler finishes late: its write is refused; the job is B's.
+    finishOnA('from a');
+    await clock.advanceAsync(0);
+    expect((await b.registry.get(job.id))?.status).toBe('running');
+    finishOnB('from b');
+    await clock.advanceAsync(0);
+    expect(await b.registry.get(job.id)).toMatchObject({ status: 'succeeded', result: 'from b' });
+  });
+});
