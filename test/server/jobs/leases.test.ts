@@ -228,7 +228,7 @@ describe('leases', () => {
 });
 
 describe('a stalled holder', () => {
-  it("cannot overwrite the outcome of the registry that took its job over", async () => {
+  it('cannot overwrite the outcome of the registry that took its job over', async () => {
     const { clock, node } = cluster({ leaseMs: 3000 });
     const a = node();
     const b = node();
