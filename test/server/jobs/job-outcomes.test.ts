@@ -31,6 +31,21 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
+/** Submits a job whose handler finishes (with `result`) only once the store has gone down. */
+async function finishDuringOutage(
+  { clock, store, registry }: ReturnType<typeof setup>,
+  result: unknown = undefined,
+): Promise<string> {
+  const release = deferred<unknown>();
+  registry.define('render', () => release.promise);
+  const job = await registry.submit('render', null);
+  await clock.advanceAsync(0);
+  store.down = true;
+  release.resolve(result);
+  await clock.advanceAsync(0);
+  return job.id;
+}
+
 describe('JobRegistry: outcomes survive a store outage', () => {
   it('keeps a result the store refused and stores it once the store is back, waking waiters', async () => {
     const errors: [unknown, BackgroundErrorContext][] = [];
@@ -64,42 +79,28 @@ describe('JobRegistry: outcomes survive a store outage', () => {
 
   it('logs background failures by default (code and job id) and never throws', async () => {
     const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
-    const { clock, store, registry } = setup();
-    const release = deferred();
-    registry.define('render', () => release.promise);
-    const job = await registry.submit('render', null);
-    await clock.advanceAsync(0);
-    store.down = true;
-    release.resolve();
-    await clock.advanceAsync(0);
-    expect(logged).toHaveBeenCalledWith(
-      expect.stringContaining(`finish of job ${job.id} failed (attempt 1) [overloaded]`),
-    );
-    store.down = false;
-    await clock.advanceAsync(5000);
-    expect((await registry.get(job.id))?.status).toBe('succeeded');
+    const parts = setup();
+    const id = await finishDuringOutage(parts);
+    expect(logged).toHaveBeenCalledWith(expect.stringContaining(`finish of job ${id} failed (attempt 1) [overloaded]`));
+    parts.store.down = false;
+    await parts.clock.advanceAsync(5000);
+    expect((await parts.registry.get(id))?.status).toBe('succeeded');
   });
 
   it('logs an onError that throws instead of passing the throw on', async () => {
     const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
-    const { clock, store, registry } = setup({
+    const parts = setup({
       onError: () => {
         throw new Error('the hook itself failed');
       },
     });
-    const release = deferred();
-    registry.define('render', () => release.promise);
-    const job = await registry.submit('render', null);
-    await clock.advanceAsync(0);
-    store.down = true;
-    release.resolve();
-    await clock.advanceAsync(0);
+    const id = await finishDuringOutage(parts);
     const lines = logged.mock.calls.map((call) => String(call[0])).join('\n');
-    expect(lines).toContain(`finish of job ${job.id} failed`);
+    expect(lines).toContain(`finish of job ${id} failed`);
     expect(lines).toContain('the hook itself failed');
-    store.down = false;
-    await clock.advanceAsync(5000);
-    expect((await registry.get(job.id))?.status).toBe('succeeded');
+    parts.store.down = false;
+    await parts.clock.advanceAsync(5000);
+    expect((await parts.registry.get(id))?.status).toBe('succeeded');
   });
 
   it('fails a job whose result the store can never take, saying so', async () => {
@@ -149,19 +150,12 @@ describe('JobRegistry: outcomes survive a store outage', () => {
   });
 
   it('gives a pending outcome one last attempt on close', async () => {
-    const errors: BackgroundErrorContext[] = [];
-    const { clock, store, registry } = setup({ onError: (_error, context) => errors.push(context) });
-    const release = deferred();
-    registry.define('render', () => release.promise);
-    const job = await registry.submit('render', null);
-    await clock.advanceAsync(0);
-    store.down = true;
-    release.resolve();
-    await clock.advanceAsync(0);
-    store.down = false;
+    const parts = setup({ onError: () => undefined });
+    const id = await finishDuringOutage(parts);
+    parts.store.down = false;
     // The backoff has not run out yet; close() does not wait for it.
-    await registry.close();
-    expect(await store.get(job.id)).toMatchObject({ snapshot: { status: 'succeeded' } });
+    await parts.registry.close();
+    expect(await parts.store.get(id)).toMatchObject({ snapshot: { status: 'succeeded' } });
   });
 });
 
