@@ -239,6 +239,7 @@ describe('several server processes sharing one Redis', () => {
     killedAt.at = Date.now();
     await a!.kill();
     const [seenB, seenC] = await Promise.all([onB, onC]);
+    console.log('worker-lost seen after the kill (ms):', { B: seenB.afterKillMs, C: seenC.afterKillMs });
     for (const seen of [seenB, seenC]) {
       expect(seen.job).toMatchObject({
         id: job.id,
