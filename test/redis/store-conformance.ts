@@ -70,8 +70,8 @@ export function describeJobStore(
   traits: JobStoreTraits = {},
 ): void {
   const run = (body: (store: JobStore) => Promise<void>) => () => withStore(factory, body);
-  const withLeases = traits.leases === false ? it.skip : it;
-  const withRelease = traits.releasesRetryableKeys === false ? it.skip : it;
+  const keepsLeases = traits.leases !== false;
+  const releasesKeys = traits.releasesRetryableKeys !== false;
 
   describe(`JobStore contract: ${name}`, () => {
     it(
@@ -271,74 +271,86 @@ export function describeJobStore(
       }),
     );
 
-    withLeases(
-      'renews leases without a version or a notice, and reports the ones it no longer holds',
-      run(async (store) => {
-        const lease = (holder: string, expiresAtMs: number) => ({ holder, expiresAtMs });
-        await store.insert(newJob({ ...base('q'), lease: lease('me', T0 + 1000) }));
-        await store.insert(job('r'));
-        await store.update('r', (current) => startJob(current, T0, lease('me', T0 + 1000)));
-        await store.insert(job('theirs'));
-        await store.update('theirs', (current) => startJob(current, T0, lease('them', T0 + 1000)));
-        await store.insert(job('done'));
-        await store.update('done', (current) => startJob(current, T0, lease('me', T0 + 1000)));
-        await store.update('done', (current) => succeedJob(current, null, T0 + 2, { retentionMs: 60_000 }));
-        const changes: JobChange[] = [];
-        store.onChange((change) => changes.push(change));
-        const lost = await store.renewLeases('me', ['q', 'r', 'theirs', 'done', 'missing'], T0 + 5000);
-        expect([...lost].sort()).toEqual(['done', 'missing', 'theirs']);
-        expect(changes).toEqual([]);
-        expect(await store.get('q')).toMatchObject({ snapshot: { version: 1 }, lease: lease('me', T0 + 5000) });
-        expect(await store.get('r')).toMatchObject({ snapshot: { version: 2 }, lease: lease('me', T0 + 5000) });
-        expect((await store.get('done'))?.lease).toBeUndefined();
-        expect((await store.get('r'))?.attempts).toBe(1);
-      }),
-    );
+    if (keepsLeases) {
+      it(
+        'renews leases without a version or a notice, and reports the ones it no longer holds',
+        run(async (store) => {
+          const lease = (holder: string, expiresAtMs: number) => ({ holder, expiresAtMs });
+          await store.insert(newJob({ ...base('q'), lease: lease('me', T0 + 1000) }));
+          await store.insert(job('r'));
+          await store.update('r', (current) => startJob(current, T0, lease('me', T0 + 1000)));
+          await store.insert(job('theirs'));
+          await store.update('theirs', (current) => startJob(current, T0, lease('them', T0 + 1000)));
+          await store.insert(job('done'));
+          await store.update('done', (current) => startJob(current, T0, lease('me', T0 + 1000)));
+          await store.update('done', (current) => succeedJob(current, null, T0 + 2, { retentionMs: 60_000 }));
+          const changes: JobChange[] = [];
+          store.onChange((change) => changes.push(change));
+          const lost = await store.renewLeases('me', ['q', 'r', 'theirs', 'done', 'missing'], T0 + 5000);
+          expect([...lost].sort()).toEqual(['done', 'missing', 'theirs']);
+          expect(changes).toEqual([]);
+          expect(await store.get('q')).toMatchObject({ snapshot: { version: 1 }, lease: lease('me', T0 + 5000) });
+          expect(await store.get('r')).toMatchObject({ snapshot: { version: 2 }, lease: lease('me', T0 + 5000) });
+          expect((await store.get('done'))?.lease).toBeUndefined();
+          expect((await store.get('r'))?.attempts).toBe(1);
+        }),
+      );
 
-    withLeases(
-      'finds lapsed leases without scanning, and hands them out with their current expiry',
-      run(async (store) => {
-        for (const [n, at] of [1000, 2000, 3000].entries()) {
-          await store.insert(job(`l${n}`));
-          await store.update(`l${n}`, (current) => startJob(current, T0, { holder: 'h', expiresAtMs: T0 + at }));
-        }
-        expect(await store.expiredLeases(T0 + 500, 10)).toEqual({ jobs: [], nextExpiryMs: T0 + 1000 });
-        const first = await store.expiredLeases(T0 + 2000, 10);
-        expect(first.jobs.map((j) => j.snapshot.id).sort()).toEqual(['l0', 'l1']);
-        expect(first.nextExpiryMs).toBe(T0 + 3000);
-        // A renewal moves a job out of the lapsed set; a finish drops it for good.
-        await store.renewLeases('h', ['l0'], T0 + 9000);
-        await store.update('l1', (current) => succeedJob(current, null, T0 + 2, { retentionMs: 60_000 }));
-        const second = await store.expiredLeases(T0 + 3000, 10);
-        expect(second.jobs.map((j) => [j.snapshot.id, j.lease?.expiresAtMs])).toEqual([['l2', T0 + 3000]]);
-        expect(second.nextExpiryMs).toBe(T0 + 9000);
-        expect((await store.expiredLeases(T0 + 3000, 0)).jobs).toEqual([]);
-      }),
-    );
-
-    withLeases(
-      'makes a transition that read a lease before a renewal run again on the renewed job',
-      run(async (store) => {
-        await store.insert(job('j'));
-        await store.update('j', (current) => startJob(current, T0, { holder: 'h', expiresAtMs: T0 + 1000 }));
-        const seen: (number | undefined)[] = [];
-        let renewed = false;
-        const result = await store.update('j', (current) => {
-          seen.push(current.lease?.expiresAtMs);
-          if (!renewed) {
-            renewed = true;
-            // A renewal lands between this read and the write (stores call transitions synchronously).
-            void store.renewLeases('h', ['j'], T0 + 7000);
+      it(
+        'finds lapsed leases without scanning, and hands them out with their current expiry',
+        run(async (store) => {
+          for (const [n, at] of [1000, 2000, 3000].entries()) {
+            await store.insert(job(`l${n}`));
+            await store.update(`l${n}`, (current) => startJob(current, T0, { holder: 'h', expiresAtMs: T0 + at }));
           }
-          return current.lease !== undefined && current.lease.expiresAtMs <= T0 + 1000
-            ? progressJob(current, { percent: 1 }, T0)
-            : current;
-        });
-        // Either the renewal was seen before the write (no change), or the write was refused and rerun.
-        expect(seen.at(-1)).toBe(T0 + 7000);
-        expect(result?.snapshot.version).toBe(2);
-      }),
-    );
+          expect(await store.expiredLeases(T0 + 500, 10)).toEqual({ jobs: [], nextExpiryMs: T0 + 1000 });
+          const first = await store.expiredLeases(T0 + 2000, 10);
+          expect(first.jobs.map((j) => j.snapshot.id).sort()).toEqual(['l0', 'l1']);
+          expect(first.nextExpiryMs).toBe(T0 + 3000);
+          // A renewal moves a job out of the lapsed set; a finish drops it for good.
+          await store.renewLeases('h', ['l0'], T0 + 9000);
+          await store.update('l1', (current) => succeedJob(current, null, T0 + 2, { retentionMs: 60_000 }));
+          const second = await store.expiredLeases(T0 + 3000, 10);
+          expect(second.jobs.map((j) => [j.snapshot.id, j.lease?.expiresAtMs])).toEqual([['l2', T0 + 3000]]);
+          expect(second.nextExpiryMs).toBe(T0 + 9000);
+          expect((await store.expiredLeases(T0 + 3000, 0)).jobs).toEqual([]);
+        }),
+      );
+
+      it(
+        'makes a transition that read a lease before a renewal run again on the renewed job',
+        run(async (store) => {
+          await store.insert(job('j'));
+          await store.update('j', (current) => startJob(current, T0, { holder: 'h', expiresAtMs: T0 + 1000 }));
+          const seen: (number | undefined)[] = [];
+          let renewed = false;
+          const result = await store.update('j', (current) => {
+            seen.push(current.lease?.expiresAtMs);
+            if (!renewed) {
+              renewed = true;
+              // A renewal lands between this read and the write (stores call transitions synchronously).
+              void store.renewLeases('h', ['j'], T0 + 7000);
+            }
+            return current.lease !== undefined && current.lease.expiresAtMs <= T0 + 1000
+              ? progressJob(current, { percent: 1 }, T0)
+              : current;
+          });
+          // Either the renewal was seen before the write (no change), or the write was refused and rerun.
+          expect(seen.at(-1)).toBe(T0 + 7000);
+          expect(result?.snapshot.version).toBe(2);
+        }),
+      );
+    } else {
+      it(
+        'leaves leases to its backend: renews nothing and reports no lapsed lease',
+        run(async (store) => {
+          await store.insert(job('r'));
+          await store.update('r', (current) => startJob(current, T0, { holder: 'me', expiresAtMs: T0 + 1000 }));
+          expect(await store.renewLeases('me', ['r'], T0 + 5000)).toEqual([]);
+          expect((await store.expiredLeases(T0 + 10_000, 10)).jobs).toEqual([]);
+        }),
+      );
+    }
 
     it(
       "refuses a job past the owner's cap, atomically with the insert",
@@ -355,31 +367,47 @@ export function describeJobStore(
       }),
     );
 
-    withRelease(
-      'gives an idempotency key up when its job failed with a retryable problem',
-      run(async (store) => {
-        const first = job('first', { owner: 'o', idempotencyKey: 'k' });
-        await store.insert(first);
-        await store.update('first', (current) =>
-          failJob(startJob(current, T0), workerLostProblem(), T0 + 1, { retentionMs: 60_000 }),
-        );
-        const again = await store.insert(job('second', { owner: 'o', idempotencyKey: 'k' }));
-        expect(again).toMatchObject({ inserted: true, job: { snapshot: { id: 'second' } } });
-        expect((await store.findByIdempotencyKey('o', 'k'))?.snapshot.id).toBe('second');
-        expect((await store.get('first'))?.snapshot.status).toBe('failed');
-        // Removing the old job leaves the key with the new one.
-        expect(await store.delete('first')).toBe(true);
-        expect((await store.findByIdempotencyKey('o', 'k'))?.snapshot.id).toBe('second');
-        // A job that failed for good keeps its key.
-        await store.update('second', (current) =>
-          failJob(current, problem('job-failed', 'no'), T0 + 2, { retentionMs: 60_000 }),
-        );
-        expect(await store.insert(job('third', { owner: 'o', idempotencyKey: 'k' }))).toMatchObject({
-          inserted: false,
-          job: { snapshot: { id: 'second' } },
-        });
-      }),
-    );
+    if (releasesKeys) {
+      it(
+        'gives an idempotency key up when its job failed with a retryable problem',
+        run(async (store) => {
+          const first = job('first', { owner: 'o', idempotencyKey: 'k' });
+          await store.insert(first);
+          await store.update('first', (current) =>
+            failJob(startJob(current, T0), workerLostProblem(), T0 + 1, { retentionMs: 60_000 }),
+          );
+          const again = await store.insert(job('second', { owner: 'o', idempotencyKey: 'k' }));
+          expect(again).toMatchObject({ inserted: true, job: { snapshot: { id: 'second' } } });
+          expect((await store.findByIdempotencyKey('o', 'k'))?.snapshot.id).toBe('second');
+          expect((await store.get('first'))?.snapshot.status).toBe('failed');
+          // Removing the old job leaves the key with the new one.
+          expect(await store.delete('first')).toBe(true);
+          expect((await store.findByIdempotencyKey('o', 'k'))?.snapshot.id).toBe('second');
+          // A job that failed for good keeps its key.
+          await store.update('second', (current) =>
+            failJob(current, problem('job-failed', 'no'), T0 + 2, { retentionMs: 60_000 }),
+          );
+          expect(await store.insert(job('third', { owner: 'o', idempotencyKey: 'k' }))).toMatchObject({
+            inserted: false,
+            job: { snapshot: { id: 'second' } },
+          });
+        }),
+      );
+    } else {
+      it(
+        'keeps the idempotency key of a failed job, whatever the problem (its backend decides retries)',
+        run(async (store) => {
+          await store.insert(job('first', { owner: 'o', idempotencyKey: 'k' }));
+          await store.update('first', (current) =>
+            failJob(startJob(current, T0), workerLostProblem(), T0 + 1, { retentionMs: 60_000 }),
+          );
+          expect(await store.insert(job('second', { owner: 'o', idempotencyKey: 'k' }))).toMatchObject({
+            inserted: false,
+            job: { snapshot: { id: 'first' } },
+          });
+        }),
+      );
+    }
   });
 }
 
