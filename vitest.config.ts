@@ -14,7 +14,7 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
-    exclude: ['test/browser/**', 'test/redis/**', 'test/bullmq/**', 'test/cdn/**', 'node_modules/**'],
+    exclude: ['test/browser/**', 'test/redis/**', 'test/bullmq/**', 'test/cdn/**', 'test/soak/**', 'node_modules/**'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
   },

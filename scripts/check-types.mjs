@@ -1,5 +1,5 @@
 // The consumer type-check: packs pollkit, installs the tarball into a scratch project, and compiles
-// code a user would copy (every ```ts block of README.md and docs/client.md that imports pollkit,
+// code a user would copy (every ```ts block of README.md, docs/client.md and docs/production.md that imports pollkit,
 // each a complete program, plus test/types/consumer.ts) under every setup a consumer may have:
 //   nodenext and node16, each as ESM (.mts) and CommonJS (.cts) files; bundler (.ts)
 // all with strict, exactOptionalPropertyTypes and skipLibCheck: false, so the published .d.ts files
@@ -29,7 +29,7 @@ if (!existsSync(join(root, 'dist/index.d.ts'))) {
 
 /** Every ```ts block that imports pollkit, from the pages a user copies whole programs from. */
 export function snippets() {
-  const files = ['README.md', 'docs/client.md'];
+  const files = ['README.md', 'docs/client.md', 'docs/production.md'];
   const found = [];
   for (const file of files) {
     const text = readFileSync(join(root, file), 'utf8');

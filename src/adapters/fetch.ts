@@ -78,15 +78,21 @@ export function createFetchHandler<Context = unknown>(
       const iterator = body[Symbol.asyncIterator]();
       const encoder = new TextEncoder();
       let finished = false;
+      // The runtime asks for the next event as soon as it has sent the last one; an event it has not
+      // asked past within slowReaderTimeoutMs sits behind a client that stopped reading: evict it.
+      const { slowReaderTimeoutMs } = handler.streamLimits;
+      let stall: ReturnType<typeof setTimeout> | undefined;
       const finish = (): void => {
         if (finished) return;
         finished = true;
+        clearTimeout(stall);
         link.dispose();
         void iterator.return?.();
       };
       const stream = new ReadableStream<Uint8Array>(
         {
           async pull(controller) {
+            clearTimeout(stall);
             try {
               const { done, value } = await iterator.next();
               if (done === true) {
@@ -94,6 +100,14 @@ export function createFetchHandler<Context = unknown>(
                 controller.close();
               } else {
                 controller.enqueue(encoder.encode(value));
+                if (slowReaderTimeoutMs > 0 && !finished) {
+                  stall = setTimeout(() => {
+                    link.abort(new AbortedError('The client stopped reading'));
+                    finish();
+                    controller.error(new AbortedError('The client stopped reading'));
+                  }, slowReaderTimeoutMs);
+                  (stall as { unref?: () => void }).unref?.();
+                }
               }
             } catch (error) {
               finish();

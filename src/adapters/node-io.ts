@@ -7,7 +7,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AbortedError } from '../core/errors.js';
+import { AbortedError, InvalidArgumentError } from '../core/errors.js';
 import type { PollkitHandler } from '../server/http/handler.js';
 import {
   type BodyReader,
@@ -18,6 +18,7 @@ import {
 } from '../server/http/types.js';
 import { errorToProblem, problemResponse } from '../server/http/problems.js';
 import { offerController } from '../server/http/request-abort.js';
+import { DEFAULT_STREAM_LIMITS, type StreamLimits, writeEventStream } from './stream-writer.js';
 
 /** How a framework adapter describes one request to {@link serveNode}. */
 export interface NodeExchange<Context> {
@@ -52,7 +53,7 @@ export function serveNode<Context>(
   handler: PollkitHandler<Context>,
   exchange: NodeExchange<Context>,
 ): Promise<boolean> {
-  const served = new Served(exchange);
+  const served = new Served(exchange, handler.streamLimits);
   const { req } = exchange;
   const method = req.method ?? 'GET';
   const request: PollkitRequest<Context> = {
@@ -84,11 +85,13 @@ class Served {
   readonly exchange: NodeExchange<unknown>;
   readonly controller = new AbortController();
   readonly onClose: () => void;
+  readonly limits: StreamLimits;
   /** The client left before the response finished. */
   gone = false;
 
-  constructor(exchange: NodeExchange<unknown>) {
+  constructor(exchange: NodeExchange<unknown>, limits: StreamLimits) {
     this.exchange = exchange;
+    this.limits = limits;
     const { res } = exchange;
     this.onClose = () => {
       // 'close' also fires after a normal end; only an unfinished response means the client left.
@@ -107,7 +110,7 @@ class Served {
     }
     try {
       this.exchange.onClaim?.();
-      const written = writeNode(res, response, this.#signalFor(response));
+      const written = writeNode(res, response, this.#signalFor(response), this.limits);
       if (written === undefined) {
         res.off('close', this.onClose);
         return true;
@@ -155,11 +158,6 @@ class Served {
   }
 }
 
-/** A response that compression middleware wraps exposes `flush()`; calling it pushes each event out. */
-interface Flushable {
-  flush?: () => void;
-}
-
 /**
  * Writes a handler response to a Node `ServerResponse`, flushing every server-sent event and pausing
  * on back-pressure; ends the stream's source when the client leaves. A JSON answer is written at once
@@ -175,6 +173,7 @@ export function writeNode(
   res: ServerResponse,
   response: PollkitResponse,
   signal?: AbortSignal,
+  limits?: StreamLimits,
 ): Promise<void> | undefined {
   const { body } = response;
   if (signal?.aborted === true || res.destroyed) {
@@ -192,7 +191,7 @@ export function writeNode(
     res.end(body ?? undefined);
     return undefined;
   }
-  return writeStream(res, response, body, signal);
+  return writeStream(res, response, body, signal, limits ?? DEFAULT_STREAM_LIMITS);
 }
 
 async function writeStream(
@@ -200,45 +199,12 @@ async function writeStream(
   response: PollkitResponse,
   body: AsyncIterable<string>,
   signal: AbortSignal | undefined,
+  limits: StreamLimits,
 ): Promise<void> {
   res.writeHead(response.status, response.headers);
   // Send the headers now: an EventSource reports "open" only once it sees them.
   res.flushHeaders();
-  const flush = (res as Flushable).flush;
-  const iterator = body[Symbol.asyncIterator]();
-  const stop = (): void => {
-    void iterator.return?.();
-  };
-  signal?.addEventListener('abort', stop, { once: true });
-  try {
-    for (;;) {
-      const { done, value } = await iterator.next();
-      if (done === true || res.destroyed) break;
-      const accepted = res.write(value);
-      if (typeof flush === 'function') flush.call(res);
-      // Waiting for 'drain' keeps a slow reader from growing the socket buffer without bound.
-      if (!accepted) await drained(res, signal);
-    }
-    if (!res.destroyed) res.end();
-  } finally {
-    signal?.removeEventListener('abort', stop);
-    await iterator.return?.();
-  }
-}
-
-function drained(res: ServerResponse, signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted === true) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-    signal?.addEventListener('abort', done, { once: true });
-  });
+  await writeEventStream(res, body, signal, limits);
 }
 
 /** True when a middleware already read the request stream to its end. */
@@ -248,8 +214,8 @@ function consumed(req: IncomingMessage): boolean {
 
 function bodyReader<Context>(exchange: NodeExchange<Context>): BodyReader {
   const { req } = exchange;
-  return (limitBytes) => {
-    if (consumed(req)) return Promise.resolve().then(() => preParsed(exchange, limitBytes));
+  return (limitBytes, maxDepth) => {
+    if (consumed(req)) return Promise.resolve().then(() => preParsed(exchange, limitBytes, maxDepth));
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limitBytes) return Promise.reject(payloadTooLarge(limitBytes));
     return new Promise<string>((resolve, reject) => {
@@ -294,8 +260,8 @@ function bodyReader<Context>(exchange: NodeExchange<Context>): BodyReader {
   };
 }
 
-/** The body a middleware already parsed, as text again, still subject to the limit. */
-function preParsed<Context>(exchange: NodeExchange<Context>, limitBytes: number): string {
+/** The body a middleware already parsed, as text again, still subject to the limits. */
+function preParsed<Context>(exchange: NodeExchange<Context>, limitBytes: number, maxDepth: number | undefined): string {
   let text: string;
   const parsed = exchange.parsedBody;
   if (exchange.rawBody !== undefined) text = exchange.rawBody;
@@ -304,7 +270,41 @@ function preParsed<Context>(exchange: NodeExchange<Context>, limitBytes: number)
   else if (Buffer.isBuffer(parsed)) text = parsed.toString('utf8');
   // body-parser leaves `{}` for a request it did not parse; that is no body at all.
   else if (typeof parsed === 'object' && Object.keys(parsed).length === 0 && !Array.isArray(parsed)) text = '';
-  else text = JSON.stringify(parsed);
+  else text = reserialize(parsed, maxDepth);
   if (Buffer.byteLength(text) > limitBytes) throw payloadTooLarge(limitBytes);
   return text;
+}
+
+/**
+ * A parsed body as JSON text again. A body parser with no depth limit (express.json()) hands over
+ * values nested thousands deep; `JSON.stringify` recurses through them until the stack runs out,
+ * milliseconds per body — so the depth is checked first, without recursion, and a body past it is
+ * the client's fault: a 400.
+ */
+function reserialize(parsed: unknown, maxDepth: number | undefined): string {
+  if (maxDepth !== undefined && nestsDeeper(parsed, maxDepth)) {
+    throw new InvalidArgumentError(`The body nests deeper than ${maxDepth} levels`, 'body');
+  }
+  try {
+    return JSON.stringify(parsed);
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new InvalidArgumentError('The body nests too deeply', 'body', { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Whether arrays and objects in `value` nest deeper than `limit`; an explicit stack, no recursion. */
+function nestsDeeper(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth + 1 > limit) return true;
+    for (const child of Array.isArray(current) ? current : Object.values(current)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }

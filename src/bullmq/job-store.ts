@@ -19,15 +19,18 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { ChangeListeners } from '../server/change-listeners.js';
 import { randomToken } from '../server/ids.js';
 import type {
+  InsertOptions,
   InsertResult,
   JobChange,
   JobListPage,
   JobListQuery,
   JobStore,
   JobTransition,
+  LeaseSweep,
   StoredJob,
   SweepResult,
 } from '../server/jobs/stores/job-store.js';
+import { tooManyJobs } from '../server/jobs/stores/store-rules.js';
 import {
   type CommandGuard,
   StoreUnavailableError,
@@ -209,7 +212,7 @@ export class BullmqJobStore implements JobStore {
     }
   }
 
-  async insert(job: StoredJob): Promise<InsertResult> {
+  async insert(job: StoredJob, options: InsertOptions = {}): Promise<InsertResult> {
     const id = job.snapshot.id;
     if (/^\d+$/.test(id) || id.includes(':')) {
       throw new InvalidArgumentError(
@@ -222,7 +225,13 @@ export class BullmqJobStore implements JobStore {
     const reply = (await this.#guard.run((redis) =>
       INSERT_JOB.run(
         redis,
-        [this.#jobKey(id), `${this.#prefix}jobs:all`, `${this.#prefix}jobs:seq`, `${this.#prefix}jobs:expiry`],
+        [
+          this.#jobKey(id),
+          `${this.#prefix}jobs:all`,
+          `${this.#prefix}jobs:seq`,
+          `${this.#prefix}jobs:expiry`,
+          `${this.#prefix}jobs:owner-seq`,
+        ],
         [
           id,
           json,
@@ -232,14 +241,16 @@ export class BullmqJobStore implements JobStore {
           job.idempotencyKey === undefined ? '' : this.#idempotencyKey(job.owner, job.idempotencyKey),
           expiresAt === undefined ? '' : expiresAt,
           expiresAt === undefined ? '' : this.#ttl(expiresAt),
+          options.maxPerOwner ?? '',
         ],
       ),
     )) as [number, string?];
     if (reply[0] === -1) throw new InvalidArgumentError(`a job with id ${id} already exists`, 'id');
+    if (reply[0] === -2) throw tooManyJobs(Number(reply[1]));
     if (reply[0] === 0) {
       const existing = await this.get(reply[1]!);
       // The earlier job expired between the key lookup and the read: its key is free again.
-      if (existing === undefined) return await this.insert(job);
+      if (existing === undefined) return await this.insert(job, options);
       return { inserted: false, job: existing };
     }
     if (!job.snapshot.done) {
@@ -369,6 +380,21 @@ export class BullmqJobStore implements JobStore {
       this.#listeners.emit({ id, version: Number(pairs[n + 1]), deleted: true });
     }
     return next === null ? { removed } : { removed, nextExpiryMs: Number(next) };
+  }
+
+  /**
+   * BullMQ keeps its own leases: a worker holds a lock on each job it runs and renews it, and BullMQ's
+   * stalled-job check hands the job of a lost worker to another (or fails it after its attempts). So
+   * this store renews nothing and loses nothing: a registry that started a job through it simply
+   * holds it until it finishes.
+   */
+  async renewLeases(): Promise<readonly string[]> {
+    return [];
+  }
+
+  /** None: see {@link BullmqJobStore.renewLeases}; lost workers are BullMQ's to recover. */
+  async expiredLeases(): Promise<LeaseSweep> {
+    return { jobs: [] };
   }
 
   onChange(listener: (change: JobChange) => void): () => void {

@@ -60,9 +60,13 @@ return out
 `);
 
 /**
- * KEYS: projection, all-jobs index, sequence counter, expiry index.
- * ARGV: id, json, version, status, owner index key|'', idempotency key|'', expiresAtMs|'', safety TTL|''.
- * Returns {1, seq} inserted, {0, id} the job already holding that idempotency key, {-1} id taken.
+ * KEYS: projection, all-jobs index, sequence counter, expiry index, owner sequences (a hash: owner
+ * index → count).
+ * ARGV: id, json, version, status, owner index key|'', idempotency key|'', expiresAtMs|'', safety TTL|'',
+ * most jobs per owner|''.
+ * Returns {1, seq} inserted, {0, id} the job already holding that idempotency key, {-1} id taken,
+ * {-2, count} the owner has its most jobs. An owner's index is scored by the owner's own count, so its
+ * page cursors say nothing of other owners.
  */
 export const INSERT_JOB = new LuaScript(`
 local id, idem = ARGV[1], ARGV[6]
@@ -71,11 +75,15 @@ if idem ~= '' then
   if existing then return {0, existing} end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
+if ARGV[5] ~= '' and ARGV[9] ~= '' then
+  local owned = redis.call('ZCARD', ARGV[5])
+  if owned >= tonumber(ARGV[9]) then return {-2, owned} end
+end
 local seq = redis.call('INCR', KEYS[3])
 redis.call('HSET', KEYS[1], 'v', ARGV[3], 's', ARGV[4], 'j', ARGV[2], 'bp', '', 'q', seq, 'o', ARGV[5], 'i', idem,
   'x', ARGV[7])
 redis.call('ZADD', KEYS[2], seq, id)
-if ARGV[5] ~= '' then redis.call('ZADD', ARGV[5], seq, id) end
+if ARGV[5] ~= '' then redis.call('ZADD', ARGV[5], redis.call('HINCRBY', KEYS[5], ARGV[5], 1), id) end
 if idem ~= '' then redis.call('SET', idem, id) end
 if ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[4], ARGV[7], id)

@@ -284,12 +284,16 @@ export type ProblemCode =
   | 'payload-too-large'
   | 'unsupported-media-type'
   | 'too-many-held-requests'
+  | 'too-many-jobs'
+  | 'too-many-topics'
+  | 'forbidden'
   | 'appends-disabled'
   | 'overloaded'
   | 'shutting-down'
   | 'canceled'
   | 'job-failed'
   | 'job-timeout'
+  | 'worker-lost'
   | 'unauthorized'
   | 'internal-error';
 
@@ -319,12 +323,16 @@ export const PROBLEMS: Readonly<Record<ProblemCode, ProblemDefinition>> = /* @__
   'payload-too-large': { status: 413, title: 'Payload too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'too-many-held-requests': { status: 429, title: 'Too many held requests' },
+  'too-many-jobs': { status: 429, title: 'Too many retained jobs' },
+  'too-many-topics': { status: 403, title: 'Too many topics' },
+  forbidden: { status: 403, title: 'Forbidden' },
   'appends-disabled': { status: 403, title: 'Appends disabled' },
   overloaded: { status: 503, title: 'Server overloaded' },
   'shutting-down': { status: 503, title: 'Server shutting down' },
   canceled: { status: 409, title: 'Job canceled' },
   'job-failed': { status: 500, title: 'Job failed' },
   'job-timeout': { status: 504, title: 'Job timed out' },
+  'worker-lost': { status: 503, title: 'Worker lost' },
   unauthorized: { status: 401, title: 'Unauthorized' },
   'internal-error': { status: 500, title: 'Internal server error' },
 });

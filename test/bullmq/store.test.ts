@@ -16,24 +16,28 @@ afterAll(async () => {
   await server.stop();
 });
 
-describeJobStore('bullmq', async () => {
-  const name = `conformance-${++queues}`;
-  const connection = server.client({ maxRetriesPerRequest: null });
-  const queue = new Queue(name, { connection });
-  const events = new QueueEvents(name, { connection: server.client({ maxRetriesPerRequest: null }) });
-  await events.waitUntilReady();
-  const redis = server.client();
-  const store = new BullmqJobStore({ queue, events, redis });
-  return {
-    store,
-    dispose: async () => {
-      await store.close();
-      await events.close();
-      await queue.close();
-      redis.disconnect();
-    },
-  };
-});
+describeJobStore(
+  'bullmq',
+  async () => {
+    const name = `conformance-${++queues}`;
+    const connection = server.client({ maxRetriesPerRequest: null });
+    const queue = new Queue(name, { connection });
+    const events = new QueueEvents(name, { connection: server.client({ maxRetriesPerRequest: null }) });
+    await events.waitUntilReady();
+    const redis = server.client();
+    const store = new BullmqJobStore({ queue, events, redis });
+    return {
+      store,
+      dispose: async () => {
+        await store.close();
+        await events.close();
+        await queue.close();
+        redis.disconnect();
+      },
+    };
+  },
+  { leases: false, releasesRetryableKeys: false },
+);
 
 describe('BullmqJobStore and forwardCancellations options', () => {
   it('refuse what is not a queue, its QueueEvents or a client, with the option named', async () => {

@@ -29,6 +29,12 @@ export interface PollkitCaller {
   /** Whether the caller may append to a topic it can read. Default: the `publicAppends` option. */
   readonly canAppendTopic?: (topic: string) => boolean;
   /**
+   * Whether the caller may delete a topic it can read (`DELETE {p}/topics/{t}`). Default: only the
+   * caller that created the topic in this process (by its `owner`, else its `id`), so a tenant can
+   * free what it made; say so explicitly for topics made elsewhere (other processes, the application).
+   */
+  readonly canDeleteTopic?: (topic: string) => boolean;
+  /**
    * Whether anyone at all, with or without credentials, may read a topic. Fetches of such a topic are
    * answered so that shared caches (nginx, a CDN) may keep them and hand them to every client that
    * sends the same URL (docs/cdn.md), so the answer must not depend on who is asking. Default: no
@@ -50,6 +56,14 @@ export interface Call<Context> {
   readonly request: PollkitRequest<Context>;
   readonly query: URLSearchParams;
   readonly caller: PollkitCaller | undefined;
+}
+
+/**
+ * Who a topic created by this call belongs to, for the per-owner topic cap and deletion: the caller's
+ * `owner`, else its `id`, else the peer address (the held-request limits' key, owner first).
+ */
+export function creatorOf(call: Call<unknown>): string | undefined {
+  return call.caller?.owner ?? call.caller?.id ?? call.request.remoteAddress;
 }
 
 /** The job-access options for a caller: its owner when it has one. */

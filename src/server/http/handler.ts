@@ -17,6 +17,7 @@ import type { AuthorizeHook, Call } from './caller.js';
 import { HeldRequests } from './holding.js';
 import { type HandlerJobs, JobRoutes } from './job-routes.js';
 import { clip } from './params.js';
+import { type LoadSample, type LoadSheddingOptions, LoadMonitor } from './pressure.js';
 import { errorToProblem, problemResponse } from './problems.js';
 import { Cors, type CorsOptions } from './cors.js';
 import { CLIENT_GONE, withoutBody } from './responses.js';
@@ -24,7 +25,7 @@ import { ALLOWED, methodsFor, type Route, type Target, parseRoute, parseTarget }
 import { type HandlerSettings, resolveSettings } from './settings.js';
 import type { TopicCacheOptions } from './topic-cache.js';
 import { type HandlerTopics, TopicRoutes } from './topic-routes.js';
-import type { PollkitRequest, PollkitResponse } from './types.js';
+import type { PollkitRequest, PollkitResponse, StreamLimits } from './types.js';
 import { InvalidArgumentError, PollkitError } from '../../core/errors.js';
 
 /** Options for {@link PollkitHandler}. */
@@ -81,6 +82,26 @@ export interface PollkitHandlerOptions<Context = unknown> {
   readonly clock?: Clock;
   /** How long `close()` lets streams finish their last event before ending them, in ms. Default 5000. */
   readonly closeGraceMs?: number;
+  /**
+   * Bytes of server-sent events a stream may have written that its client has not taken yet (on the
+   * Node adapters: what waits in the response's buffer). Below it, events are written as they come;
+   * past it, the stream stops reading its source (the log keeps what the client has not read) and the
+   * client has `slowReaderTimeoutMs` to catch up before it is evicted — its stream is cut, and it
+   * reconnects with `Last-Event-ID`, losing nothing. Default 262,144 (256 KiB).
+   */
+  readonly maxUnsentBytes?: number;
+  /**
+   * How long a stream past `maxUnsentBytes` may wait for its client to drain before the client is
+   * evicted, in milliseconds; 0 waits forever. On the fetch adapter, where the runtime owns the socket,
+   * how long the runtime may go without asking for the next event. Default 30,000.
+   */
+  readonly slowReaderTimeoutMs?: number;
+  /**
+   * Sheds load as `@fastify/under-pressure` does: while the event loop runs late or memory is above a
+   * limit (sampled every `sampleIntervalMs`), new requests get 503 `overloaded` with `Retry-After`;
+   * held requests are left alone. Default: off.
+   */
+  readonly loadShedding?: LoadSheddingOptions;
   /** Told about failures that were answered with a 5xx (server bugs) or that ended a stream. */
   readonly onError?: (error: unknown, request: PollkitRequest<Context>) => void;
   /** Lets browsers on other origins call (CORS): allowed origins, credentials, preflight. Default none. */
@@ -104,11 +125,13 @@ export interface PollkitHandlerOptions<Context = unknown> {
  */
 export class PollkitHandler<Context = unknown> {
   readonly #settings: HandlerSettings;
+  readonly #streamLimits: StreamLimits;
   readonly #held: HeldRequests<Context>;
   readonly #jobs: JobRoutes<Context> | undefined;
   readonly #topics: TopicRoutes<Context> | undefined;
   readonly #authorize: AuthorizeHook<Context> | undefined;
   readonly #onError: ((error: unknown, request: PollkitRequest<Context>) => void) | undefined;
+  readonly #load: LoadMonitor | undefined;
   readonly #cors: Cors | undefined;
 
   constructor(options: PollkitHandlerOptions<Context> = {}) {
@@ -117,12 +140,32 @@ export class PollkitHandler<Context = unknown> {
       throw new InvalidArgumentError('authorize must be a function', 'authorize');
     }
     this.#settings = settings;
+    this.#streamLimits = Object.freeze({
+      maxUnsentBytes: settings.maxUnsentBytes,
+      slowReaderTimeoutMs: settings.slowReaderTimeoutMs,
+    });
     this.#authorize = options.authorize;
     this.#onError = options.onError;
     this.#cors = options.cors === undefined ? undefined : new Cors(options.cors);
     this.#held = new HeldRequests(settings, options.onError);
     this.#jobs = options.jobs === undefined ? undefined : new JobRoutes(options.jobs, settings, this.#held);
     this.#topics = options.topics === undefined ? undefined : new TopicRoutes(options.topics, settings, this.#held);
+    this.#load = options.loadShedding === undefined ? undefined : new LoadMonitor(options.loadShedding, settings.clock);
+  }
+
+  /**
+   * The last load sample when `loadShedding` is on (event-loop delay, memory, whether requests are
+   * being shed), for metrics; `undefined` when it is off.
+   *
+   * @example
+   * ```ts
+   * import { PollkitHandler } from 'pollkit/server';
+   * const handler = new PollkitHandler({ loadShedding: { maxEventLoopDelayMs: 200 } });
+   * setInterval(() => console.log(handler.load?.eventLoopDelayMs), 10_000).unref();
+   * ```
+   */
+  get load(): LoadSample | undefined {
+    return this.#load?.sample;
   }
 
   /** The path prefix this handler answers under. */
@@ -133,6 +176,20 @@ export class PollkitHandler<Context = unknown> {
   /** How many held requests and SSE streams are open right now. */
   get heldRequests(): number {
     return this.#held.size;
+  }
+
+  /**
+   * The bounds adapters write server-sent event streams under: `maxUnsentBytes` and
+   * `slowReaderTimeoutMs` (see the options).
+   *
+   * @example
+   * ```ts
+   * import { PollkitHandler } from 'pollkit/server';
+   * console.log(new PollkitHandler().streamLimits); // { maxUnsentBytes: 262144, slowReaderTimeoutMs: 30000 }
+   * ```
+   */
+  get streamLimits(): StreamLimits {
+    return this.#streamLimits;
   }
 
   /** True once `close()` has been called. */
@@ -169,6 +226,15 @@ export class PollkitHandler<Context = unknown> {
   #dispatch(request: PollkitRequest<Context>, target: Target, rest: string): Promise<PollkitResponse> {
     try {
       if (this.#held.closing) return Promise.resolve(this.#held.shuttingDown());
+      const load = this.#load;
+      if (load !== undefined && load.sample.shedding) {
+        return Promise.resolve(
+          problemResponse(
+            problem('overloaded', 'The server is under pressure; try again shortly.'),
+            load.retryAfterSeconds,
+          ),
+        );
+      }
       const route = parseRoute(rest);
       if (route === undefined) {
         return Promise.resolve(problemResponse(problem('not-found', `Nothing is served at ${clip(target.path, 80)}.`)));
@@ -219,6 +285,7 @@ export class PollkitHandler<Context = unknown> {
    * ```
    */
   close(): Promise<void> {
+    this.#load?.close();
     return this.#held.close();
   }
 
@@ -237,6 +304,8 @@ export class PollkitHandler<Context = unknown> {
         return this.#requireJobs().cancel(route.id, call);
       case 'job-events':
         return this.#requireJobs().events(route.id, call);
+      case 'topic':
+        return this.#requireTopics().delete(route.topic, call);
       case 'topic-records': {
         const topics = this.#requireTopics();
         return method === 'POST' ? topics.append(route.topic, call) : topics.read(route.topic, call);

@@ -33,6 +33,8 @@ export interface SettingsOptions {
   readonly autoCreateTopics?: boolean;
   readonly clock?: Clock;
   readonly closeGraceMs?: number;
+  readonly maxUnsentBytes?: number;
+  readonly slowReaderTimeoutMs?: number;
   readonly topicCache?: TopicCacheOptions;
 }
 
@@ -54,6 +56,8 @@ export interface HandlerSettings {
   readonly autoCreateTopics: boolean;
   readonly clock: Clock;
   readonly closeGraceMs: number;
+  readonly maxUnsentBytes: number;
+  readonly slowReaderTimeoutMs: number;
   readonly topicCache: TopicCacheSettings;
 }
 
@@ -89,6 +93,8 @@ export function resolveSettings(options: SettingsOptions): HandlerSettings {
     autoCreateTopics: options.autoCreateTopics ?? false,
     clock: options.clock ?? systemClock,
     closeGraceMs: nonNegative(options.closeGraceMs ?? 5000, 'closeGraceMs'),
+    maxUnsentBytes: integerAtLeast(options.maxUnsentBytes ?? 262_144, 'maxUnsentBytes', 0),
+    slowReaderTimeoutMs: integerAtLeast(options.slowReaderTimeoutMs ?? 30_000, 'slowReaderTimeoutMs', 0),
     topicCache: resolveTopicCache(options.topicCache, maxWaitMs),
   };
 }

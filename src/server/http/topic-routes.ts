@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { InvalidArgumentError, OffsetGoneError, OffsetOutOfRangeError } from '../../core/errors.js';
+import { InvalidArgumentError, OffsetGoneError, OffsetOutOfRangeError, PollkitError } from '../../core/errors.js';
 import {
   HEADERS,
   MEDIA_TYPES,
@@ -14,12 +14,12 @@ import {
   topicEventId,
 } from '../../core/protocol.js';
 import type { TopicPosition } from '../topics/stores/topic-store.js';
-import type { Call } from './caller.js';
+import { type Call, creatorOf } from './caller.js';
 import { Held, type HeldRequests } from './holding.js';
 import { clip, parseUnsignedInteger, singleParam } from './params.js';
 import { errorToProblem, problemResponse } from './problems.js';
 import { isPlainObject, readJsonBody } from './request-body.js';
-import { formatSeconds, isResponse, json } from './responses.js';
+import { formatSeconds, isResponse, json, noContent } from './responses.js';
 import type { HandlerSettings } from './settings.js';
 import type { SseEvent } from './sse.js';
 import { type SharedRead, sharedRead } from './topic-cache.js';
@@ -46,10 +46,15 @@ export interface HandlerTopic {
 
 /** The part of a `TopicRegistry` the handler uses. */
 export interface HandlerTopics {
-  /** The topic named `name`, created on first use. */
-  topic(name: string): HandlerTopic;
+  /** The topic named `name`, created on first use (by `owner`, who counts it against a per-owner cap). */
+  topic(name: string, options?: { owner?: string }): HandlerTopic;
   /** The topic named `name` if it exists. */
   get(name: string): HandlerTopic | undefined;
+  /**
+   * Deletes a topic; with `owner`, only one that owner created (else code `forbidden`). Without this
+   * method, `DELETE {p}/topics/{t}` answers 405.
+   */
+  delete?(name: string, options?: { owner?: string }): Promise<boolean>;
 }
 
 const DEFAULT_FETCH_LIMIT = 100;
@@ -80,9 +85,35 @@ export class TopicRoutes<Context> {
     if (key !== undefined && key !== null && typeof key !== 'string') {
       throw new InvalidArgumentError('key must be a string or null', 'key');
     }
-    const topic = this.#topics.topic(name);
+    const topic = this.#create(name, call);
     const offset = await topic.append(body['value'], key === undefined ? {} : { key });
     return json(201, { offset }, {});
+  }
+
+  /** `DELETE {p}/topics/{name}`: 204 once the topic is gone. */
+  async delete(name: string, call: Call<Context>): Promise<PollkitResponse> {
+    const topics = this.#topics;
+    if (topics.delete === undefined) {
+      return problemResponse(problem('method-not-allowed', 'This server does not delete topics.'), undefined, {
+        allow: 'OPTIONS',
+      });
+    }
+    if (call.caller?.canReadTopic !== undefined && !call.caller.canReadTopic(name)) return topicNotFound(name);
+    const decided = call.caller?.canDeleteTopic?.(name);
+    if (decided === false) {
+      return problemResponse(problem('forbidden', `This caller may not delete topic ${clip(name)}.`));
+    }
+    let deleted: boolean;
+    if (decided === true) deleted = await topics.delete(name);
+    else {
+      // No explicit rule: the topic's creator may delete it, nobody else.
+      const owner = creatorOf(call);
+      if (owner === undefined) {
+        return problemResponse(problem('forbidden', `This caller may not delete topic ${clip(name)}.`));
+      }
+      deleted = await topics.delete(name, { owner });
+    }
+    return deleted ? noContent() : topicNotFound(name);
   }
 
   /** `GET {p}/topics/{name}/records?offset=`: records from an offset, held until there are enough. */
@@ -170,8 +201,9 @@ export class TopicRoutes<Context> {
         }
       } catch (error) {
         if (signal.aborted) return;
-        // Fell behind retention mid-stream: say so in-band; the reconnect then gets the 410.
-        if (OffsetGoneError.is(error)) {
+        // Fell behind retention mid-stream, or the topic was deleted: say so in-band; the reconnect
+        // then gets the 410 or 404.
+        if (OffsetGoneError.is(error) || (PollkitError.is(error) && error.code === 'topic-not-found')) {
           yield { event: 'problem', data: JSON.stringify(errorToProblem(error).problem) };
           return;
         }
@@ -181,9 +213,15 @@ export class TopicRoutes<Context> {
     return this.#held.stream(entry, call, events());
   }
 
+  /** The topic, created on behalf of the caller when it does not exist yet. */
+  #create(name: string, call: Call<Context>): HandlerTopic {
+    const owner = creatorOf(call);
+    return owner === undefined ? this.#topics.topic(name) : this.#topics.topic(name, { owner });
+  }
+
   #visibleTopic(name: string, call: Call<Context>): HandlerTopic | undefined {
     if (call.caller?.canReadTopic !== undefined && !call.caller.canReadTopic(name)) return undefined;
-    if (this.#settings.autoCreateTopics) return this.#topics.topic(name);
+    if (this.#settings.autoCreateTopics) return this.#create(name, call);
     try {
       return this.#topics.get(name);
     } catch (error) {

@@ -12,7 +12,7 @@
  */
 import { throwIfAborted } from '../../core/abort.js';
 import type { Clock } from '../../core/clock.js';
-import { InvalidArgumentError, OffsetGoneError, OffsetOutOfRangeError } from '../../core/errors.js';
+import { InvalidArgumentError, OffsetGoneError, OffsetOutOfRangeError, PollkitError } from '../../core/errors.js';
 import type { TopicFetchResult, TopicRecord } from '../../core/protocol.js';
 import { onLaterTurn } from '../purgatory/later-turn.js';
 import type { DelayedOperationPurgatory } from '../purgatory/purgatory.js';
@@ -134,6 +134,7 @@ export class Topic<Value = unknown> {
   readonly #host: TopicHost;
   // Shared by every held read of this topic rather than built per read.
   readonly #keys: readonly string[];
+  #deleted = false;
 
   /** @internal Topics are made by {@link TopicRegistry.topic}. */
   constructor(host: TopicHost, name: string) {
@@ -154,6 +155,7 @@ export class Topic<Value = unknown> {
    */
   async append(value: Value, options: TopicAppendOptions = {}): Promise<number> {
     this.#host.assertOpen();
+    this.#assertLive();
     const key = options.key ?? null;
     if (key !== null && typeof key !== 'string') throw new InvalidArgumentError('key must be a string or null', 'key');
     const { offset } = await this.#host.store.append(
@@ -206,6 +208,7 @@ export class Topic<Value = unknown> {
         throw new InvalidArgumentError('epoch must be a string', 'epoch');
       }
       throwIfAborted(signal);
+      this.#assertLive();
     } catch (error) {
       return Promise.reject(error);
     }
@@ -269,9 +272,13 @@ export class Topic<Value = unknown> {
     try {
       await host.purgatory.waitFor(
         this.#keys,
-        () => (hint.epoch !== pinned || hint.highWatermark - offset >= enough || host.closed ? true : undefined),
+        () =>
+          hint.epoch !== pinned || hint.highWatermark - offset >= enough || host.closed || this.#deleted
+            ? true
+            : undefined,
         signal === undefined ? { timeoutMs: waitMs } : { timeoutMs: waitMs, signal },
       );
+      this.#assertLive();
       // Whatever ended the wait (records, timeout, reset, shutdown), the answer is the log as it is now.
       const second = await sharedRead(host, this.name, hint, offset, limit);
       this.#check(second.position, offset, pinned);
@@ -345,6 +352,7 @@ export class Topic<Value = unknown> {
    * ```
    */
   async position(): Promise<TopicPosition> {
+    this.#assertLive();
     return this.#host.store.position(this.name, this.#host.retention());
   }
 
@@ -360,7 +368,18 @@ export class Topic<Value = unknown> {
    */
   async reset(): Promise<void> {
     this.#host.assertOpen();
+    this.#assertLive();
     await this.#host.store.reset(this.name);
+  }
+
+  /** @internal The registry deleted this topic: every later call, and every held read, fails. */
+  markDeleted(): void {
+    this.#deleted = true;
+  }
+
+  // A deleted topic's object must not bring its log back by reading or appending to the store.
+  #assertLive(): void {
+    if (this.#deleted) throw new PollkitError(`Topic ${this.name} was deleted`, 'topic-not-found');
   }
 
   #check(position: TopicPosition, offset: number, epoch: string): void {

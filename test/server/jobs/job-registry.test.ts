@@ -301,6 +301,8 @@ describe('JobRegistry: handlers', () => {
     });
     expect(signal?.aborted).toBe(true);
     expect(await registry.get(next.id)).toMatchObject({ status: 'succeeded', result: 'ok' });
+    // Idle again: once the check for lapsed leases the start planned has run, no timer is left.
+    await clock.advanceAsync(30_000);
     expect(clock.pendingTimers).toBe(0);
   });
 
@@ -815,6 +817,20 @@ describe('JobRegistry: retention, forget and list', () => {
     expect(ids(await registry.list({ status: 'queued', pageSize: 2 }))).toEqual(['job-7', 'job-6']);
     await expect(registry.list({ pageToken: 'garbage!' })).rejects.toSatisfy(InvalidArgumentError.is);
     await expect(registry.list({ pageSize: 0 })).rejects.toSatisfy(InvalidArgumentError.is);
+  });
+
+  it("gives page tokens that reveal nothing of other owners' jobs", async () => {
+    const tokens = async (others: number): Promise<(string | undefined)[]> => {
+      const { registry } = setup();
+      for (let n = 0; n < 3; n++) {
+        await registry.create('t', n, { owner: 'alice' });
+        for (let m = 0; m < others; m++) await registry.create('t', m, { owner: 'bob' });
+      }
+      const first = await registry.list({ owner: 'alice', pageSize: 1 });
+      const second = await registry.list({ owner: 'alice', pageSize: 1, pageToken: first.nextPageToken! });
+      return [first.nextPageToken, second.nextPageToken];
+    };
+    expect(await tokens(40)).toEqual(await tokens(0));
   });
 
   it('hides other owners’ jobs everywhere', async () => {
