@@ -4,6 +4,9 @@
 //
 //   node scripts/check-size.mjs           check every budget
 //   node scripts/check-size.mjs --json    print the figures as JSON as well
+//   node scripts/check-size.mjs 'export { Subscriber } from "pollkit/client"'   measure any import
+//
+// scripts/size-floor.mjs measures the same cases with parts taken away (see there).
 import { build } from 'esbuild';
 import { gzipSync } from 'node:zlib';
 import { existsSync } from 'node:fs';
@@ -15,42 +18,53 @@ const entry = join(root, 'dist/client.js');
 
 /**
  * Sizes in bytes (1 KB = 1,000 bytes, minified + gzip -9). `budget` is what CI enforces: today's size
- * with a little room, so that any growth is a decision rather than an accident. `target` is where
- * issue 16 wants it; until the poller and subscriber stack is rewritten smaller, the two differ, and
- * this script prints both.
+ * with a little room, so that any growth is a decision rather than an accident. `target` is issue 16's
+ * goal; none is met, and scripts/size-floor.mjs shows why (what is left with every message, pause,
+ * the retry budget, HTTP-date parsing and the option checks taken away), so the budgets stand just
+ * above today's figures rather than at the targets (docs/benchmarks.md#bundle-size).
  */
 export const cases = [
-  { name: 'all of pollkit/client', code: `export * from 'pollkit/client';`, budget: 21_300, target: 10_000 },
+  { name: 'all of pollkit/client', code: `export * from 'pollkit/client';`, budget: 19_900, target: 10_000 },
   {
     name: 'pollJob + JobClient',
     code: `export { pollJob, JobClient } from 'pollkit/client';`,
-    budget: 9_550,
+    budget: 8_450,
     target: 4_000,
   },
   {
     name: 'Subscriber + SseTransport',
     code: `export { Subscriber, SseTransport } from 'pollkit/client';`,
-    budget: 8_200,
+    budget: 7_250,
     target: 4_500,
   },
   {
     name: 'Subscriber + WebSocketTransport',
     code: `export { Subscriber, WebSocketTransport } from 'pollkit/client';`,
-    budget: 7_000,
+    budget: 6_000,
     target: 4_500,
   },
   {
     name: 'Subscriber + LongPollTransport',
     code: `export { Subscriber, LongPollTransport } from 'pollkit/client';`,
-    budget: 10_350,
+    budget: 6_200,
     target: 4_500,
   },
-  { name: 'LongPoller', code: `export { LongPoller } from 'pollkit/client';`, budget: 6_150, target: 4_000 },
-  { name: 'followJob', code: `export { followJob } from 'pollkit/client';`, budget: 16_600 },
-  { name: 'subscribeTopic', code: `export { subscribeTopic } from 'pollkit/client';`, budget: 15_800 },
+  // LongPollTransport is handed a TopicClient, so this is what using it costs.
+  {
+    name: 'Subscriber + LongPoll + TopicClient',
+    code: `export { Subscriber, LongPollTransport, TopicClient } from 'pollkit/client';`,
+    budget: 8_850,
+  },
+  { name: 'LongPoller', code: `export { LongPoller } from 'pollkit/client';`, budget: 5_050, target: 4_000 },
+  { name: 'followJob', code: `export { followJob } from 'pollkit/client';`, budget: 14_800 },
+  { name: 'subscribeTopic', code: `export { subscribeTopic } from 'pollkit/client';`, budget: 11_650 },
 ];
 
-async function measure(code) {
+/**
+ * Bundles `code` as a browser would (from dist/client.js, or from `from` with esbuild `plugins`) and
+ * returns the minified bytes with their size, before and after gzip -9.
+ */
+export async function measure(code, { from = entry, plugins = [], transform = (text) => text } = {}) {
   const result = await build({
     stdin: { contents: code, resolveDir: root, loader: 'js' },
     bundle: true,
@@ -60,35 +74,43 @@ async function measure(code) {
     platform: 'browser',
     target: 'es2022',
     treeShaking: true,
-    alias: { 'pollkit/client': entry },
+    alias: { 'pollkit/client': from },
+    plugins,
     logLevel: 'silent',
   });
-  const bytes = result.outputFiles[0].contents;
-  return { min: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
+  const text = transform(result.outputFiles[0].text);
+  return { min: Buffer.byteLength(text), gzip: gzipSync(text, { level: 9 }).length };
 }
 
-if (!existsSync(entry)) {
+if (process.argv[1] !== fileURLToPath(import.meta.url)) {
+  // Imported for its cases and measure(): nothing to check.
+} else if (!existsSync(entry)) {
   console.error('dist/client.js is missing: run `npm run build` first');
   process.exit(1);
+} else {
+  await main();
 }
-const extra = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-const all = extra.length > 0 ? extra.map((code) => ({ name: code, code, budget: Infinity })) : cases;
-let over = 0;
-const rows = [];
-for (const c of all) {
-  const { min, gzip } = await measure(c.code);
-  const ok = gzip <= c.budget;
-  if (!ok) over += 1;
-  rows.push({ name: c.name, min, gzip, budget: c.budget, target: c.target, ok });
-  const kb = (n) => (n / 1000).toFixed(2).padStart(6);
-  const budget = Number.isFinite(c.budget) ? `${kb(c.budget)} KB` : '      -';
-  const target = c.target === undefined ? '' : `, target ${kb(c.target)} KB${gzip <= c.target ? ' (met)' : ''}`;
-  console.log(
-    `${ok ? 'ok  ' : 'OVER'} ${c.name.padEnd(34)} ${kb(gzip)} KB gzip (${kb(min)} KB min), budget ${budget}${target}`,
-  );
-}
-if (process.argv.includes('--json')) console.log(JSON.stringify(rows));
-if (over > 0) {
-  console.error(`${over} size budget(s) exceeded`);
-  process.exit(1);
+
+async function main() {
+  const extra = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const all = extra.length > 0 ? extra.map((code) => ({ name: code, code, budget: Infinity })) : cases;
+  let over = 0;
+  const rows = [];
+  for (const c of all) {
+    const { min, gzip } = await measure(c.code);
+    const ok = gzip <= c.budget;
+    if (!ok) over += 1;
+    rows.push({ name: c.name, min, gzip, budget: c.budget, target: c.target, ok });
+    const kb = (n) => (n / 1000).toFixed(2).padStart(6);
+    const budget = Number.isFinite(c.budget) ? `${kb(c.budget)} KB` : '      -';
+    const target = c.target === undefined ? '' : `, target ${kb(c.target)} KB${gzip <= c.target ? ' (met)' : ''}`;
+    console.log(
+      `${ok ? 'ok  ' : 'OVER'} ${c.name.padEnd(36)} ${kb(gzip)} KB gzip (${kb(min)} KB min), budget ${budget}${target}`,
+    );
+  }
+  if (process.argv.includes('--json')) console.log(JSON.stringify(rows));
+  if (over > 0) {
+    console.error(`${over} size budget(s) exceeded`);
+    process.exit(1);
+  }
 }
