@@ -8,6 +8,7 @@
 //
 // scripts/size-floor.mjs measures the same cases with parts taken away (see there).
 import { build } from 'esbuild';
+import { Buffer } from 'node:buffer';
 import { gzipSync } from 'node:zlib';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -657,8 +657,9 @@ export class TopicClient {
     checkNumber(owner, 'limit', limit, 1, 'integer');
     checkNumber(owner, 'minRecords', minRecords, 0, 'integer');
     checkNumber(owner, 'waitSeconds', waitSeconds, 0, 'finite');
-    if (cursor !== undefined && !/^\d{1,16}$/.test(cursor))
+    if (cursor !== undefined && !/^\d{1,16}$/.test(cursor)) {
       invalidOption(owner, 'cursor', 'a cursor the server handed out', cursor);
+    }
     const what = `fetch topic "${topic}"`;
     const { body, meta } = await this.#transport.request({
       path: `${topicPath(topic)}/records`,

@@ -87,8 +87,9 @@ export class RetryBudget {
   reserve(): number {
     const waitMs = this.msUntilAvailable();
     // A whole token is spent down to 0 at most (dust below it is forgiven); a reserved one goes into debt.
-    if (waitMs < Infinity)
+    if (waitMs < Infinity) {
       this.#tokens = this.#tokens >= 1 - EPSILON ? Math.max(0, this.#tokens - 1) : this.#tokens - 1;
+    }
     return waitMs;
   }
 

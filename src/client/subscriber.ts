@@ -389,7 +389,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   readonly #transports: readonly Transport<T>[];
   readonly #clock: Clock;
   readonly #schedule: ReconnectSchedule;
-  readonly #o: Readonly<Settings>;
+  readonly #settings: Readonly<Settings>;
   readonly #userSignal: AbortSignal | undefined;
 
   #state: SubscriberState = 'idle';
@@ -436,7 +436,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
       checkNumber(OWNER, name, value, min);
       settings[name] = value;
     }
-    this.#o = settings;
+    this.#settings = settings;
     this.#stepUpDelay = settings.stepUpAfterMs;
     if (options.cursor !== undefined && typeof options.cursor !== 'string') {
       invalidOption(OWNER, 'cursor', 'a string', options.cursor);
@@ -520,7 +520,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     const canSend = this.#settled === undefined ? this.#transports.some((t) => t.canSend) : this.#settled.canSend;
     if (this.#state === 'closed' || !canSend) settle(item, 'dropped');
     else if (this.#state === 'open' && this.#connection?.send && queue.length === 0) this.#handOff(item);
-    else if (queue.length >= this.#o.sendQueueLimit) settle(item, 'dropped');
+    else if (queue.length >= this.#settings.sendQueueLimit) settle(item, 'dropped');
     else queue.push(item);
     return {
       get status() {
@@ -604,8 +604,8 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     const live = (): boolean => token === this.#token;
     const transport = this.#currentTransport();
     const controller = (this.#controller = new AbortController());
-    if (this.#o.connectTimeoutMs > 0)
-      this.#arm('connect', this.#o.connectTimeoutMs, () => this.#drop(token, 'connect-timeout'));
+    const { connectTimeoutMs } = this.#settings;
+    if (connectTimeoutMs > 0) this.#arm('connect', connectTimeoutMs, () => this.#drop(token, 'connect-timeout'));
     let connection: TransportConnection;
     try {
       connection = transport.connect(
@@ -652,7 +652,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   }
 
   #opened(transport: Transport<T>): void {
-    const { stableAfterMs, idleTimeoutMs, pingIntervalMs } = this.#o;
+    const { stableAfterMs, idleTimeoutMs, pingIntervalMs } = this.#settings;
     this.#openPending = false;
     this.#state = 'open';
     this.#settled ??= transport;
@@ -679,9 +679,11 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     if (this.#stepUpFrom !== undefined) {
       // The preferred transport held: the step up succeeded.
       this.#stepUpFrom = undefined;
-      this.#stepUpDelay = this.#o.stepUpAfterMs;
+      this.#stepUpDelay = this.#settings.stepUpAfterMs;
     }
-    if (this.#index > 0 && this.#o.stepUpAfterMs > 0) this.#arm('stepUp', this.#stepUpDelay, () => this.#stepUp(token));
+    if (this.#index > 0 && this.#settings.stepUpAfterMs > 0) {
+      this.#arm('stepUp', this.#stepUpDelay, () => this.#stepUp(token));
+    }
   }
 
   #stepUp(token: number): void {
@@ -716,14 +718,14 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
       if (token !== this.#token) return;
       // One timer per connection, re-armed for the remainder, rather than one reset per chunk.
       const silent = this.#clock.now() - this.#lastActivity;
-      const idleTimeoutMs = this.#o.idleTimeoutMs;
+      const idleTimeoutMs = this.#settings.idleTimeoutMs;
       if (silent >= idleTimeoutMs) this.#drop(token, 'idle-timeout');
       else this.#armIdle(token, idleTimeoutMs - silent);
     });
   }
 
   #armPing(token: number): void {
-    this.#arm('ping', this.#o.pingIntervalMs, () => {
+    this.#arm('ping', this.#settings.pingIntervalMs, () => {
       if (token !== this.#token) return;
       try {
         this.#connection?.ping?.();
@@ -751,7 +753,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     if (id !== undefined && this.#seen.has(id)) return;
     const delivered: SubscriberMessage<T> = { data: message.data, id, event: message.event, transport: transport.name };
     this.#safeEmit('message', delivered);
-    const limit = this.#o.iteratorBufferLimit;
+    const limit = this.#settings.iteratorBufferLimit;
     for (const iterator of this.#iterators) {
       if (iterator.buffer.length >= limit) {
         // A consumer this far behind is cut loose rather than allowed to grow memory without bound.
@@ -776,11 +778,11 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
 
   #remember(id: string): void {
     const seen = this.#seen;
-    if (this.#o.dedupeWindow === 0) return;
+    if (this.#settings.dedupeWindow === 0) return;
     // A Set keeps insertion order: the oldest id leaves as the newest arrives, so memory stays at the
     // window's size (only ids not already in it arrive here).
     seen.add(id);
-    if (seen.size > this.#o.dedupeWindow) seen.delete(seen.values().next().value!);
+    if (seen.size > this.#settings.dedupeWindow) seen.delete(seen.values().next().value!);
   }
 
   #onClosed(transport: Transport<T>, close: TransportClose): void {
@@ -821,7 +823,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
         this.#switchTo(back, transport, reason, error);
         return this.#connect();
       }
-      const fallbackAfter = this.#o.fallbackAfter;
+      const fallbackAfter = this.#settings.fallbackAfter;
       if (++this.#unstable >= fallbackAfter && fallbackAfter > 0 && this.#index < count - 1) {
         this.#switchTo(this.#index + 1, transport, reason, error);
       }
@@ -837,7 +839,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
 
   #scheduleReconnect({ reason, error, retryAfterMs }: TransportClose): void {
     const schedule = this.#schedule;
-    if (schedule.attempt >= this.#o.maxRetries) {
+    if (schedule.attempt >= this.#settings.maxRetries) {
       return this.#finish(
         'max-retries',
         new PollkitError(`Gave up after ${schedule.attempt} reconnect attempts`, 'gave-up', { cause: this.#lastError }),
@@ -936,7 +938,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     while (done < inFlight.length && inFlight[done]!.upTo <= written) done++;
     for (const item of inFlight.splice(0, done)) settle(item, 'sent');
     if (inFlight.length > 0 && this.#timers.flush === undefined && this.#connection) {
-      this.#arm('flush', this.#o.flushCheckMs, () => this.#checkFlushed());
+      this.#arm('flush', this.#settings.flushCheckMs, () => this.#checkFlushed());
     }
   }
 
