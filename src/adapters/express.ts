@@ -69,17 +69,10 @@ export function pollkitExpress<Context = unknown>(
       next(error);
       return;
     }
-    serveNode(handler, {
-      req,
-      res,
-      url: req.originalUrl,
+    const served = serveNode(handler, req, res, req.originalUrl, {
       parsedBody: (req as { body?: unknown }).body,
       ...(context === undefined ? {} : { context }),
-    }).then(
-      (served) => {
-        if (!served) next();
-      },
-      (error: unknown) => next(error),
-    );
+    });
+    if (!served) next();
   };
 }

@@ -64,18 +64,13 @@ export function createNodeListener<Context = unknown>(
   return (req, res, next) => {
     // The URL is the one the client sent: as a plain listener nothing has rewritten it, and as
     // middleware the prefix check is meant against the full path anyway.
-    const served = serveNode(handler, {
+    const claimed = serveNode(
+      handler,
       req,
       res,
-      url: req.url ?? '/',
-      ...(context === undefined ? {} : { context: context(req, res) }),
-    });
-    served.then(
-      (claimed) => {
-        if (!claimed) unmatched(req, res, next);
-      },
-      // serveNode answers every failure itself; this only keeps a bug from becoming an unhandled rejection.
-      () => {},
+      req.url ?? '/',
+      context === undefined ? undefined : { context: context(req, res) },
     );
+    if (!claimed) unmatched(req, res, next);
   };
 }

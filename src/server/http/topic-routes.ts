@@ -5,14 +5,17 @@
  * @module
  */
 import { InvalidArgumentError, OffsetGoneError, OffsetOutOfRangeError } from '../../core/errors.js';
-import { HEADERS, MEDIA_TYPES, type TopicFetchResult, type TopicRecord, problem } from '../../core/protocol.js';
+import { HEADERS, type TopicFetchResult, type TopicRecord, problem } from '../../core/protocol.js';
 import type { TopicPosition } from '../topics/stores/topic-store.js';
+import type { Topic } from '../topics/topic.js';
 import type { Call } from './caller.js';
+import { ANSWERED_LATER, type RouteOutcome } from './exchange.js';
+import { HeldTopicFetch } from './held-polls.js';
 import { Held, type HeldRequests } from './holding.js';
 import { clip, parseUnsignedInteger, singleParam } from './params.js';
 import { errorToProblem, problemResponse } from './problems.js';
 import { isPlainObject, readJsonBody } from './request-body.js';
-import { formatSeconds, isResponse, json } from './responses.js';
+import { fetchAnswer, isResponse, json } from './responses.js';
 import type { HandlerSettings } from './settings.js';
 import type { SseEvent } from './sse.js';
 import { type PollkitResponse, getHeader } from './types.js';
@@ -77,7 +80,7 @@ export class TopicRoutes<Context> {
   }
 
   /** `GET {p}/topics/{name}/records?offset=`: records from an offset, held until there are enough. */
-  async read(name: string, call: Call<Context>): Promise<PollkitResponse> {
+  async read(name: string, call: Call<Context>): Promise<RouteOutcome> {
     const settings = this.#settings;
     const { query } = call;
     const offsetText = singleParam(query, 'offset');
@@ -98,22 +101,40 @@ export class TopicRoutes<Context> {
       minRecords: Math.min(minRecords, limit, settings.maxRecordsPerFetch),
       ...(epoch === undefined ? {} : { epoch }),
     };
-    const position = waitMs !== undefined && waitMs > 0 ? await topic.position() : undefined;
-    // Only a read that can be answered later is held; a gone or out-of-range offset fails at once.
+    if (waitMs !== undefined && waitMs > 0) {
+      const fetch = (topic as Partial<Pick<Topic, '_fetch'>>)._fetch;
+      if (typeof fetch === 'function') {
+        // Held as one object, the purgatory's operation, which writes its own answer. Only a read that
+        // can be answered later takes a held slot; a gone or out-of-range offset fails at once.
+        const held = new HeldTopicFetch(waitMs, call.exchange, this.#held, this.#held.keyOf(call));
+        fetch.call(topic, held, offset, options);
+        return ANSWERED_LATER;
+      }
+      return this.#holdWithPromises(topic, call, offset, options, waitMs);
+    }
+    return fetchAnswer(await topic.read(offset, options), waitMs);
+  }
+
+  /** A held read on a `HandlerTopic` that is not pollkit's own `Topic`: its promise API in a held slot. */
+  async #holdWithPromises(
+    topic: HandlerTopic,
+    call: Call<Context>,
+    offset: number,
+    options: { limit: number; minRecords: number; epoch?: string },
+    waitMs: number,
+  ): Promise<PollkitResponse> {
+    const position = await topic.position();
     if (
-      position !== undefined &&
       offset >= position.earliestOffset &&
       offset <= position.highWatermark &&
       position.highWatermark - offset < options.minRecords
     ) {
-      // Returned, not awaited, so this frame (the parsed query and options) ends before the wait does.
-      return this.#held
-        .hold(
-          call,
-          (signal) => topic.read(offset, { ...options, waitMs: waitMs!, signal }),
-          () => topic.read(offset, options),
-        )
-        .then((held) => (isResponse(held) ? held : fetchAnswer(held, waitMs)));
+      const held = await this.#held.hold(
+        call,
+        (signal) => topic.read(offset, { ...options, waitMs, signal }),
+        () => topic.read(offset, options),
+      );
+      return isResponse(held) ? held : fetchAnswer(held, waitMs);
     }
     return fetchAnswer(await topic.read(offset, options), waitMs);
   }
@@ -181,31 +202,4 @@ function epochParam(query: URLSearchParams): string | undefined {
 
 function topicNotFound(name: string): PollkitResponse {
   return problemResponse(problem('topic-not-found', `No topic ${clip(name)} is visible to this caller.`));
-}
-
-/**
- * Readers woken by one append share one (frozen) result object, so its JSON is built once and the
- * string shared; the cache entry goes when the last answer holding the result does.
- */
-const fetchBodies = new WeakMap<TopicFetchResult, string>();
-
-/** The 200 answer to a topic fetch. */
-function fetchAnswer(result: TopicFetchResult, waitMs: number | undefined): PollkitResponse {
-  const headers: Record<string, string> = {
-    [HEADERS.vary]: 'Prefer',
-    [HEADERS.contentType]: MEDIA_TYPES.json,
-    [HEADERS.cacheControl]: 'no-store',
-  };
-  if (waitMs !== undefined) headers[HEADERS.preferenceApplied] = `wait=${formatSeconds(waitMs)}`;
-  return { status: 200, headers, body: serializeFetch(result) };
-}
-
-function serializeFetch(result: TopicFetchResult): string {
-  if (!Object.isFrozen(result)) return JSON.stringify(result);
-  let body = fetchBodies.get(result);
-  if (body === undefined) {
-    body = JSON.stringify(result);
-    fetchBodies.set(result, body);
-  }
-  return body;
 }

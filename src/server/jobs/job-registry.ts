@@ -25,7 +25,7 @@ import { fingerprint } from './fingerprint.js';
 import { jobFailureProblem } from './job-problem.js';
 import { type JobHandler, JobRunner, type JobTypeOptions } from './job-runner.js';
 import { type FinishOptions, cancelJob, failJob, newJob, progressJob, startJob, succeedJob } from './job-state.js';
-import { JobWaits } from './job-waits.js';
+import { type JobWait, JobWaits } from './job-waits.js';
 import type { JobChange, JobStore, JobTransition, StoredJob, SweepResult } from './stores/job-store.js';
 import { MemoryJobStore } from './stores/memory-job-store.js';
 import { duration, validateProgress, validateTypeName } from './validation.js';
@@ -568,6 +568,16 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    */
   wait(id: string, options: JobWaitOptions): Promise<JobSnapshot | undefined> {
     return this.#waits.wait(id, options);
+  }
+
+  /**
+   * {@link JobRegistry.wait} without a promise: the HTTP handler's held polls hand over the operation
+   * that receives the outcome.
+   *
+   * @internal
+   */
+  _startWait(wait: JobWait, id: string, request: JobWaitOptions): void {
+    this.#waits.start(wait, id, request);
   }
 
   /**

@@ -42,6 +42,15 @@ export type WaitOutcome<T> =
       readonly status: 'shutdown';
     };
 
+/**
+ * What the owner of a held operation decides when it is about to wait: `'hold'` waits in the
+ * purgatory, `'now'` answers at once with the state as it is, `'refused'` means the owner answered
+ * itself (a limit was reached) and nothing more happens.
+ *
+ * @internal
+ */
+export type Admission = 'hold' | 'now' | 'refused';
+
 /** How an operation was settled, or `'pending'`. */
 export type Settlement = 'pending' | 'completed' | 'expired' | 'canceled' | 'shutdown' | 'aborted' | 'failed';
 
@@ -77,17 +86,17 @@ interface Entry {
   _wIndex: number;
   _wKey: PurgatoryKey | undefined;
   /** The operation this entry stands for; `undefined` on the operation itself (read from its prototype). */
-  readonly _owner: DelayedOperation | undefined;
+  readonly _ownerOp: DelayedOperation | undefined;
 }
 
 /** The watcher-list entry of an operation's second and later keys. */
 class WatchEntry implements Entry {
   _wIndex = -1;
   _wKey: PurgatoryKey | undefined;
-  readonly _owner: DelayedOperation;
+  readonly _ownerOp: DelayedOperation;
   _nextOfOp: WatchEntry | null;
   constructor(owner: DelayedOperation, key: PurgatoryKey, nextOfOp: WatchEntry | null) {
-    this._owner = owner;
+    this._ownerOp = owner;
     this._wKey = key;
     this._nextOfOp = nextOfOp;
   }
@@ -170,7 +179,7 @@ export abstract class DelayedOperation extends TimerTask {
   /** @internal */
   _signal: AbortSignal | undefined;
   /** @internal always undefined: an operation is its own owner (the value lives on the prototype). */
-  declare readonly _owner: undefined;
+  declare readonly _ownerOp: undefined;
 
   constructor(delayMs: number, options?: DelayedOperationOptions) {
     super();
@@ -194,6 +203,27 @@ export abstract class DelayedOperation extends TimerTask {
    */
   forceComplete(): boolean {
     return this._settle(COMPLETED);
+  }
+
+  /**
+   * Ends the operation as `'aborted'`, as an abort of its signal would (say, the client hung up), unless
+   * it already ended; true only for the call that won. A held request whose connection closes is
+   * canceled this way without an `AbortSignal` of its own.
+   *
+   * @example
+   * ```ts
+   * import { DelayedOperation, DelayedOperationPurgatory } from 'pollkit/server';
+   * class Held extends DelayedOperation {
+   *   tryComplete(): boolean { return false; }
+   *   onComplete(): void { console.log(this.settlement); }
+   * }
+   * const held = new Held(30_000);
+   * new DelayedOperationPurgatory().tryCompleteElseWatch(held, ['job:1']);
+   * held.abort(); // aborted
+   * ```
+   */
+  abort(): boolean {
+    return this._settle(ABORTED);
   }
 
   /** True once the operation has ended, whichever way. */
@@ -238,9 +268,9 @@ export abstract class DelayedOperation extends TimerTask {
     return true;
   }
 }
-Object.defineProperty(DelayedOperation.prototype, '_owner', { value: undefined, writable: false });
+Object.defineProperty(DelayedOperation.prototype, '_ownerOp', { value: undefined, writable: false });
 
-const ownerOf = (entry: Entry): DelayedOperation => entry._owner ?? (entry as DelayedOperation);
+const ownerOf = (entry: Entry): DelayedOperation => entry._ownerOp ?? (entry as DelayedOperation);
 
 /** The promise form's operation: holds the check while pending and the value once completed. */
 class WaitOperation<T> extends DelayedOperation implements Resumable {

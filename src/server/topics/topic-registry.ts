@@ -11,7 +11,8 @@ import { DelayedOperationPurgatory } from '../purgatory/purgatory.js';
 import { integerAtLeast } from '../validate.js';
 import { MemoryTopicStore } from './stores/memory-topic-store.js';
 import type { TopicChange, TopicRetention, TopicStore } from './stores/topic-store.js';
-import { type Hint, Topic, type TopicHost, topicKey } from './topic.js';
+import { Topic, type TopicHost, topicKey } from './topic.js';
+import { Hint } from './topic-fetch.js';
 
 /** Topic names: what fits in a URL path segment without escaping. */
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,200}$/;
@@ -131,6 +132,7 @@ export class TopicRegistry {
       defaultLimit,
       maxLimit,
       subscribeWaitMs,
+      answersFromHints: this.#maxAgeMs === undefined,
       get closed() {
         return isClosed();
       },
@@ -218,6 +220,7 @@ export class TopicRegistry {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    for (const hint of this.#hints.values()) hint.closed = true;
     for (const name of [...this.#hints.keys()]) this.#purgatory.checkAndComplete(topicKey(name));
     if (this.#waiting > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     this.#unsubscribe();
@@ -228,18 +231,14 @@ export class TopicRegistry {
   #onStoreChange(change: TopicChange): void {
     const hint = this.#hints.get(change.topic);
     if (hint === undefined) return;
-    const { epoch, highWatermark } = change.position;
-    if (hint.epoch !== epoch) {
-      hint.epoch = epoch;
-      hint.highWatermark = highWatermark;
-    } else if (highWatermark > hint.highWatermark) hint.highWatermark = highWatermark;
+    hint.noteChange(change);
     this.#purgatory.checkAndComplete(topicKey(change.topic));
   }
 
   #watch(name: string): Hint {
     let hint = this.#hints.get(name);
     if (hint === undefined) {
-      hint = { refs: 0, epoch: undefined, highWatermark: 0, read: undefined };
+      hint = new Hint(name, this.#host, this.#closed);
       this.#hints.set(name, hint);
     }
     hint.refs++;

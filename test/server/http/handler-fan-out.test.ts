@@ -74,16 +74,16 @@ describe('one append answering many held reads', () => {
   it('answers the first batch before the later reads resume, and every read within the same drain', async () => {
     const { topics, handler, purgatory } = setup(50);
     const log: string[] = [];
-    // Records when each held read's wait resolves, ahead of the read's own continuation.
-    const waitFor = purgatory.waitFor.bind(purgatory);
-    vi.spyOn(purgatory, 'waitFor').mockImplementation((keys, check, options) => {
-      const wait = waitFor(keys, check, options);
-      wait.then(
-        () => log.push('woken'),
-        () => {},
-      );
-      return wait;
-    });
+    // Records when the purgatory resumes each held read, ahead of the read's own continuation.
+    const resume = purgatory._resume.bind(purgatory);
+    vi.spyOn(purgatory, '_resume').mockImplementation((woken) =>
+      resume({
+        resume: () => {
+          log.push('woken');
+          woken.resume();
+        },
+      }),
+    );
     const { answered, pending } = await holdAll(handler, 230, '/pollkit/topics/fan/records?offset=0&wait=30');
     const done = Promise.all(pending.map((answer) => answer.then(() => void log.push('answer'))));
     await topics.topic('fan').append({ n: 1 });
