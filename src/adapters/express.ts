@@ -69,7 +69,8 @@ export function pollkitExpress<Context = unknown>(
       next(error);
       return;
     }
-    const served = serveNode(handler, req, res, req.originalUrl, {
+    const served = serveNode(handler, res, {
+      url: req.originalUrl,
       parsedBody: (req as { body?: unknown }).body,
       ...(context === undefined ? {} : { context }),
     });

@@ -85,7 +85,8 @@ export function pollkitFastify<Context = unknown>(
     // hijacked then): a held request keeps no frame or promise of the route alive for its whole wait.
     const route = (request: FastifyRequest, reply: FastifyReply): void => {
       const context = options.context?.(request, reply);
-      const served = serveNode(handler, request.raw, reply.raw, request.raw.url ?? request.url, {
+      const served = serveNode(handler, reply.raw, {
+        url: request.raw.url ?? request.url,
         ...(context === undefined ? {} : { context }),
         onClaim: () => {
           reply.hijack();

@@ -65,7 +65,8 @@ export function pollkitKoa<Context = unknown>(
   return (ctx: KoaContext, next: Next): Promise<void> => {
     const context = options.context?.(ctx);
     const request = ctx.request as { body?: unknown; rawBody?: unknown };
-    const served = serveNode(handler, ctx.req, ctx.res, ctx.originalUrl, {
+    const served = serveNode(handler, ctx.res, {
+      url: ctx.originalUrl,
       parsedBody: request.body,
       ...(typeof request.rawBody === 'string' ? { rawBody: request.rawBody } : {}),
       ...(context === undefined ? {} : { context }),

@@ -21,6 +21,8 @@ import { errorToProblem, problemResponse } from '../server/http/problems.js';
 
 /** What a framework adapter adds to a request for {@link serveNode}; `pollkit/node` adds nothing. */
 export interface NodeServeOptions<Context> {
+  /** The full request target as the client sent it (before a router stripped a mount path). Default: `req.url`. */
+  readonly url?: string;
   /** A body a middleware already parsed, used when the stream has been consumed. */
   readonly parsedBody?: unknown;
   /** The raw text a middleware kept (koa-bodyparser's `rawBody`); preferred over `parsedBody`. */
@@ -36,21 +38,18 @@ export interface NodeServeOptions<Context> {
  * is outside the handler's prefix (the caller passes it on); true when the handler claimed it, and
  * the answer is then written when it exists (for a held long poll, whenever the wait ends).
  *
- * `url` is the full request target as the client sent it (before any router stripped a mount path).
- *
  * @example
  * ```ts
- * if (!serveNode(handler, req, res, req.originalUrl)) next();
+ * if (!serveNode(handler, res, { url: req.originalUrl })) next();
  * ```
  */
 export function serveNode<Context>(
   handler: PollkitHandler<Context>,
-  req: IncomingMessage,
   res: ServerResponse,
-  url: string,
   options?: NodeServeOptions<Context>,
 ): boolean {
-  const exchange = new NodeExchange(req, res, url, options);
+  const exchange = new NodeExchange(res, options);
+  const req = res.req;
   const method = req.method;
   // GET and HEAD bodies are never read. Draining the (empty) stream now rather than letting Node do it
   // when the response finishes moves its end and teardown off the moment one append answers
@@ -83,18 +82,14 @@ const CLAIMED = 4;
  * when someone asks for it — a held long poll never does; the adapter aborts it directly.
  */
 class NodeExchange<Context> implements Exchange<Context> {
-  readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly url: string;
   readonly #options: NodeServeOptions<Context> | undefined;
   #controller: AbortController | undefined = undefined;
   #held: Abortable | undefined = undefined;
   #flags = 0;
 
-  constructor(req: IncomingMessage, res: ServerResponse, url: string, options: NodeServeOptions<Context> | undefined) {
-    this.req = req;
+  constructor(res: ServerResponse, options: NodeServeOptions<Context> | undefined) {
     this.res = res;
-    this.url = url;
     this.#options = options;
   }
 
@@ -102,6 +97,14 @@ class NodeExchange<Context> implements Exchange<Context> {
 
   get request(): PollkitRequest<Context> {
     return this as unknown as PollkitRequest<Context>;
+  }
+
+  get req(): IncomingMessage {
+    return this.res.req;
+  }
+
+  get url(): string {
+    return this.#options?.url ?? this.res.req.url ?? '/';
   }
 
   get method(): string {

@@ -64,13 +64,7 @@ export function createNodeListener<Context = unknown>(
   return (req, res, next) => {
     // The URL is the one the client sent: as a plain listener nothing has rewritten it, and as
     // middleware the prefix check is meant against the full path anyway.
-    const claimed = serveNode(
-      handler,
-      req,
-      res,
-      req.url ?? '/',
-      context === undefined ? undefined : { context: context(req, res) },
-    );
+    const claimed = serveNode(handler, res, context === undefined ? undefined : { context: context(req, res) });
     if (!claimed) unmatched(req, res, next);
   };
 }

@@ -84,7 +84,8 @@ const SHUTDOWN_OUTCOME: WaitOutcome<never> = Object.freeze({ status: 'shutdown' 
 interface Entry {
   /** Slot in the key's {@link WatcherList}; -1 when the entry is the key's only watcher. */
   _wIndex: number;
-  _wKey: PurgatoryKey | undefined;
+  /** The key's {@link WatcherList}, or the key itself when the entry is its only watcher. */
+  _wAt: PurgatoryKey | WatcherList | undefined;
   /** The operation this entry stands for; `undefined` on the operation itself (read from its prototype). */
   readonly _ownerOp: DelayedOperation | undefined;
 }
@@ -92,12 +93,12 @@ interface Entry {
 /** The watcher-list entry of an operation's second and later keys. */
 class WatchEntry implements Entry {
   _wIndex = -1;
-  _wKey: PurgatoryKey | undefined;
+  _wAt: PurgatoryKey | WatcherList | undefined;
   readonly _ownerOp: DelayedOperation;
   _nextOfOp: WatchEntry | null;
   constructor(owner: DelayedOperation, key: PurgatoryKey, nextOfOp: WatchEntry | null) {
     this._ownerOp = owner;
-    this._wKey = key;
+    this._wAt = key;
     this._nextOfOp = nextOfOp;
   }
 }
@@ -108,11 +109,15 @@ class WatchEntry implements Entry {
  * compacted — which happens only while no walk is running, so walks neither skip nor revisit.
  */
 class WatcherList {
+  readonly key: PurgatoryKey;
   readonly entries: (Entry | null)[];
   live: number;
-  constructor(first: Entry, second: Entry) {
+  constructor(key: PurgatoryKey, first: Entry, second: Entry) {
+    this.key = key;
     first._wIndex = 0;
+    first._wAt = this;
     second._wIndex = 1;
+    second._wAt = this;
     this.entries = [first, second];
     this.live = 2;
   }
@@ -170,14 +175,18 @@ export abstract class DelayedOperation extends TimerTask {
   _state = NEW;
   /** @internal slot in the first key's watcher list (-1: the key's only watcher). */
   _wIndex = -1;
-  /** @internal */
-  _wKey: PurgatoryKey | undefined = undefined;
-  /** @internal entries for the second and later keys. */
-  _extra: WatchEntry | null = null;
+  /** @internal the key's watcher list, or the key itself while the operation is its only watcher. */
+  _wAt: PurgatoryKey | WatcherList | undefined = undefined;
+  /**
+   * @internal entries for the second and later keys. Like `_signal`, it lives on the prototype until an
+   * operation needs its own: most operations watch one key without a signal, and every field is paid
+   * for by each of the ten thousand held at once.
+   */
+  declare _extra: WatchEntry | null;
   /** @internal */
   _purgatory: DelayedOperationPurgatory | null = null;
   /** @internal */
-  _signal: AbortSignal | undefined;
+  declare _signal: AbortSignal | undefined;
   /** @internal always undefined: an operation is its own owner (the value lives on the prototype). */
   declare readonly _ownerOp: undefined;
 
@@ -187,7 +196,8 @@ export abstract class DelayedOperation extends TimerTask {
       throw new InvalidArgumentError(`delayMs must be a number, got ${String(delayMs)}`, 'delayMs');
     }
     this.delayMs = delayMs;
-    this._signal = options?.signal;
+    const signal = options?.signal;
+    if (signal !== undefined) this._signal = signal;
   }
 
   /** Checks the condition; when it holds, returns `this.forceComplete()`, otherwise false. */
@@ -269,6 +279,8 @@ export abstract class DelayedOperation extends TimerTask {
   }
 }
 Object.defineProperty(DelayedOperation.prototype, '_ownerOp', { value: undefined, writable: false });
+Object.defineProperty(DelayedOperation.prototype, '_extra', { value: null, writable: true });
+Object.defineProperty(DelayedOperation.prototype, '_signal', { value: undefined, writable: true });
 
 const ownerOf = (entry: Entry): DelayedOperation => entry._ownerOp ?? (entry as DelayedOperation);
 
@@ -657,48 +669,48 @@ export class DelayedOperationPurgatory {
       if (tail !== null && tail !== undefined && ownerOf(tail) === op) return;
       entry = new WatchEntry(op, key, op._extra);
       entry._wIndex = entries.length;
+      entry._wAt = current;
       entries.push(entry);
       current.live++;
     } else {
       if (ownerOf(current) === op) return;
       entry = new WatchEntry(op, key, op._extra);
-      watchers.set(key, new WatcherList(current, entry));
+      watchers.set(key, new WatcherList(key, current, entry));
     }
     op._extra = entry;
     this.#watched++;
   }
 
   #link(entry: Entry, key: PurgatoryKey): void {
-    entry._wKey = key;
     const watchers = this.#watchers;
     const current = watchers.get(key);
     if (current === undefined) {
       entry._wIndex = -1;
+      entry._wAt = key;
       watchers.set(key, entry);
     } else if (current instanceof WatcherList) {
       entry._wIndex = current.entries.length;
+      entry._wAt = current;
       current.entries.push(entry);
       current.live++;
     } else {
-      watchers.set(key, new WatcherList(current, entry));
+      watchers.set(key, new WatcherList(key, current, entry));
     }
     this.#watched++;
   }
 
+  // Leaving costs no map lookup: an entry knows its list, and only a key's last watcher deletes it.
   #unlink(entry: Entry): void {
-    const key = entry._wKey!;
-    const watchers = this.#watchers;
-    const current = watchers.get(key)!;
-    if (current === entry) {
-      watchers.delete(key);
+    const at = entry._wAt!;
+    if (typeof at === 'string') {
+      this.#watchers.delete(at);
     } else {
-      const list = current as WatcherList;
-      list.entries[entry._wIndex] = null;
-      if (--list.live === 0) watchers.delete(key);
-      else if (this.#walkDepth === 0) list.compactIfSparse();
+      at.entries[entry._wIndex] = null;
+      if (--at.live === 0) this.#watchers.delete(at.key);
+      else if (this.#walkDepth === 0) at.compactIfSparse();
     }
     entry._wIndex = -1;
-    entry._wKey = undefined;
+    entry._wAt = undefined;
     this.#watched--;
   }
 
@@ -707,8 +719,11 @@ export class DelayedOperationPurgatory {
     if (wasWatching) {
       this.#pending--;
       this.#unlink(op);
-      for (let entry = op._extra; entry !== null; entry = entry._nextOfOp) this.#unlink(entry);
-      op._extra = null;
+      const extra = op._extra;
+      if (extra !== null) {
+        for (let entry: WatchEntry | null = extra; entry !== null; entry = entry._nextOfOp) this.#unlink(entry);
+        op._extra = null;
+      }
       if (op._signal !== undefined) op._unlisten();
     }
     switch (state) {

@@ -127,8 +127,8 @@ export class Hint {
   }
 }
 
-/** A store read shared by the readers woken at the same position; each one resumes once it settles. */
-class SharedRead {
+/** A store read shared by the readers woken at the same position; each one resumes once it settles. @internal */
+export class SharedRead {
   readonly offset: number;
   readonly limit: number;
   readonly epoch: string | undefined;
@@ -144,6 +144,19 @@ class SharedRead {
     this.limit = limit;
     this.epoch = hint.epoch;
     this.highWatermark = hint.highWatermark;
+  }
+}
+
+/** A reader to answer from a settled shared read, when the purgatory's pacing gets to it. */
+class ResumeFrom implements Resumable {
+  readonly #fetch: TopicFetch;
+  readonly #read: SharedRead;
+  constructor(fetch: TopicFetch, read: SharedRead) {
+    this.#fetch = fetch;
+    this.#read = read;
+  }
+  resume(): void {
+    this.#fetch._resumeFrom(this.#read);
   }
 }
 
@@ -168,8 +181,6 @@ export abstract class TopicFetch<Value = unknown> extends DelayedOperation imple
   _enough = 0;
   /** @internal the epoch the offset belongs to while waiting. */
   _pinned: string | undefined = undefined;
-  /** @internal the shared store read this reader resumes from. */
-  _read: SharedRead | undefined = undefined;
 
   /** `waitMs`: the longest time to wait; `signal`: ends the fetch early, as {@link TopicFetch.aborted}. */
   constructor(waitMs: number, signal?: AbortSignal) {
@@ -215,16 +226,15 @@ export abstract class TopicFetch<Value = unknown> extends DelayedOperation imple
     else purgatory._resume(this);
   }
 
-  /** @internal answers from the hint, or joins (then resumes from) a shared store read. */
+  /** @internal answers from the hint, or joins a shared store read and answers from it once it settles. */
   resume(): void {
-    const read = this._read;
-    if (read === undefined) {
-      const result = resultFromHint(this);
-      if (result !== undefined) this._deliver(result as TopicFetchResult<Value>);
-      else joinRead(this);
-      return;
-    }
-    this._read = undefined;
+    const result = resultFromHint(this);
+    if (result !== undefined) this._deliver(result as TopicFetchResult<Value>);
+    else joinRead(this);
+  }
+
+  /** @internal answers from a settled shared store read. */
+  _resumeFrom(read: SharedRead): void {
     if (read.result === undefined) {
       this._fail(read.error);
       return;
@@ -292,10 +302,11 @@ export function resultOf(name: string, read: TopicReadResult, offset: number): T
 }
 
 /**
- * The answer from the hint alone, without a store read, when the hint covers it: same epoch, offset
- * retained, and every record from the offset up to the high watermark (or the limit) in the tail.
+ * The answer from the hint alone, without a store read, when the hint covers it: same epoch as the
+ * fetch's pinned one, offset retained, and every record from the offset up to the high watermark (or
+ * the limit) in the tail.
  */
-function resultFromHint(fetch: TopicFetch): TopicFetchResult | undefined {
+export function resultFromHint(fetch: TopicFetch): TopicFetchResult | undefined {
   const hint = fetch._hint!;
   const offset = fetch._offset;
   if (!hint.host.answersFromHints || hint.epoch !== fetch._pinned) return undefined;
@@ -344,20 +355,19 @@ function joinRead(fetch: TopicFetch): void {
     shared.epoch === hint.epoch &&
     shared.highWatermark === hint.highWatermark
   ) {
-    fetch._read = shared;
-    if (shared.settled) fetch.resume();
+    if (shared.settled) fetch._resumeFrom(shared);
     else shared.members!.push(fetch);
     return;
   }
   const read = new SharedRead(fetch._offset, fetch._limit, hint);
   read.members!.push(fetch);
-  fetch._read = read;
   hint.read = read;
   const settle = (): void => {
     read.settled = true;
     const members = read.members!;
     read.members = undefined;
-    for (const member of members) host.purgatory._resume(member);
+    // Paced like the wake-up itself; the small resumption objects live only until then.
+    for (const member of members) host.purgatory._resume(new ResumeFrom(member, read));
     onLaterTurn(host.clock, () => {
       if (hint.read === read) hint.read = undefined;
     });

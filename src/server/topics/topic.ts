@@ -16,7 +16,7 @@ import { abortReason } from '../../core/abort.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { TopicFetchResult, TopicRecord } from '../../core/protocol.js';
 import type { TopicPosition } from './stores/topic-store.js';
-import { type FetchHost, type Hint, TopicFetch, positionProblem, resultOf } from './topic-fetch.js';
+import { type FetchHost, type Hint, TopicFetch, positionProblem, resultFromHint, resultOf } from './topic-fetch.js';
 
 /**
  * Options of {@link Topic.append}.
@@ -205,6 +205,16 @@ export class Topic<Value = unknown> {
       // without a store read first.
       this.#hold(fetch, hint.epoch);
       return;
+    }
+    if (hint.epoch !== undefined && !hint.closed && (epoch === undefined || epoch === hint.epoch)) {
+      // A reader behind the head of a log others wait on: the latest records the hint keeps may
+      // answer it (one answer object for every reader at the same offset) without a store read.
+      fetch._pinned = hint.epoch;
+      const result = resultFromHint(fetch);
+      if (result !== undefined && (result.records.length >= fetch._enough || waitMs === 0)) {
+        fetch._deliver(result as TopicFetchResult<Value>);
+        return;
+      }
     }
     host.store.read(this.name, offset, limit, host.retention()).then(
       (first) => {
