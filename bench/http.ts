@@ -17,6 +17,11 @@
  *    hono, as a ratio of the bare `pollkit/node` listener (and of each framework's own plain route).
  * 4. Adapter overhead for held requests: heap and RSS per held topic fetch through each adapter, and
  *    nothing left held after the clients hang up.
+ * 5. Many topics: 19 000 held fetches over 1 000 topics, each reader following its topic (asking again
+ *    from `nextOffset` as soon as it is answered) while the server appends records to the topics in
+ *    turn as fast as it can; appends per second until every reader has every record — pollkit against
+ *    the naive server (whose every append and every finished response scans its whole array of
+ *    waiters) and the bare `node:http` floor.
  *
  * `--quick` shrinks every count and duration for a smoke run under a minute (and skips section 4);
  * `--only=1,4` runs just those sections; `--held=node,floor-http` runs just those servers in section 1
@@ -62,6 +67,10 @@ const RPS_CONNECTIONS = 64;
 const RPS_ROUNDS = quick ? 1 : 3;
 /** Held requests per adapter in section 4. */
 const ADAPTER_HOLD = quick ? 1_000 : 5_000;
+/** Section 5: topics, held followers (spread evenly over them) and appends (spread evenly too). */
+const SPREAD_TOPICS = quick ? 200 : 1_000;
+const SPREAD_HOLD = HOLD;
+const SPREAD_APPENDS = quick ? 400 : 3_000;
 
 type Reply = Record<string, unknown> & { readonly id: number; readonly ok: boolean; readonly error?: string };
 
@@ -343,6 +352,7 @@ async function main(): Promise<void> {
     if (runs('2')) await section2(loads);
     if (runs('3')) await section3(loads);
     if (runs('4')) await section4(loads);
+    if (runs('5')) await section5(loads);
   } finally {
     await Promise.all(loads.map((load) => load.exit()));
   }
@@ -490,3 +500,93 @@ async function section4(loads: readonly Child[]): Promise<void> {
 }
 
 await main();
+
+interface SpreadFigures {
+  readonly appendsPerSecond: number;
+  readonly seconds: number;
+  readonly requests: number;
+  readonly failed: number;
+  readonly serverCpuMs: number;
+  readonly leftHeld: number;
+}
+
+/** Section 5 for one server: followers over many topics, appends spread over them. */
+async function spreadFollowers(kind: 'node' | 'naive' | 'floor-http', loads: readonly Child[]): Promise<SpreadFigures> {
+  const { server, port } = await startServer(kind);
+  try {
+    const base = kind === 'node' ? '/pollkit' : kind === 'naive' ? '/naive' : '/floor';
+    const perLoad = SPREAD_HOLD / loads.length;
+    await Promise.all(
+      loads.map((load, l) =>
+        load.send({
+          cmd: 'follow',
+          host: HOST,
+          port,
+          paths: Array.from(
+            { length: perLoad },
+            (_, i) => `${base}/topics/t${(l * perLoad + i) % SPREAD_TOPICS}/records`,
+          ),
+          records: SPREAD_APPENDS / SPREAD_TOPICS,
+        } satisfies LoadMessage),
+      ),
+    );
+    await until(`${SPREAD_HOLD} followers`, 120_000, async () => (await stats(server)).held >= SPREAD_HOLD);
+    await sleep(500);
+    const finished = loads.map((load) =>
+      load.send<{ last?: number; requests?: number; failed?: number; timedOut?: boolean }>({
+        cmd: 'followed',
+        timeoutMs: 600_000,
+      } satisfies LoadMessage),
+    );
+    await server.send({ cmd: 'cpu-start' } satisfies ServerMessage);
+    const appended = await server.send<{ startedAt: number }>({
+      cmd: 'append-spread',
+      topics: SPREAD_TOPICS,
+      count: SPREAD_APPENDS,
+    } satisfies ServerMessage);
+    const results = await Promise.all(finished);
+    const cpu = await server.send<{ cpuMs: number }>({ cmd: 'cpu-stop' } satisfies ServerMessage);
+    if (results.some((result) => result.timedOut === true)) throw new Error(`${kind}: followers timed out`);
+    const last = Math.max(...results.map((result) => result.last!));
+    const seconds = (last - appended.startedAt) / 1000;
+    await until('followers to be released', 60_000, async () => (await stats(server)).held === 0);
+    await sleep(200);
+    const released = await stats(server);
+    return {
+      appendsPerSecond: SPREAD_APPENDS / seconds,
+      seconds,
+      requests: results.reduce((sum, result) => sum + (result.requests ?? 0), 0),
+      failed: results.reduce((sum, result) => sum + (result.failed ?? 0), 0),
+      serverCpuMs: cpu.cpuMs,
+      leftHeld: released.held + released.purgatoryPending + released.purgatoryWatched,
+    };
+  } finally {
+    await server.exit();
+  }
+}
+
+async function section5(loads: readonly Child[]): Promise<void> {
+  console.log(
+    `\n5. ${SPREAD_HOLD} held fetches over ${SPREAD_TOPICS} topics; ${SPREAD_APPENDS} appends spread over the topics, ` +
+      `each reader following its topic to the last record`,
+  );
+  const figures = new Map<string, SpreadFigures>();
+  for (const kind of ['node', 'naive', 'floor-http'] as const) {
+    const result = await spreadFollowers(kind, loads);
+    figures.set(kind, result);
+    const label = kind === 'node' ? 'pollkit' : kind === 'naive' ? 'naive' : 'floor: bare node:http';
+    console.log(
+      `  ${label.padEnd(22)} ${result.appendsPerSecond.toFixed(0).padStart(7)} appends/s with every reader answered ` +
+        `(${result.seconds.toFixed(2)} s; ${result.requests} fetches, ${result.failed} failed; ` +
+        `server CPU ${(result.serverCpuMs / 1000).toFixed(2)} s); left held after hang-up ${result.leftHeld}`,
+    );
+  }
+  const pollkit = figures.get('node')!;
+  const naive = figures.get('naive')!;
+  const floor = figures.get('floor-http')!;
+  console.log(
+    `  ratio pollkit/naive ×${(pollkit.appendsPerSecond / naive.appendsPerSecond).toFixed(2)} (target ≥ 10), ` +
+      `floor/naive ×${(floor.appendsPerSecond / naive.appendsPerSecond).toFixed(2)}, ` +
+      `pollkit/floor ×${(pollkit.appendsPerSecond / floor.appendsPerSecond).toFixed(2)}`,
+  );
+}
