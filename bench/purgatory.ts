@@ -468,7 +468,7 @@ const fmt = (n: number | undefined, digits = 1): string =>
 function report(scenario: Scenario, results: Result[]): void {
   const driver = results.find((r) => r.impl === 'driver only')!;
   const measured = results.filter((r) => r !== driver);
-  const base = measured.find((r) => r.impl === 'timeout+map')!;
+  const base = measured.find((r) => r.impl === 'timeout+map') ?? measured[0]!;
   const net = (r: Result): number => Math.max(0.001, r.cpuUsPerRequest - driver.cpuUsPerRequest);
   console.log(
     `\n## ${scenario.name}: target ${scenario.rate}/s, T ${scenario.timeoutMs}${scenario.jitterMs === undefined ? '' : ` + U(0, ${scenario.jitterMs})`} ms, p50/p75 ${scenario.p50}/${scenario.p75} ms, ` +
@@ -489,12 +489,25 @@ function report(scenario: Scenario, results: Result[]): void {
   }
 }
 
+/** `BENCH_IMPLS=wheel` runs only those implementations (beside the driver), say to profile one. */
+const onlyImpls = process.env.BENCH_IMPLS?.split(',');
+
 async function scenarioRun(scenario: Scenario): Promise<void> {
   const results: Result[] = [];
   results.push(await run(scenario, new NullImpl()));
-  results.push(await run(scenario, new WheelImpl()));
-  results.push(await run(scenario, new TimeoutImpl()));
-  results.push(await run(scenario, new ScanImpl()));
+  const impls: (() => Impl<WheelRequest> | Impl<PlainRequest>)[] = [
+    () => new WheelImpl(),
+    () => new TimeoutImpl(),
+    () => new ScanImpl(),
+  ];
+  for (const make of impls) {
+    const impl = make();
+    if (onlyImpls === undefined || onlyImpls.includes(impl.name.split('/')[0]!)) {
+      results.push(await run(scenario, impl as Impl<WheelRequest>));
+    } else {
+      impl.shutdown();
+    }
+  }
   report(scenario, results);
 }
 

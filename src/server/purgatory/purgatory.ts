@@ -3,9 +3,10 @@
  * wait for a condition on one or more keys, complete as soon as an event on a key satisfies them, and
  * expire after a timeout held in a {@link TimingWheel}.
  *
- * - Every operation is itself the node of its timer bucket and of its first key's watcher list; further
- *   keys cost one small entry each. A completed operation leaves every watcher list at once, so
- *   `watched()` is exact at all times and a key with no watcher disappears (no KAFKA-664 leak).
+ * - Every operation is itself the node of its timer bucket and the element of its keys' watcher lists
+ *   (its slot in a further key's list costs two array elements). A completed operation leaves every
+ *   watcher list at once, so `watched()` is exact at all times and a key with no watcher disappears
+ *   (no KAFKA-664 leak).
  * - Settlement wins exactly once across completion, expiry, cancellation, abort and shutdown, and
  *   `onComplete` runs exactly once.
  * - `waitFor` is the promise form used by long polls, jobs and topics.
@@ -77,63 +78,63 @@ const EXPIRED_OUTCOME: WaitOutcome<never> = Object.freeze({ status: 'expired' })
 const CANCELED_OUTCOME: WaitOutcome<never> = Object.freeze({ status: 'canceled' });
 const SHUTDOWN_OUTCOME: WaitOutcome<never> = Object.freeze({ status: 'shutdown' });
 
-/**
- * An operation's membership in one key's watchers: the operation itself (first key) or a
- * {@link WatchEntry} (other keys). It knows its slot, so leaving is O(1).
- */
-interface Entry {
-  /** Slot in the key's {@link WatcherList}; -1 when the entry is the key's only watcher. */
-  _wIndex: number;
-  /** The key's {@link WatcherList}, or the key itself when the entry is its only watcher. */
-  _wAt: PurgatoryKey | WatcherList | undefined;
-  /** The operation this entry stands for; `undefined` on the operation itself (read from its prototype). */
-  readonly _ownerOp: DelayedOperation | undefined;
-}
-
-/** The watcher-list entry of an operation's second and later keys. */
-class WatchEntry implements Entry {
-  _wIndex = -1;
-  _wAt: PurgatoryKey | WatcherList | undefined;
-  readonly _ownerOp: DelayedOperation;
-  _nextOfOp: WatchEntry | null;
-  constructor(owner: DelayedOperation, key: PurgatoryKey, nextOfOp: WatchEntry | null) {
-    this._ownerOp = owner;
-    this._wAt = key;
-    this._nextOfOp = nextOfOp;
-  }
-}
+/** Where an operation watches one key: the key itself while it is the key's only watcher, else the key's list. */
+type Place = PurgatoryKey | WatcherList;
 
 /**
- * The watchers of a key with more than one: a dense array walked in order (cache-friendly, unlike a
- * linked list), where leaving leaves a hole that later appends never reuse until the array is
- * compacted — which happens only while no walk is running, so walks neither skip nor revisit.
+ * The watchers of a key with more than one: a dense array of the operations themselves, walked in
+ * order (one object touched per watcher, cache-friendly, unlike a linked list or an entry object per
+ * key). Leaving leaves a hole that later appends never reuse until the array is compacted — which
+ * happens only while no walk is running, so walks neither skip nor revisit.
  */
 class WatcherList {
   readonly key: PurgatoryKey;
-  readonly entries: (Entry | null)[];
+  readonly ops: (DelayedOperation | null)[];
   live: number;
-  constructor(key: PurgatoryKey, first: Entry, second: Entry) {
+  constructor(key: PurgatoryKey, first: DelayedOperation, second: DelayedOperation) {
     this.key = key;
-    first._wIndex = 0;
-    first._wAt = this;
-    second._wIndex = 1;
-    second._wAt = this;
-    this.entries = [first, second];
+    this.ops = [first, second];
     this.live = 2;
+    moveSlot(first, key, this, 0);
+    moveSlot(second, key, this, 1);
   }
   compactIfSparse(): void {
-    const entries = this.entries;
-    const holes = entries.length - this.live;
-    if (holes < 8 || holes * 2 < entries.length) return;
+    const ops = this.ops;
+    // Walks visit holes too, so they are kept under a quarter of the slots; each compaction moves the
+    // live operations once for every third of them that left, so leaving stays O(1) amortized.
+    const holes = ops.length - this.live;
+    if (holes < 8 || holes * 4 < ops.length) return;
     let j = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i]!;
-      if (entry !== null) {
-        entries[j] = entry;
-        entry._wIndex = j++;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      if (op !== null) {
+        ops[j] = op;
+        if (i !== j) moveSlot(op, this, this, j);
+        j++;
       }
     }
-    entries.length = j;
+    ops.length = j;
+  }
+}
+
+/**
+ * Points `op`'s slot for the key at `from` (the key, or its list) to `index` in `to`. The first key's
+ * slot is two fields of the operation; further keys' slots are pairs in `_extra`.
+ */
+function moveSlot(op: DelayedOperation, from: Place, to: Place, index: number): void {
+  if (op._wAt === from) {
+    op._wAt = to;
+    op._wIndex = index;
+    return;
+  }
+  const extra = op._extra;
+  if (extra === null) return;
+  for (let i = 0; i < extra.length; i += 2) {
+    if (extra[i] === from) {
+      extra[i] = to;
+      extra[i + 1] = index;
+      return;
+    }
   }
 }
 
@@ -175,20 +176,18 @@ export abstract class DelayedOperation extends TimerTask {
   _state = NEW;
   /** @internal slot in the first key's watcher list (-1: the key's only watcher). */
   _wIndex = -1;
-  /** @internal the key's watcher list, or the key itself while the operation is its only watcher. */
-  _wAt: PurgatoryKey | WatcherList | undefined = undefined;
+  /** @internal the first key's watcher list, or the key itself while the operation is its only watcher. */
+  _wAt: Place | undefined = undefined;
   /**
-   * @internal entries for the second and later keys. Like `_signal`, it lives on the prototype until an
-   * operation needs its own: most operations watch one key without a signal, and every field is paid
-   * for by each of the ten thousand held at once.
+   * @internal the places of the second and later keys, as pairs (place, index). Like `_signal`, it
+   * lives on the prototype until an operation needs its own: most operations watch one key without a
+   * signal, and every field is paid for by each of the ten thousand held at once.
    */
-  declare _extra: WatchEntry | null;
+  declare _extra: (Place | number)[] | null;
   /** @internal */
   _purgatory: DelayedOperationPurgatory | null = null;
   /** @internal */
   declare _signal: AbortSignal | undefined;
-  /** @internal always undefined: an operation is its own owner (the value lives on the prototype). */
-  declare readonly _ownerOp: undefined;
 
   constructor(delayMs: number, options?: DelayedOperationOptions) {
     super();
@@ -278,11 +277,8 @@ export abstract class DelayedOperation extends TimerTask {
     return true;
   }
 }
-Object.defineProperty(DelayedOperation.prototype, '_ownerOp', { value: undefined, writable: false });
 Object.defineProperty(DelayedOperation.prototype, '_extra', { value: null, writable: true });
 Object.defineProperty(DelayedOperation.prototype, '_signal', { value: undefined, writable: true });
-
-const ownerOf = (entry: Entry): DelayedOperation => entry._ownerOp ?? (entry as DelayedOperation);
 
 /** The promise form's operation: holds the check while pending and the value once completed. */
 class WaitOperation<T> extends DelayedOperation implements Resumable {
@@ -366,7 +362,7 @@ export interface DelayedOperationPurgatoryOptions {
   readonly name?: string;
   /** `'manual'`: the timer moves only through {@link DelayedOperationPurgatory.advanceClock}. Default `'auto'`. */
   readonly mode?: 'auto' | 'manual';
-  /** Expirations run per batch before yielding to the event loop. Default 1024. */
+  /** Expirations run per batch before yielding to the event loop. Default 8192. */
   readonly maxBatch?: number;
   /** Receives errors thrown by `onComplete`/`onExpiration` during expiry. Default: rethrown in a microtask. */
   readonly onError?: (error: unknown) => void;
@@ -428,7 +424,7 @@ export class DelayedOperationPurgatory {
   /** A name for logs and metrics. */
   readonly name: string;
   readonly #timer: TimingWheel;
-  readonly #watchers = new Map<PurgatoryKey, Entry | WatcherList>();
+  readonly #watchers = new Map<PurgatoryKey, DelayedOperation | WatcherList>();
   #watched = 0;
   #pending = 0;
   #completions = 0;
@@ -534,24 +530,19 @@ export class DelayedOperationPurgatory {
   checkAndComplete(key: PurgatoryKey): number {
     const watchers = this.#watchers.get(key);
     if (watchers === undefined) return 0;
-    if (!(watchers instanceof WatcherList)) {
-      const op = ownerOf(watchers);
-      return op._state === WATCHING && op.tryComplete() ? 1 : 0;
-    }
-    // Walks the slots that exist now, in order. Entries appended while walking (they checked
-    // themselves) lie past `n`; entries that leave while walking become holes, and holes are not
+    if (!(watchers instanceof WatcherList)) return watchers._state === WATCHING && watchers.tryComplete() ? 1 : 0;
+    // Walks the slots that exist now, in order. Operations appended while walking (they checked
+    // themselves) lie past `n`; operations that leave while walking become holes, and holes are not
     // compacted while any walk runs: re-entrant callbacks neither skip nor revisit anything.
-    const entries = watchers.entries;
-    const n = entries.length;
+    const ops = watchers.ops;
+    const n = ops.length;
     let completed = 0;
     let failure: { error: unknown } | undefined;
     this.#walkDepth++;
     try {
       for (let i = 0; i < n; i++) {
-        const entry = entries[i];
-        if (entry === null || entry === undefined) continue;
-        const op = ownerOf(entry);
-        if (op._state !== WATCHING) continue;
+        const op = ops[i]!;
+        if (op === null || op._state !== WATCHING) continue;
         try {
           if (op.tryComplete()) completed++;
         } catch (error) {
@@ -620,7 +611,7 @@ export class DelayedOperationPurgatory {
     this.#shutdown = true;
     const watchers = this.#watchers;
     while (watchers.size > 0) {
-      const first = watchers.values().next().value as Entry | WatcherList;
+      const first = watchers.values().next().value as DelayedOperation | WatcherList;
       for (const op of this.#snapshot(first)) op._settle(SHUTDOWN);
     }
     this.#timer.shutdown();
@@ -633,10 +624,10 @@ export class DelayedOperationPurgatory {
 
   // ---------------------------------------------------------------------------------------------------
 
-  #snapshot(watchers: Entry | WatcherList): DelayedOperation[] {
-    if (!(watchers instanceof WatcherList)) return [ownerOf(watchers)];
+  #snapshot(watchers: DelayedOperation | WatcherList): DelayedOperation[] {
+    if (!(watchers instanceof WatcherList)) return [watchers];
     const ops: DelayedOperation[] = [];
-    for (const entry of watchers.entries) if (entry !== null) ops.push(ownerOf(entry));
+    for (const op of watchers.ops) if (op !== null) ops.push(op);
     return ops;
   }
 
@@ -645,7 +636,14 @@ export class DelayedOperationPurgatory {
     this.#pending++;
     const n = keys.length;
     this.#link(op, keys[0]!);
-    for (let i = 1; i < n; i++) this.#linkExtra(op, keys[i]!);
+    if (n > 1) {
+      // Sized once: an array grown by push would reserve a dozen slots more than a few keys need.
+      const extra = new Array<Place | number>(2 * (n - 1));
+      let used = 0;
+      for (let i = 1; i < n; i++) used = this.#linkExtra(op, keys[i]!, extra, used);
+      extra.length = used;
+      if (used > 0) op._extra = extra;
+    }
     const signal = op._signal;
     if (signal !== undefined) signal.addEventListener('abort', op);
     if (op.tryComplete()) return true;
@@ -653,64 +651,68 @@ export class DelayedOperationPurgatory {
     return false;
   }
 
-  /** Watches `key` for `op` through a new {@link WatchEntry}, unless `key` repeats an earlier one. */
-  #linkExtra(op: DelayedOperation, key: PurgatoryKey): void {
+  /**
+   * Watches `key` for `op` as a further key, writing its slot into `extra` at `used` unless `key`
+   * repeats an earlier one; returns the slots used so far.
+   */
+  #linkExtra(op: DelayedOperation, key: PurgatoryKey, extra: (Place | number)[], used: number): number {
     const watchers = this.#watchers;
     const current = watchers.get(key);
-    let entry: WatchEntry;
+    let place: Place;
+    let index: number;
     if (current === undefined) {
-      entry = new WatchEntry(op, key, op._extra);
-      watchers.set(key, entry);
+      place = key;
+      index = -1;
+      watchers.set(key, op);
     } else if (current instanceof WatcherList) {
-      // A repeated key finds this op's own entry at the tail of its list (nothing else can be
-      // appended meanwhile): skip it, so duplicates cost no Set and are watched once.
-      const entries = current.entries;
-      const tail = entries[entries.length - 1];
-      if (tail !== null && tail !== undefined && ownerOf(tail) === op) return;
-      entry = new WatchEntry(op, key, op._extra);
-      entry._wIndex = entries.length;
-      entry._wAt = current;
-      entries.push(entry);
+      // A repeated key finds this op at the tail of its list (nothing else can be appended
+      // meanwhile): skip it, so duplicates cost no Set and are watched once.
+      const ops = current.ops;
+      if (ops[ops.length - 1] === op) return used;
+      place = current;
+      index = ops.length;
+      ops.push(op);
       current.live++;
     } else {
-      if (ownerOf(current) === op) return;
-      entry = new WatchEntry(op, key, op._extra);
-      watchers.set(key, new WatcherList(key, current, entry));
+      if (current === op) return used;
+      place = new WatcherList(key, current, op);
+      index = 1;
+      watchers.set(key, place);
     }
-    op._extra = entry;
+    extra[used] = place;
+    extra[used + 1] = index;
+    this.#watched++;
+    return used + 2;
+  }
+
+  #link(op: DelayedOperation, key: PurgatoryKey): void {
+    const watchers = this.#watchers;
+    const current = watchers.get(key);
+    if (current === undefined) {
+      op._wIndex = -1;
+      op._wAt = key;
+      watchers.set(key, op);
+    } else if (current instanceof WatcherList) {
+      op._wIndex = current.ops.length;
+      op._wAt = current;
+      current.ops.push(op);
+      current.live++;
+    } else {
+      op._wAt = key;
+      watchers.set(key, new WatcherList(key, current, op));
+    }
     this.#watched++;
   }
 
-  #link(entry: Entry, key: PurgatoryKey): void {
-    const watchers = this.#watchers;
-    const current = watchers.get(key);
-    if (current === undefined) {
-      entry._wIndex = -1;
-      entry._wAt = key;
-      watchers.set(key, entry);
-    } else if (current instanceof WatcherList) {
-      entry._wIndex = current.entries.length;
-      entry._wAt = current;
-      current.entries.push(entry);
-      current.live++;
+  // Leaving costs no map lookup: a slot knows its list, and only a key's last watcher deletes it.
+  #unlink(place: Place, index: number): void {
+    if (typeof place === 'string') {
+      this.#watchers.delete(place);
     } else {
-      watchers.set(key, new WatcherList(key, current, entry));
+      place.ops[index] = null;
+      if (--place.live === 0) this.#watchers.delete(place.key);
+      else if (this.#walkDepth === 0) place.compactIfSparse();
     }
-    this.#watched++;
-  }
-
-  // Leaving costs no map lookup: an entry knows its list, and only a key's last watcher deletes it.
-  #unlink(entry: Entry): void {
-    const at = entry._wAt!;
-    if (typeof at === 'string') {
-      this.#watchers.delete(at);
-    } else {
-      at.entries[entry._wIndex] = null;
-      if (--at.live === 0) this.#watchers.delete(at.key);
-      else if (this.#walkDepth === 0) at.compactIfSparse();
-    }
-    entry._wIndex = -1;
-    entry._wAt = undefined;
     this.#watched--;
   }
 
@@ -718,10 +720,12 @@ export class DelayedOperationPurgatory {
   _settled(op: DelayedOperation, wasWatching: boolean, state: number): void {
     if (wasWatching) {
       this.#pending--;
-      this.#unlink(op);
+      this.#unlink(op._wAt!, op._wIndex);
+      op._wAt = undefined;
+      op._wIndex = -1;
       const extra = op._extra;
       if (extra !== null) {
-        for (let entry: WatchEntry | null = extra; entry !== null; entry = entry._nextOfOp) this.#unlink(entry);
+        for (let i = 0; i < extra.length; i += 2) this.#unlink(extra[i] as Place, extra[i + 1] as number);
         op._extra = null;
       }
       if (op._signal !== undefined) op._unlisten();
