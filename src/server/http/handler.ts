@@ -242,7 +242,9 @@ export class PollkitHandler<Context = unknown> {
     const prefix = this.#settings.prefix;
     if (prefix === '') return path;
     if (path === prefix) return '';
-    return path.startsWith(`${prefix}/`) ? path.slice(prefix.length) : undefined;
+    return path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47 /* / */
+      ? path.slice(prefix.length)
+      : undefined;
   }
 
   #requireJobs(): JobRoutes<Context> {
