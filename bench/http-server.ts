@@ -39,9 +39,10 @@ export type Framework = 'node' | 'express' | 'fastify' | 'koa' | 'hono';
 /**
  * Which server a process runs: pollkit behind a framework's adapter, the same framework answering a
  * fixed job body from a plain route (`plain-…`, so the adapter's own share can be told from the
- * framework's), the naive long-poll baseline, or a lower bound (`floor-http`, `floor-socket`).
+ * framework's), the naive long-poll baseline, a lower bound (`floor-http`, `floor-socket`), or
+ * pollkit/node never yielding during a wake-up (`node-unsliced`).
  */
-export type ServerKind = Framework | `plain-${Framework}` | 'naive' | 'floor-http' | 'floor-socket';
+export type ServerKind = Framework | `plain-${Framework}` | 'naive' | 'floor-http' | 'floor-socket' | 'node-unsliced';
 
 /** A command from the orchestrator. */
 export type ServerCommand =
@@ -103,7 +104,12 @@ async function start(kind: ServerKind): Promise<Record<string, unknown>> {
     baseline.server.requestTimeout = 0;
     return { port: await listenOn(baseline.server) };
   }
-  purgatory = new DelayedOperationPurgatory({ name: 'bench', clock: benchClock });
+  // `node-unsliced`: pollkit/node with a purgatory that never yields during a wake-up (what yielding costs).
+  purgatory = new DelayedOperationPurgatory({
+    name: 'bench',
+    clock: benchClock,
+    ...(kind === 'node-unsliced' ? { resumeSliceMs: Number.POSITIVE_INFINITY } : {}),
+  });
   topics = new TopicRegistry({ purgatory, clock: benchClock });
   const jobs = new JobRegistry({ purgatory, clock: benchClock });
   topics.topic('fan');
@@ -122,7 +128,7 @@ async function start(kind: ServerKind): Promise<Record<string, unknown>> {
     maxHeldPerCaller: 50_000,
     publicAppends: true,
   });
-  const server = await build(kind as Framework, handler);
+  const server = await build(kind === 'node-unsliced' ? 'node' : (kind as Framework), handler);
   // Held requests outlive Node's default request and keep-alive timeouts.
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 0;
