@@ -44,6 +44,10 @@ class Watch {
   stale = false;
   /** A store read in flight, shared by waiters arriving and by the reload after a bare notification. */
   loading: Promise<StoredJob | undefined> | undefined = undefined;
+  /** How long the latest read took, in ms: waiters that shared it hold that much less. */
+  loadTook = 0;
+  /** Waits that arrived while the hint could not answer them, started once the read in flight settles. */
+  arriving: JobWait[] | undefined = undefined;
   /** A notification without the job arrived while a read was in flight: read again after it. */
   again = false;
   /** A failed reload, seen by the walk it triggers and then forgotten. */
@@ -75,8 +79,8 @@ export abstract class JobWait extends DelayedOperation implements Resumable {
   _waits: JobWaits | undefined = undefined;
   /** @internal */
   _watch: Watch | undefined = undefined;
-  /** @internal the version the caller has (held waits always have one). */
-  _since = 0;
+  /** @internal the version the caller has; -1 for none (then the wait answers at once). */
+  _since = -1;
   /** @internal */
   _ownerId: string | undefined = undefined;
   /** @internal what the check woke the wait with: the job, GONE, or nothing (answer with the current state). */
@@ -232,7 +236,6 @@ export class JobWaits {
       wait.failed(abortReason(signal));
       return;
     }
-    const deadline = this.#clock.now() + timeoutMs;
     // Watch before reading, so a change landing between the read and the purgatory registration
     // still reaches this wait's hint (the check–watch–recheck order of Kafka's purgatory).
     const watch = this.#watch(id);
@@ -240,20 +243,19 @@ export class JobWaits {
     wait._waits = this;
     wait._watch = watch;
     wait._ownerId = owner;
+    wait._since = sinceVersion ?? -1;
+    // Not in a purgatory yet, so its delay can still be the one asked for here.
+    if (timeoutMs !== wait.delayMs) (wait as { delayMs: number }).delayMs = timeoutMs;
     // Another waiter's hint is as fresh as the last change notification; when it is at or past the
     // caller's version it answers (or starts the hold) without a store read.
     if (watch.fresh && !watch.gone && sinceVersion !== undefined && watch.version >= sinceVersion) {
-      this.#startFrom(wait, watch.job!, sinceVersion, deadline);
+      this.#startFrom(wait, watch.job!, sinceVersion, timeoutMs);
       return;
     }
-    this.#load(watch).then(
-      (loaded) => {
-        if (loaded === undefined || this.visibleJob(loaded, owner) === undefined) wait._deliver(undefined);
-        else if (sinceVersion === undefined) wait._deliver(loaded);
-        else this.#startFrom(wait, loaded, sinceVersion, deadline);
-      },
-      (error: unknown) => wait._fail(error),
-    );
+    // Waiters arriving together share one store read, and wait for it in a list rather than each in
+    // a promise reaction of its own.
+    (watch.arriving ??= []).push(wait);
+    void this.#load(watch);
   }
 
   /** A store change: updates the job's hint and wakes its waiters (after a reload when it did not carry the job). */
@@ -320,9 +322,15 @@ export class JobWaits {
     }
   }
 
-  /** Answers at once when `job` already differs from the caller's version, otherwise holds the wait. */
-  #startFrom(wait: JobWait, job: StoredJob, sinceVersion: number, deadline: number): void {
-    const remaining = deadline - this.#clock.now();
+  /** Starts a wait that waited for a store read of its job; the read's time counts against it. */
+  #afterLoad(wait: JobWait, job: StoredJob | undefined, took: number): void {
+    if (job === undefined || this.visibleJob(job, wait._ownerId) === undefined) wait._deliver(undefined);
+    else if (wait._since < 0) wait._deliver(job);
+    else this.#startFrom(wait, job, wait._since, wait.delayMs - took);
+  }
+
+  /** Answers at once when `job` already differs from the caller's version, otherwise holds the wait for `remaining` ms. */
+  #startFrom(wait: JobWait, job: StoredJob, sinceVersion: number, remaining: number): void {
     if (job.snapshot.version !== sinceVersion || this.#closed || remaining <= 0) {
       wait._deliver(job);
       return;
@@ -342,8 +350,8 @@ export class JobWaits {
       wait.forceComplete();
       return;
     }
-    // The time spent reading counts against the wait; the operation is not in a purgatory yet.
-    (wait as { delayMs: number }).delayMs = remaining;
+    // The operation is not in a purgatory yet, so its delay may still shrink by the time spent reading.
+    if (remaining !== wait.delayMs) (wait as { delayMs: number }).delayMs = remaining;
     this.#purgatory.tryCompleteElseWatch(wait, wait._watch!.keys);
   }
 
@@ -355,12 +363,14 @@ export class JobWaits {
   #load(watch: Watch): Promise<StoredJob | undefined> {
     if (watch.loading !== undefined) return watch.loading;
     const id = watch.id;
+    const started = this.#clock.now();
     const loading = id.length > 0 ? this.#store.get(id) : Promise.resolve(undefined);
     watch.loading = loading;
     const key = watch.keys[0]!;
     loading.then(
       (job) => {
         if (watch.loading === loading) watch.loading = undefined;
+        watch.loadTook = this.#clock.now() - started;
         if (watch.again) {
           watch.again = false;
           void this.#load(watch);
@@ -374,6 +384,11 @@ export class JobWaits {
           observe(watch, job);
         }
         this.#purgatory.checkAndComplete(key);
+        const arriving = watch.arriving;
+        if (arriving === undefined) return;
+        watch.arriving = undefined;
+        const current = watch.gone ? undefined : watch.fresh ? watch.job : job;
+        for (const wait of arriving) this.#afterLoad(wait, current, watch.loadTook);
       },
       (error: unknown) => {
         if (watch.loading === loading) watch.loading = undefined;
@@ -384,6 +399,9 @@ export class JobWaits {
         } finally {
           watch.failure = undefined;
         }
+        const arriving = watch.arriving;
+        watch.arriving = undefined;
+        if (arriving !== undefined) for (const wait of arriving) wait._fail(error);
       },
     );
     return loading;
