@@ -61,10 +61,14 @@ export class Hint {
   /** The store read in flight (or just finished) for readers woken together. */
   read: SharedRead | undefined = undefined;
 
-  constructor(name: string, host: FetchHost, closed: boolean) {
+  /** The topic's purgatory keys, shared by every held read of it. */
+  readonly keys: readonly string[];
+
+  constructor(name: string, host: FetchHost, closed: boolean, keys: readonly string[]) {
     this.name = name;
     this.host = host;
     this.closed = closed;
+    this.keys = keys;
   }
 
   /** A change notification: moves the hint, keeping the tail contiguous. */
@@ -127,7 +131,11 @@ export class Hint {
   }
 }
 
-/** A store read shared by the readers woken at the same position; each one resumes once it settles. @internal */
+/**
+ * A store read shared by the readers at the same position at the same moment: readers woken together
+ * (each resumes once it settles, paced by the purgatory), and readers arriving together before the
+ * hint could answer them (each continues at once). @internal
+ */
 export class SharedRead {
   readonly offset: number;
   readonly limit: number;
@@ -136,8 +144,10 @@ export class SharedRead {
   result: TopicReadResult | undefined = undefined;
   error: unknown = undefined;
   settled = false;
-  /** Readers waiting for it; `undefined` once it settled. */
+  /** Woken readers waiting for it; `undefined` once it settled. */
   members: TopicFetch[] | undefined = [];
+  /** Arriving readers waiting for it; `undefined` once it settled. */
+  arriving: TopicFetch[] | undefined = undefined;
 
   constructor(offset: number, limit: number, hint: Hint) {
     this.offset = offset;
@@ -345,6 +355,16 @@ export function resultFromHint(fetch: TopicFetch): TopicFetchResult | undefined 
 // resumes woken readers in batches, so the read stays shared until the turn after it settled (and no
 // longer: retention may trim the log without any append).
 function joinRead(fetch: TopicFetch): void {
+  const read = sharedRead(fetch);
+  if (read.settled) fetch._resumeFrom(read);
+  else read.members!.push(fetch);
+}
+
+/**
+ * The store read at `fetch`'s offset and limit made at this position of the log: the one in flight
+ * (or just settled) when there is one, else a new one.
+ */
+function sharedRead(fetch: TopicFetch): SharedRead {
   const hint = fetch._hint!;
   const host = hint.host;
   const shared = hint.read;
@@ -355,19 +375,18 @@ function joinRead(fetch: TopicFetch): void {
     shared.epoch === hint.epoch &&
     shared.highWatermark === hint.highWatermark
   ) {
-    if (shared.settled) fetch._resumeFrom(shared);
-    else shared.members!.push(fetch);
-    return;
+    return shared;
   }
   const read = new SharedRead(fetch._offset, fetch._limit, hint);
-  read.members!.push(fetch);
   hint.read = read;
   const settle = (): void => {
     read.settled = true;
     const members = read.members!;
-    read.members = undefined;
+    const arriving = read.arriving;
+    read.members = read.arriving = undefined;
     // Paced like the wake-up itself; the small resumption objects live only until then.
     for (const member of members) host.purgatory._resume(new ResumeFrom(member, read));
+    if (arriving !== undefined) for (const fetch of arriving) afterFirstRead(fetch, read);
     onLaterTurn(host.clock, () => {
       if (hint.read === read) hint.read = undefined;
     });
@@ -382,4 +401,50 @@ function joinRead(fetch: TopicFetch): void {
       settle();
     },
   );
+  return read;
+}
+
+/**
+ * A fetch the hint could not answer reads the store, sharing the read with every fetch at the same
+ * position arriving at the same moment (a crowd of reconnecting clients makes one read, not one each).
+ * `_pinned` holds the epoch the caller gave, if any.
+ */
+export function readFirst(fetch: TopicFetch): void {
+  const read = sharedRead(fetch);
+  if (read.settled) afterFirstRead(fetch, read);
+  else (read.arriving ??= []).push(fetch);
+}
+
+function afterFirstRead(fetch: TopicFetch, read: SharedRead): void {
+  const first = read.result;
+  if (first === undefined) {
+    fetch._fail(read.error);
+    return;
+  }
+  const hint = fetch._hint!;
+  const offset = fetch._offset;
+  const pinned = fetch._pinned ?? first.position.epoch;
+  const problem = positionProblem(hint.name, first.position, offset, pinned);
+  if (problem !== undefined) {
+    fetch._fail(problem);
+    return;
+  }
+  hint.observe(first.position);
+  const available = first.position.highWatermark - offset;
+  if (available >= fetch._enough || fetch.delayMs === 0 || hint.closed) {
+    fetch._deliver(resultOf(hint.name, first, offset));
+  } else {
+    hold(fetch, pinned);
+  }
+}
+
+/** Holds `fetch` in the purgatory, reading `pinned` as its epoch, unless its owner decides otherwise. */
+export function hold(fetch: TopicFetch, pinned: string): void {
+  fetch._pinned = pinned;
+  const admission = fetch.admit();
+  const hint = fetch._hint!;
+  if (admission === 'refused') fetch._release();
+  // Not waiting after all: settled here, outside the purgatory, it answers with the log as it is.
+  else if (admission === 'now') fetch.forceComplete();
+  else hint.host.purgatory.tryCompleteElseWatch(fetch, hint.keys);
 }

@@ -238,7 +238,7 @@ export class TopicRegistry {
   #watch(name: string): Hint {
     let hint = this.#hints.get(name);
     if (hint === undefined) {
-      hint = new Hint(name, this.#host, this.#closed);
+      hint = new Hint(name, this.#host, this.#closed, [topicKey(name)]);
       this.#hints.set(name, hint);
     }
     hint.refs++;

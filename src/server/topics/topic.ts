@@ -16,7 +16,7 @@ import { abortReason } from '../../core/abort.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { TopicFetchResult, TopicRecord } from '../../core/protocol.js';
 import type { TopicPosition } from './stores/topic-store.js';
-import { type FetchHost, type Hint, TopicFetch, positionProblem, resultFromHint, resultOf } from './topic-fetch.js';
+import { type FetchHost, type Hint, TopicFetch, hold, readFirst, resultFromHint } from './topic-fetch.js';
 
 /**
  * Options of {@link Topic.append}.
@@ -106,14 +106,11 @@ export class Topic<Value = unknown> {
   /** The topic's name in its registry and in URLs: 1 to 200 letters, digits, `.`, `_` or `-`. */
   readonly name: string;
   readonly #host: TopicHost;
-  // Shared by every held read of this topic rather than built per read.
-  readonly #keys: readonly string[];
 
   /** @internal Topics are made by {@link TopicRegistry.topic}. */
   constructor(host: TopicHost, name: string) {
     this.#host = host;
     this.name = name;
-    this.#keys = [topicKey(name)];
   }
 
   /**
@@ -203,7 +200,7 @@ export class Topic<Value = unknown> {
       // The common long poll: a reader at the head of a log others already wait on. The shared hint is
       // as fresh as the last change notification, and the head offset is always valid, so it can wait
       // without a store read first.
-      this.#hold(fetch, hint.epoch);
+      hold(fetch, hint.epoch);
       return;
     }
     if (hint.epoch !== undefined && !hint.closed && (epoch === undefined || epoch === hint.epoch)) {
@@ -216,33 +213,8 @@ export class Topic<Value = unknown> {
         return;
       }
     }
-    host.store.read(this.name, offset, limit, host.retention()).then(
-      (first) => {
-        const pinned = epoch ?? first.position.epoch;
-        const problem = positionProblem(this.name, first.position, offset, pinned);
-        if (problem !== undefined) {
-          fetch._fail(problem);
-          return;
-        }
-        hint.observe(first.position);
-        const available = first.position.highWatermark - offset;
-        if (available >= fetch._enough || waitMs === 0 || hint.closed) {
-          fetch._deliver(resultOf(this.name, first, offset) as TopicFetchResult<Value>);
-        } else {
-          this.#hold(fetch, pinned);
-        }
-      },
-      (error: unknown) => fetch._fail(error),
-    );
-  }
-
-  #hold(fetch: TopicFetch<Value>, pinned: string): void {
-    fetch._pinned = pinned;
-    const admission = fetch.admit();
-    if (admission === 'refused') fetch._release();
-    // Not waiting after all: settled here, outside the purgatory, it answers with the log as it is.
-    else if (admission === 'now') fetch.forceComplete();
-    else this.#host.purgatory.tryCompleteElseWatch(fetch, this.#keys);
+    fetch._pinned = epoch;
+    readFirst(fetch);
   }
 
   /**

@@ -176,6 +176,28 @@ describe('Topic: held reads', () => {
     await topics.close();
   });
 
+  it('readers arriving together at a topic nobody watched share one store read', async () => {
+    const { topics, store, flush } = setup();
+    const topic = topics.topic('t');
+    await topic.append('a');
+    const read = store.read.bind(store);
+    let reads = 0;
+    store.read = (...args) => {
+      reads++;
+      return read(...args);
+    };
+    const behind = Array.from({ length: 1000 }, () => topic.read(0, { waitMs: 30_000 }));
+    const atHead = Array.from({ length: 1000 }, () => topic.read(1, { waitMs: 30_000 }));
+    await flush();
+    expect(reads).toBe(2);
+    const answers = await Promise.all(behind);
+    expect(new Set(answers).size).toBe(1);
+    expect(values(answers[0]!)).toEqual(['a']);
+    await topic.append('b');
+    expect((await Promise.all(atHead)).every((answer) => values(answer)[0] === 'b')).toBe(true);
+    expect(reads).toBe(2);
+  });
+
   it('answers woken readers at different offsets and limits from the latest records, each its own slice', async () => {
     const { topics, store, flush } = setup();
     const topic = topics.topic('t');
