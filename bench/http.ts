@@ -26,7 +26,8 @@
  *
  * `--quick` shrinks every count and duration for a smoke run under a minute (and skips section 4);
  * `--only=1,4` runs just those sections; `--held=node,floor-http` runs just those servers in section 1
- * (`node`, `node-unsliced`, `naive`, `floor-http`, `floor-socket`), say to profile one of them.
+ * (`node`, `node-unsliced`, `naive`, `floor-http`, `floor-socket`) and `--spread=node` in section 5
+ * (`node`, `naive`, `floor-http`), say to profile one of them.
  *
  * @module
  */
@@ -45,8 +46,9 @@ const listFlag = (name: string): string[] | undefined =>
 /** `--only=1,3` runs just those sections. */
 const only = listFlag('only');
 const runs = (section: string): boolean => (only === undefined ? !(quick && section === '4') : only.includes(section));
-/** `--held=node,naive` runs just those servers in section 1. */
+/** `--held=node,naive` runs just those servers in section 1 (and `--spread=` in section 5). */
 const heldOnly = listFlag('held');
+const spreadOnly = listFlag('spread');
 /**
  * `BENCH_HTTP_PROFILE=<dir>` writes V8 CPU profiles there: of each section-1 server while idle and during
  * the fan-out only, and of every other server process for its whole life.
@@ -591,6 +593,7 @@ async function section5(loads: readonly Child[]): Promise<void> {
   );
   const figures = new Map<string, SpreadFigures>();
   for (const kind of ['node', 'naive', 'floor-http'] as const) {
+    if (spreadOnly !== undefined && !spreadOnly.includes(kind)) continue;
     const result = await spreadFollowers(kind, loads);
     figures.set(kind, result);
     const label = kind === 'node' ? 'pollkit' : kind === 'naive' ? 'naive' : 'floor: bare node:http';
@@ -600,9 +603,10 @@ async function section5(loads: readonly Child[]): Promise<void> {
         `server CPU ${(result.serverCpuMs / 1000).toFixed(2)} s); left held after hang-up ${result.leftHeld}`,
     );
   }
-  const pollkit = figures.get('node')!;
-  const naive = figures.get('naive')!;
-  const floor = figures.get('floor-http')!;
+  const pollkit = figures.get('node');
+  const naive = figures.get('naive');
+  const floor = figures.get('floor-http');
+  if (pollkit === undefined || naive === undefined || floor === undefined) return;
   console.log(
     `  ratio pollkit/naive ×${(pollkit.appendsPerSecond / naive.appendsPerSecond).toFixed(2)} (target ≥ 10), ` +
       `floor/naive ×${(floor.appendsPerSecond / naive.appendsPerSecond).toFixed(2)}, ` +
