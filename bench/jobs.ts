@@ -290,6 +290,38 @@ async function topicNaive(readers: number, rounds: number): Promise<Measurement>
   return { seconds: wakeSeconds, cpuSeconds, operations: readers * rounds, heapPerWaiter };
 }
 
+/** Heap per held `wait` on a running job: 10,000 waiters on 10 jobs, weighed, then released by the jobs' ends. */
+async function jobWaiterHeap(kind: 'pollkit' | 'naive'): Promise<number> {
+  const gated = gatedHandlers();
+  const waiters = 10_000;
+  if (kind === 'pollkit') {
+    const registry = new JobRegistry({ concurrency: 10, maxQueued: 10 });
+    registry.define('bench', ({ id }) => gated.handler(id));
+    const running = gated.expect(10);
+    const jobs = await Promise.all(Array.from({ length: 10 }, (_, i) => registry.submit('bench', i)));
+    await running;
+    const { bytes, held } = await heapOf(true, () =>
+      Array.from({ length: waiters }, (_, i) =>
+        registry.wait(jobs[i % 10]!.id, { sinceVersion: 2, timeoutMs: HOLD_MS }),
+      ),
+    );
+    gated.open();
+    await Promise.all(held);
+    await registry.close();
+    return bytes / waiters;
+  }
+  const naive = new NaiveJobs((id) => gated.handler(id));
+  const running = gated.expect(10);
+  const jobs = await Promise.all(Array.from({ length: 10 }, () => naive.submit('bench')));
+  await running;
+  const { bytes, held } = await heapOf(true, () =>
+    Array.from({ length: waiters }, (_, i) => naive.wait(jobs[i % 10]!.id, 2, HOLD_MS)),
+  );
+  gated.open();
+  await Promise.all(held);
+  return bytes / waiters;
+}
+
 // --- reporting --------------------------------------------------------------------------------------
 
 function rate(m: Measurement): number {
@@ -380,6 +412,12 @@ if (runs(3)) {
     () => jobsPollkit(jobs1000, 1000, 10),
     () => jobsNaive(jobs1000, 1000, 10),
   );
+  if (gc !== undefined) {
+    const [pollkit, naive] = [await jobWaiterHeap('pollkit'), await jobWaiterHeap('naive')];
+    console.log(
+      `${''.padEnd(LABEL_WIDTH)} heap per held job waiter: pollkit ${Math.round(pollkit)} B, naive ${Math.round(naive)} B`,
+    );
+  }
 }
 if (runs(4)) {
   await compare(
