@@ -90,51 +90,75 @@ type Place = PurgatoryKey | WatcherList;
 class WatcherList {
   readonly key: PurgatoryKey;
   readonly ops: (DelayedOperation | null)[];
-  live: number;
-  constructor(key: PurgatoryKey, first: DelayedOperation, second: DelayedOperation) {
+  live = 0;
+  /**
+   * Where each slot's operation keeps its place for this key: -1 in its own first-key fields, else the
+   * index of the pair in its `_extra`, so compaction moves a slot in O(1) whatever the operation's key
+   * count. Made only once an operation watching this key as a further key joins.
+   */
+  pairs: number[] | null = null;
+
+  constructor(key: PurgatoryKey, first: DelayedOperation) {
     this.key = key;
-    this.ops = [first, second];
-    this.live = 2;
-    moveSlot(first, key, this, 0);
-    moveSlot(second, key, this, 1);
+    this.ops = [];
+    // The key's single watcher becomes the list's first slot: find where it keeps its place.
+    let pair = -1;
+    if (first._wAt !== key) {
+      const extra = first._extra!;
+      for (let i = 0; i < extra.length; i += 2) {
+        if (extra[i] === key) {
+          pair = i;
+          break;
+        }
+      }
+    }
+    setPlace(first, pair, this, this.push(first, pair));
   }
+
+  /** Appends `op`, whose place for this key is `pair` (see {@link WatcherList.pairs}); returns its slot. */
+  push(op: DelayedOperation, pair: number): number {
+    const ops = this.ops;
+    const index = ops.length;
+    ops.push(op);
+    this.live++;
+    if (pair >= 0 && this.pairs === null) this.pairs = new Array<number>(index).fill(-1);
+    this.pairs?.push(pair);
+    return index;
+  }
+
   compactIfSparse(): void {
     const ops = this.ops;
     // Walks visit holes too, so they are kept under a quarter of the slots; each compaction moves the
     // live operations once for every third of them that left, so leaving stays O(1) amortized.
     const holes = ops.length - this.live;
     if (holes < 8 || holes * 4 < ops.length) return;
+    const pairs = this.pairs;
     let j = 0;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
-      if (op !== null) {
+      if (op === null) continue;
+      if (i !== j) {
         ops[j] = op;
-        if (i !== j) moveSlot(op, this, this, j);
-        j++;
+        const pair = pairs === null ? -1 : pairs[i]!;
+        if (pairs !== null) pairs[j] = pair;
+        setPlace(op, pair, this, j);
       }
+      j++;
     }
     ops.length = j;
+    if (pairs !== null) pairs.length = j;
   }
 }
 
-/**
- * Points `op`'s slot for the key at `from` (the key, or its list) to `index` in `to`. The first key's
- * slot is two fields of the operation; further keys' slots are pairs in `_extra`.
- */
-function moveSlot(op: DelayedOperation, from: Place, to: Place, index: number): void {
-  if (op._wAt === from) {
-    op._wAt = to;
+/** Records that `op`'s place for a key (its first-key fields when `pair` is -1, else that pair) is `index` in `place`. */
+function setPlace(op: DelayedOperation, pair: number, place: Place, index: number): void {
+  if (pair < 0) {
+    op._wAt = place;
     op._wIndex = index;
-    return;
-  }
-  const extra = op._extra;
-  if (extra === null) return;
-  for (let i = 0; i < extra.length; i += 2) {
-    if (extra[i] === from) {
-      extra[i] = to;
-      extra[i + 1] = index;
-      return;
-    }
+  } else {
+    const extra = op._extra!;
+    extra[pair] = place;
+    extra[pair + 1] = index;
   }
 }
 
@@ -670,13 +694,11 @@ export class DelayedOperationPurgatory {
       const ops = current.ops;
       if (ops[ops.length - 1] === op) return used;
       place = current;
-      index = ops.length;
-      ops.push(op);
-      current.live++;
+      index = current.push(op, used);
     } else {
       if (current === op) return used;
-      place = new WatcherList(key, current, op);
-      index = 1;
+      place = new WatcherList(key, current);
+      index = place.push(op, used);
       watchers.set(key, place);
     }
     extra[used] = place;
@@ -693,13 +715,13 @@ export class DelayedOperationPurgatory {
       op._wAt = key;
       watchers.set(key, op);
     } else if (current instanceof WatcherList) {
-      op._wIndex = current.ops.length;
       op._wAt = current;
-      current.ops.push(op);
-      current.live++;
+      op._wIndex = current.push(op, -1);
     } else {
-      op._wAt = key;
-      watchers.set(key, new WatcherList(key, current, op));
+      const list = new WatcherList(key, current);
+      watchers.set(key, list);
+      op._wAt = list;
+      op._wIndex = list.push(op, -1);
     }
     this.#watched++;
   }
