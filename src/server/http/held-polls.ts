@@ -42,13 +42,7 @@ export class HeldTopicFetch<Context> extends TopicFetch implements HeldPoll<Cont
   }
 
   fetched(result: TopicFetchResult): void {
-    let response: PollkitResponse;
-    try {
-      response = fetchAnswer(result, this.delayMs);
-    } catch (error) {
-      response = this._slots.failure(this._exchange, error);
-    }
-    finish(this, response);
+    answer(this, fetchAnswer, result, this.delayMs);
   }
 
   failed(error: unknown): void {
@@ -104,15 +98,10 @@ export class HeldJobPoll<Context> extends JobWait implements HeldPoll<Context> {
   }
 
   delivered(job: JobSnapshot | undefined): void {
-    let response: PollkitResponse;
-    try {
-      response = this.#answers.heldAnswer(job, this as HeldJobPoll<unknown>);
-    } catch (error) {
-      response = this._slots.failure(this._exchange, error);
-    }
-    finish(this, response);
+    answer(this, (value, poll) => this.#answers.heldAnswer(value, poll), job, this as HeldJobPoll<unknown>);
   }
 
+  // The rest is the topic fetch's: one class each, since each extends its own registry's operation.
   failed(error: unknown): void {
     finish(this, this._slots.failure(this._exchange, error));
   }
@@ -142,6 +131,22 @@ function admit<Context>(poll: HeldPoll<Context> & { abort(): boolean }): Admissi
   }
   exchange.held = poll;
   return 'hold';
+}
+
+/** Answers with what `build` makes of the outcome, or with the failure when building throws. */
+function answer<Context, T, A>(
+  poll: HeldPoll<Context>,
+  build: (value: T, argument: A) => PollkitResponse,
+  value: T,
+  argument: A,
+): void {
+  let response: PollkitResponse;
+  try {
+    response = build(value, argument);
+  } catch (error) {
+    response = poll._slots.failure(poll._exchange, error);
+  }
+  finish(poll, response);
 }
 
 function finish<Context>(poll: HeldPoll<Context>, response: PollkitResponse): void {
