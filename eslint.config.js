@@ -3,8 +3,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 /**
- * Keeps the dependency direction of STYLE.md: adapters → server → core; client → core; stores (redis)
- * → the server's store interfaces → core. The purgatory is an engine that knows nothing of jobs, topics
+ * Keeps the dependency direction of STYLE.md: adapters → server → core; client → core; stores (redis,
+ * bullmq) → the server's store interfaces → core. The purgatory is an engine that knows nothing of jobs, topics
  * or HTTP.
  */
 const restrict = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
@@ -38,7 +38,7 @@ export default tseslint.config(
     files: ['src/server/**'],
     rules: restrict([
       {
-        group: ['**/client/**', '**/client', '**/adapters/**', '**/redis/**', '**/redis'],
+        group: ['**/client/**', '**/client', '**/adapters/**', '**/redis/**', '**/redis', '**/bullmq/**', '**/bullmq'],
         message: 'The server never imports the client, adapters or stores built on it.',
       },
     ]),
@@ -47,7 +47,15 @@ export default tseslint.config(
     files: ['src/server/purgatory/**'],
     rules: restrict([
       {
-        group: ['**/jobs/**', '**/topics/**', '**/http/**', '**/client/**', '**/adapters/**', '**/redis/**'],
+        group: [
+          '**/jobs/**',
+          '**/topics/**',
+          '**/http/**',
+          '**/client/**',
+          '**/adapters/**',
+          '**/redis/**',
+          '**/bullmq/**',
+        ],
         message: 'The purgatory is the engine: it knows nothing of jobs, topics or HTTP.',
       },
     ]),
@@ -56,8 +64,18 @@ export default tseslint.config(
     files: ['src/redis/**'],
     rules: restrict([
       {
-        group: ['**/client/**', '**/client', '**/adapters/**', '**/http/**'],
+        group: ['**/client/**', '**/client', '**/adapters/**', '**/http/**', '**/bullmq/**'],
         message: 'Stores build on the server core only: no client, no HTTP.',
+      },
+    ]),
+  },
+  {
+    // The BullMQ store is a Redis store too: it shares the Redis stores' command guard and script runner.
+    files: ['src/bullmq/**'],
+    rules: restrict([
+      {
+        group: ['**/client/**', '**/client', '**/adapters/**', '**/http/**', '**/topics/**'],
+        message: 'The BullMQ store builds on the server core only: no client, no HTTP, no topics.',
       },
     ]),
   },

@@ -13,16 +13,10 @@ const shared: Options = {
   splitting: true,
   treeshake: true,
   dts: true,
-  external: ['ws', 'ioredis', 'express', 'fastify', 'koa', 'hono'],
+  external: ['ws', 'ioredis', 'bullmq', 'express', 'fastify', 'koa', 'hono'],
 };
 
 export default defineConfig([
   { ...shared, format: 'esm', clean: true },
-  {
-    ...shared,
-    format: 'cjs',
-    // p-retry (and its one dependency) ship ESM only. Node 20 before 20.19 cannot require() ESM,
-    // so the CommonJS build carries its own copy; the ESM build imports the real package.
-    noExternal: ['p-retry', 'is-network-error'],
-  },
+  { ...shared, format: 'cjs' },
 ]);

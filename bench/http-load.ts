@@ -9,8 +9,8 @@
  *
  * @module
  */
-import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { RawConnection as Connection } from '../test/helpers/raw-http.js';
 
 /** A command from the orchestrator. */
 export type LoadCommand =
@@ -69,107 +69,13 @@ export type LoadReply =
   | { readonly id: number; readonly ok: true; readonly [key: string]: unknown }
   | { readonly id: number; readonly ok: false; readonly error: string };
 
-/** One parsed HTTP response. */
-interface ParsedResponse {
-  readonly status: number;
-  readonly body: string;
-  /** Bytes of the whole response (status line, headers, body framing). */
-  readonly bytes: number;
-}
-
 /** Absolute time in milliseconds, comparable across processes on one host (both use the wall clock origin). */
 export function absoluteNow(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/**
- * A keep-alive HTTP/1.1 connection that sends one request at a time and parses responses framed by
- * `Content-Length` or chunked encoding — enough for what pollkit and the naive baseline send.
- */
-class Connection {
-  readonly socket: net.Socket;
-  #buffer: Buffer = Buffer.alloc(0);
-  #waiting: ((response: ParsedResponse | Error) => void) | undefined;
-  requestBytes = 0;
-  closed = false;
-
-  constructor(host: string, port: number) {
-    this.socket = net.connect({ host, port, noDelay: true });
-    this.socket.on('data', (chunk: Buffer) => {
-      this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
-      this.#parse();
-    });
-    const fail = (error?: Error): void => {
-      this.closed = true;
-      const waiting = this.#waiting;
-      this.#waiting = undefined;
-      waiting?.(error ?? new Error('connection closed'));
-    };
-    this.socket.on('error', fail);
-    this.socket.on('close', () => fail());
-  }
-
-  request(host: string, path: string): Promise<ParsedResponse> {
-    const text = `GET ${path} HTTP/1.1\r\nhost: ${host}\r\naccept: application/json\r\n\r\n`;
-    this.requestBytes += text.length;
-    return new Promise((resolve, reject) => {
-      if (this.closed) {
-        reject(new Error('connection closed'));
-        return;
-      }
-      this.#waiting = (result) => (result instanceof Error ? reject(result) : resolve(result));
-      this.socket.write(text);
-    });
-  }
-
-  #parse(): void {
-    const headerEnd = this.#buffer.indexOf('\r\n\r\n');
-    if (headerEnd < 0) return;
-    const head = this.#buffer.toString('latin1', 0, headerEnd);
-    const status = Number(head.slice(9, 12));
-    const lower = head.toLowerCase();
-    const lengthMatch = /\r\ncontent-length:\s*(\d+)/.exec(lower);
-    let bodyStart = headerEnd + 4;
-    let body: string;
-    let end: number;
-    if (status === 304 || status === 204) {
-      body = '';
-      end = bodyStart;
-    } else if (lengthMatch !== null) {
-      const length = Number(lengthMatch[1]);
-      if (this.#buffer.length < bodyStart + length) return;
-      body = this.#buffer.toString('utf8', bodyStart, bodyStart + length);
-      end = bodyStart + length;
-    } else if (/\r\ntransfer-encoding:\s*chunked/.test(lower)) {
-      const parts: Buffer[] = [];
-      for (;;) {
-        const lineEnd = this.#buffer.indexOf('\r\n', bodyStart);
-        if (lineEnd < 0) return;
-        const size = Number.parseInt(this.#buffer.toString('latin1', bodyStart, lineEnd), 16);
-        if (this.#buffer.length < lineEnd + 2 + size + 2) return;
-        if (size === 0) {
-          end = lineEnd + 4;
-          break;
-        }
-        parts.push(this.#buffer.subarray(lineEnd + 2, lineEnd + 2 + size));
-        bodyStart = lineEnd + 2 + size + 2;
-      }
-      body = Buffer.concat(parts).toString('utf8');
-    } else {
-      return; // close-delimited bodies are not used by the servers under test
-    }
-    const bytes = end;
-    this.#buffer = this.#buffer.subarray(end);
-    const waiting = this.#waiting;
-    this.#waiting = undefined;
-    waiting?.({ status, body, bytes });
-  }
-
-  destroy(): void {
-    this.closed = true;
-    this.socket.destroy();
-  }
-}
+/** Every request asks for JSON, as a client of the protocol does. */
+const ACCEPT = 'accept: application/json\r\n';
 
 function assertLoopback(host: string): void {
   if (host !== '127.0.0.1' && host !== '::1' && host !== 'localhost') throw new Error(`loopback only, got ${host}`);
@@ -210,7 +116,7 @@ async function hold(host: string, port: number, paths: readonly string[]): Promi
   assertLoopback(host);
   const connections = await connectAll(host, port, paths.length);
   const responses = connections.map((connection, index) =>
-    connection.request(host, paths[index]!).then(
+    connection.get(host, paths[index]!, ACCEPT).then(
       (response) => ({ at: absoluteNow(), status: response.status }),
       (error: unknown) => ({ at: absoluteNow(), error: String(error) }),
     ),
@@ -264,7 +170,7 @@ async function requestsPerSecond(
   const loop = async (connection: Connection): Promise<void> => {
     while (running && !connection.closed) {
       try {
-        const response = await connection.request(host, path);
+        const response = await connection.get(host, path, ACCEPT);
         if (response.status === 200) completed += 1;
         else failed += 1;
       } catch {
@@ -311,7 +217,7 @@ async function poll(
     while (running && !connection.closed && performance.now() < deadline) {
       const sentAt = performance.now();
       try {
-        const response = await connection.request(host, pathTemplate.replace('{offset}', String(offset)));
+        const response = await connection.get(host, pathTemplate.replace('{offset}', String(offset)), ACCEPT);
         requests += 1;
         responseBytes += response.bytes;
         if (response.status === 200) {
@@ -365,7 +271,7 @@ async function follow(
     let failed = 0;
     while (received < records && !connection.closed) {
       try {
-        const response = await connection.request(host, `${path}?offset=${offset}&wait=600`);
+        const response = await connection.get(host, `${path}?offset=${offset}&wait=600`, ACCEPT);
         requests += 1;
         if (response.status !== 200) {
           failed += 1;

@@ -13,6 +13,7 @@ export const entries = [
   { subpath: './hono', name: 'hono', source: 'src/adapters/hono.ts' },
   { subpath: './ws', name: 'ws', source: 'src/adapters/ws.ts' },
   { subpath: './redis', name: 'redis', source: 'src/redis/index.ts' },
+  { subpath: './bullmq', name: 'bullmq', source: 'src/bullmq/index.ts' },
 ];
 
 /** The exports-map entry that a built entry point must have. */

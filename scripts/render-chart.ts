@@ -320,7 +320,7 @@ export function simulateStorm(options: StormOptions = {}): HistogramSeries[] {
   // Module-level defaults are drawn once per process in reconnecting-websocket and partysocket.
   const sharedMin = 1000 + random() * 4000;
   return [
-    run('pollkit Subscriber default (gRPC backoff + 3 s first-reconnect spread)', () => {
+    run('pollkit Subscriber default (4.6 s first-reconnect spread, reconnectBackoff)', () => {
       const schedule = new ReconnectSchedule({ random });
       return () => schedule.next();
     }),

@@ -33,6 +33,11 @@ try {
     // Adapters share the core chunk too: an error built by pollkit/redis is a root PollkitError.
     if (!(new (require('pollkit/redis').StoreUnavailableError)('x') instanceof require('pollkit').PollkitError))
       throw new Error('pollkit/redis carries its own copy of the core');
+    // pollkit/bullmq imports bullmq as types only: it loads where bullmq is not installed.
+    let bullmqInstalled = true;
+    try { require.resolve('bullmq'); } catch { bullmqInstalled = false; }
+    if (bullmqInstalled || typeof require('pollkit/bullmq').BullmqJobStore !== 'function')
+      throw new Error('pollkit/bullmq should load without bullmq installed');
     const { retry } = require('pollkit');
     retry(async () => 'ok', { retries: 0 }).then((v) => { if (v !== 'ok') throw new Error('retry'); console.log('cjs ok', process.version); });
   `;
@@ -53,7 +58,7 @@ try {
     process.stdout.write(run(node, ['-e', cjs]));
     process.stdout.write(run(node, ['--input-type=module', '-e', esm]));
   }
-  // p-retry ships ESM only; this proves the CommonJS build does not lean on require(esm).
+  // The CommonJS build must not lean on require(esm) (Node 20 before 20.19 has none).
   const version = Number(process.versions.node.split('.')[0]);
   if (version === 20 || version === 22) {
     process.stdout.write(run(process.execPath, ['--no-experimental-require-module', '-e', cjs]));

@@ -85,6 +85,14 @@ export class JsonFileTopicStore implements TopicStore {
     return position;
   }
 
+  async delete(topic: string): Promise<boolean> {
+    if (!this.#logs.delete(topic)) return false;
+    await this.#save();
+    const position = { epoch: randomUUID(), earliestOffset: 0, highWatermark: 0 };
+    for (const listener of this.#listeners) listener({ topic, position, deleted: true });
+    return true;
+  }
+
   onChange(listener: (change: TopicChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

@@ -23,6 +23,7 @@
  *
  * @module pollkit/fastify
  */
+import { METHODS } from 'node:http';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { PollkitHandler } from '../server/http/handler.js';
@@ -95,8 +96,26 @@ export function pollkitFastify<Context = unknown>(
       // The routes cover only the prefix, so this is a path the handler itself declines.
       if (!served) reply.callNotFound();
     };
+    teachMethods(instance);
     instance.all(`${relative}/*`, route);
     if (relative !== '') instance.all(relative, route);
   };
   return plugin;
+}
+
+/**
+ * Fastify routes only the methods it knows (GET … QUERY) and answers the others Node parses (PROPFIND,
+ * PURGE, SEARCH …) with its own 404, so a client would never learn which methods a pollkit path
+ * allows. Teaching Fastify those methods (Fastify 5's `addHttpMethod`; an application-wide list, but
+ * one that routes nothing by itself) lets `all()` reach the handler, which answers 405 with `Allow`.
+ * CONNECT never reaches a route: Node hands it to the server's `connect` event.
+ */
+function teachMethods(instance: FastifyInstance): void {
+  const add = (instance as { addHttpMethod?: (method: string, options: { hasBody: boolean }) => unknown })
+    .addHttpMethod;
+  if (typeof add !== 'function') return;
+  const known = new Set(instance.supportedMethods);
+  for (const method of METHODS) {
+    if (method !== 'CONNECT' && !known.has(method)) add.call(instance, method, { hasBody: true });
+  }
 }

@@ -17,6 +17,7 @@
  *
  * @module pollkit/fetch
  */
+import { AbortedError } from '../core/errors.js';
 import { problem } from '../core/protocol.js';
 import type { PollkitHandler } from '../server/http/handler.js';
 import { type BodyReader, type PollkitRequest, isStreamBody, payloadTooLarge } from '../server/http/types.js';
@@ -75,7 +76,9 @@ export function createFetchHandler<Context = unknown>(
           if (options.onUnmatched !== undefined) return options.onUnmatched(request);
           return toResponse(problemResponse(problem('not-found', 'Nothing is served here.')));
         }
-        return isStreamBody(response.body) ? streamResponse(response, response.body) : toResponse(response);
+        return isStreamBody(response.body)
+          ? streamResponse(response, response.body, handler.streamLimits.slowReaderTimeoutMs)
+          : toResponse(response);
       })
       .then(undefined, (error: unknown) => toResponse(problemResponse(errorToProblem(error).problem)));
   };
@@ -85,18 +88,24 @@ export function createFetchHandler<Context = unknown>(
 function streamResponse(
   response: { readonly status: number; readonly headers: Readonly<Record<string, string>> },
   body: AsyncIterable<string>,
+  slowReaderTimeoutMs: number,
 ): Response {
   const iterator = body[Symbol.asyncIterator]();
   const encoder = new TextEncoder();
   let finished = false;
+  // The runtime asks for the next event as soon as it has sent the last one; an event it has not
+  // asked past within slowReaderTimeoutMs sits behind a client that stopped reading: evict it.
+  let stall: ReturnType<typeof setTimeout> | undefined;
   const finish = (): void => {
     if (finished) return;
     finished = true;
+    clearTimeout(stall);
     void iterator.return?.();
   };
   const stream = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
+        clearTimeout(stall);
         try {
           const { done, value } = await iterator.next();
           if (done === true) {
@@ -104,6 +113,13 @@ function streamResponse(
             controller.close();
           } else {
             controller.enqueue(encoder.encode(value));
+            if (slowReaderTimeoutMs > 0 && !finished) {
+              stall = setTimeout(() => {
+                finish();
+                controller.error(new AbortedError('The client stopped reading'));
+              }, slowReaderTimeoutMs);
+              (stall as { unref?: () => void }).unref?.();
+            }
           }
         } catch (error) {
           finish();

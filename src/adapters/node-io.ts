@@ -7,7 +7,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AbortedError } from '../core/errors.js';
+import { AbortedError, InvalidArgumentError } from '../core/errors.js';
 import type { Abortable, Exchange } from '../server/http/exchange.js';
 import type { PollkitHandler } from '../server/http/handler.js';
 import {
@@ -18,6 +18,7 @@ import {
   payloadTooLarge,
 } from '../server/http/types.js';
 import { errorToProblem, problemResponse } from '../server/http/problems.js';
+import { DEFAULT_STREAM_LIMITS, type StreamLimits, writeEventStream } from './stream-writer.js';
 
 /** What a framework adapter adds to a request for {@link serveNode}; `pollkit/node` adds nothing. */
 export interface NodeServeOptions<Context> {
@@ -48,7 +49,7 @@ export function serveNode<Context>(
   res: ServerResponse,
   options?: NodeServeOptions<Context>,
 ): boolean {
-  const exchange = new NodeExchange(res, options);
+  const exchange = new NodeExchange(res, options, handler.streamLimits);
   const req = res.req;
   const method = req.method;
   // GET and HEAD bodies are never read. Draining the (empty) stream now rather than letting Node do it
@@ -84,13 +85,16 @@ const CLAIMED = 4;
 class NodeExchange<Context> implements Exchange<Context> {
   readonly res: ServerResponse;
   readonly #options: NodeServeOptions<Context> | undefined;
+  /** The handler's bounds for event streams (one frozen object shared by every exchange). */
+  readonly #limits: StreamLimits;
   #controller: AbortController | undefined = undefined;
   #held: Abortable | undefined = undefined;
   #flags = 0;
 
-  constructor(res: ServerResponse, options: NodeServeOptions<Context> | undefined) {
+  constructor(res: ServerResponse, options: NodeServeOptions<Context> | undefined, limits: StreamLimits) {
     this.res = res;
     this.#options = options;
+    this.#limits = limits;
   }
 
   // --- the request, as PollkitRequest ---------------------------------------------------------------
@@ -128,7 +132,9 @@ class NodeExchange<Context> implements Exchange<Context> {
   }
 
   get readBody(): BodyReader | undefined {
-    return GET_OR_HEAD.test(this.method) ? undefined : (limitBytes) => readBody(this.req, this.#options, limitBytes);
+    return GET_OR_HEAD.test(this.method)
+      ? undefined
+      : (limitBytes, maxDepth) => readBody(this.req, this.#options, limitBytes, maxDepth);
   }
 
   /** Made on first use, aborted when the client leaves. */
@@ -179,7 +185,7 @@ class NodeExchange<Context> implements Exchange<Context> {
     this.claim();
     let written: Promise<void> | undefined;
     try {
-      written = writeNode(this.res, response, this.#signalFor(response));
+      written = writeNode(this.res, response, this.#signalFor(response), this.#limits);
     } catch (error) {
       this.#fail(error);
       return;
@@ -244,11 +250,6 @@ function onResponseClose(this: ServerResponse & WithExchange): void {
   this[EXCHANGE]?.hangUp();
 }
 
-/** A response that compression middleware wraps exposes `flush()`; calling it pushes each event out. */
-interface Flushable {
-  flush?: () => void;
-}
-
 /**
  * Writes a handler response to a Node `ServerResponse`, flushing every server-sent event and pausing
  * on back-pressure; ends the stream's source when the client leaves. A JSON answer is written at once
@@ -264,6 +265,7 @@ export function writeNode(
   res: ServerResponse,
   response: PollkitResponse,
   signal?: AbortSignal,
+  limits?: StreamLimits,
 ): Promise<void> | undefined {
   const { body } = response;
   if (signal?.aborted === true || res.destroyed) {
@@ -280,7 +282,7 @@ export function writeNode(
     else res.end(wire.bytes);
     return undefined;
   }
-  return writeStream(res, response, body, signal);
+  return writeStream(res, response, body, signal, limits ?? DEFAULT_STREAM_LIMITS);
 }
 
 /** What `res.writeHead` and `res.end` take for a complete answer. */
@@ -317,45 +319,12 @@ async function writeStream(
   response: PollkitResponse,
   body: AsyncIterable<string>,
   signal: AbortSignal | undefined,
+  limits: StreamLimits,
 ): Promise<void> {
   res.writeHead(response.status, response.headers);
   // Send the headers now: an EventSource reports "open" only once it sees them.
   res.flushHeaders();
-  const flush = (res as Flushable).flush;
-  const iterator = body[Symbol.asyncIterator]();
-  const stop = (): void => {
-    void iterator.return?.();
-  };
-  signal?.addEventListener('abort', stop, { once: true });
-  try {
-    for (;;) {
-      const { done, value } = await iterator.next();
-      if (done === true || res.destroyed) break;
-      const accepted = res.write(value);
-      if (typeof flush === 'function') flush.call(res);
-      // Waiting for 'drain' keeps a slow reader from growing the socket buffer without bound.
-      if (!accepted) await drained(res, signal);
-    }
-    if (!res.destroyed) res.end();
-  } finally {
-    signal?.removeEventListener('abort', stop);
-    await iterator.return?.();
-  }
-}
-
-function drained(res: ServerResponse, signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted === true) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-    signal?.addEventListener('abort', done, { once: true });
-  });
+  await writeEventStream(res, body, signal, limits);
 }
 
 /** True when a middleware already read the request stream to its end. */
@@ -367,8 +336,9 @@ function readBody<Context>(
   req: IncomingMessage,
   options: NodeServeOptions<Context> | undefined,
   limitBytes: number,
+  maxDepth: number | undefined,
 ): Promise<string> {
-  if (consumed(req)) return Promise.resolve().then(() => preParsed(options, limitBytes));
+  if (consumed(req)) return Promise.resolve().then(() => preParsed(options, limitBytes, maxDepth));
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limitBytes) return Promise.reject(payloadTooLarge(limitBytes));
   return new Promise<string>((resolve, reject) => {
@@ -412,8 +382,12 @@ function readBody<Context>(
   });
 }
 
-/** The body a middleware already parsed, as text again, still subject to the limit. */
-function preParsed<Context>(options: NodeServeOptions<Context> | undefined, limitBytes: number): string {
+/** The body a middleware already parsed, as text again, still subject to the limits. */
+function preParsed<Context>(
+  options: NodeServeOptions<Context> | undefined,
+  limitBytes: number,
+  maxDepth: number | undefined,
+): string {
   let text: string;
   const parsed = options?.parsedBody;
   if (options?.rawBody !== undefined) text = options.rawBody;
@@ -422,7 +396,41 @@ function preParsed<Context>(options: NodeServeOptions<Context> | undefined, limi
   else if (Buffer.isBuffer(parsed)) text = parsed.toString('utf8');
   // body-parser leaves `{}` for a request it did not parse; that is no body at all.
   else if (typeof parsed === 'object' && Object.keys(parsed).length === 0 && !Array.isArray(parsed)) text = '';
-  else text = JSON.stringify(parsed);
+  else text = reserialize(parsed, maxDepth);
   if (Buffer.byteLength(text) > limitBytes) throw payloadTooLarge(limitBytes);
   return text;
+}
+
+/**
+ * A parsed body as JSON text again. A body parser with no depth limit (express.json()) hands over
+ * values nested thousands deep; `JSON.stringify` recurses through them until the stack runs out,
+ * milliseconds per body — so the depth is checked first, without recursion, and a body past it is
+ * the client's fault: a 400.
+ */
+function reserialize(parsed: unknown, maxDepth: number | undefined): string {
+  if (maxDepth !== undefined && nestsDeeper(parsed, maxDepth)) {
+    throw new InvalidArgumentError(`The body nests deeper than ${maxDepth} levels`, 'body');
+  }
+  try {
+    return JSON.stringify(parsed);
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new InvalidArgumentError('The body nests too deeply', 'body', { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Whether arrays and objects in `value` nest deeper than `limit`; an explicit stack, no recursion. */
+function nestsDeeper(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth + 1 > limit) return true;
+    for (const child of Array.isArray(current) ? current : Object.values(current)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }

@@ -62,9 +62,27 @@ export function createNodeListener<Context = unknown>(
     else void writeNode(res, problemResponse(problem('not-found', 'Nothing is served here.')));
   };
   return (req, res, next) => {
+    let built: Context | undefined;
+    try {
+      built = context?.(req, res);
+    } catch (error) {
+      // A listener that throws takes the whole process down; a broken hook is a 500 (or the
+      // middleware chain's error handler), never an exit.
+      contextFailed(error, res, next);
+      return;
+    }
     // The URL is the one the client sent: as a plain listener nothing has rewritten it, and as
     // middleware the prefix check is meant against the full path anyway.
-    const claimed = serveNode(handler, res, context === undefined ? undefined : { context: context(req, res) });
+    const claimed = serveNode(handler, res, built === undefined ? undefined : { context: built });
     if (!claimed) unmatched(req, res, next);
   };
+}
+
+function contextFailed(error: unknown, res: ServerResponse, next: ((error?: unknown) => void) | undefined): void {
+  if (next !== undefined) {
+    next(error);
+    return;
+  }
+  console.error('pollkit/node: the context hook threw; answering 500:', error);
+  void writeNode(res, problemResponse(problem('internal-error', 'The server failed to answer.')));
 }

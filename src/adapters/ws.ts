@@ -64,7 +64,9 @@ export interface PollkitWebSocketOptions<Context = unknown> {
   readonly highWaterMarkBytes?: number;
   /**
    * How long a socket may stay above the high-water mark before it is closed with 1013 (its client
-   * then reconnects from its last offset, losing nothing); 0 waits forever. Default 30 000 ms.
+   * then reconnects from its last offset, losing nothing); 0 waits forever. A socket that does not
+   * answer the close frame within a second is destroyed, with whatever was queued on it, rather than
+   * left to `ws`'s 30-second close timeout. Default 30 000 ms.
    */
   readonly slowConsumerTimeoutMs?: number;
   /**
@@ -82,6 +84,8 @@ const OPEN = 1;
 const MAX_REASON_BYTES = 123;
 /** How often a paused socket re-checks its buffer even without a send callback, in milliseconds. */
 const DRAIN_RECHECK_MS = 1000;
+/** How long a socket the adapter closes may take to answer the close frame before it is destroyed. */
+const CLOSE_GRACE_MS = 1000;
 
 /**
  * Serves topic WebSockets for a {@link PollkitHandler} on a `ws` `WebSocketServer`. It listens to the
@@ -334,7 +338,10 @@ export class PollkitWebSocketServer<Context = unknown> {
         const event = parseEvent(chunk);
         if (event === undefined) continue;
         if (event.event === 'problem') {
-          this.#close(socket, WS_CLOSE_CODES.offsetGone, goneReason(event.data));
+          // In-band problems end the stream: a log that moved past the reader, or a deleted topic.
+          const reason = goneReason(event.data);
+          if (reason['code'] === 'topic-not-found') this.#close(socket, WS_CLOSE_CODES.policyViolation, reason);
+          else this.#close(socket, WS_CLOSE_CODES.offsetGone, reason);
           return;
         }
         socket.send(event.data, onSent);
@@ -383,6 +390,11 @@ export class PollkitWebSocketServer<Context = unknown> {
   #close(socket: WebSocket, code: number, reason: Readonly<Record<string, unknown>>): void {
     if (socket.readyState !== OPEN && socket.readyState !== 0) return;
     socket.close(code, closeReason(reason));
+    // ws waits 30 s for the peer's close frame, keeping the socket and everything queued on it. A
+    // client that reads the close frame answers in milliseconds; one that stopped reading (a slow
+    // consumer, above all) never will, so its socket is destroyed after a short grace instead.
+    const timer = this.#clock.setTimeout(() => socket.terminate(), CLOSE_GRACE_MS, { unref: true });
+    socket.once('close', () => this.#clock.clearTimeout(timer));
   }
 }
 
@@ -466,7 +478,8 @@ function problemCode(response: PollkitResponse): string {
 function goneReason(body: unknown): Record<string, unknown> {
   if (typeof body !== 'string') return { code: 'offset-gone' };
   try {
-    const problem = JSON.parse(body) as { earliestOffset?: unknown; epoch?: unknown };
+    const problem = JSON.parse(body) as { code?: unknown; earliestOffset?: unknown; epoch?: unknown };
+    if (problem.code === 'topic-not-found') return { code: 'topic-not-found' };
     return { code: 'offset-gone', earliestOffset: problem.earliestOffset, epoch: problem.epoch };
   } catch {
     return { code: 'offset-gone' };

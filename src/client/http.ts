@@ -29,6 +29,7 @@ import {
   type TopicFetchResult,
 } from '../core/protocol.js';
 import { parseRetryAfter } from '../core/retry-after.js';
+import { checkFetchAnswer } from './topic-reads.js';
 
 /** The subset of the WHATWG `fetch` signature the clients call. */
 export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;
@@ -79,12 +80,12 @@ export interface RequestOptions {
 }
 
 /** The answer to a conditional or long-polling job read: a new snapshot, or "still the version you have". */
-export type JobPollResult<Result = unknown> =
+export type JobPollResult<Result = unknown, Data = unknown> =
   | {
       /** `true`: the server sent a snapshot newer than the version the caller named. */
       readonly changed: true;
       /** The job's current snapshot. */
-      readonly job: JobSnapshot<Result>;
+      readonly job: JobSnapshot<Result, Data>;
       /** Status, headers and polling hints of the response. */
       readonly meta: ResponseMeta;
     }
@@ -98,9 +99,9 @@ export type JobPollResult<Result = unknown> =
     };
 
 /** The answer to {@link JobClient.submit}. */
-export interface SubmitResult<Result = unknown> {
+export interface SubmitResult<Result = unknown, Data = unknown> {
   /** The new job, or the existing one when the same idempotency key and body were submitted before. */
-  readonly job: JobSnapshot<Result>;
+  readonly job: JobSnapshot<Result, Data>;
   /** The absolute URL of the job (`Operation-Location`, else `Location`). */
   readonly location: string;
   /** The server's suggested delay before the first poll, in milliseconds. */
@@ -151,6 +152,12 @@ export interface TopicFetchOptions extends RequestOptions {
   readonly waitSeconds?: number;
   /** The epoch the caller's offset belongs to; a reset log answers 410 instead of silently restarting. */
   readonly epoch?: string;
+  /**
+   * The `cursor` of the previous answer, for a long poll at the head of a public topic: every reader at
+   * the same position then sends the same URL, which a shared cache answers with one request to the
+   * origin (docs/cdn.md). Default: none.
+   */
+  readonly cursor?: string;
 }
 
 /** A topic fetch's body with the response's metadata. */
@@ -258,6 +265,7 @@ function asTopicResult(value: unknown, what: string): TopicFetchResult {
     !isWhole(value['nextOffset']) ||
     !isWhole(value['highWatermark']) ||
     !isWhole(value['earliestOffset']) ||
+    (value['cursor'] !== undefined && typeof value['cursor'] !== 'string') ||
     !value['records'].every((record) => isRecord(record) && isWhole(record['offset']))
   ) {
     throw new ProtocolError(`${what}: the body is not a topic fetch result`);
@@ -290,6 +298,8 @@ interface RequestSpec extends RequestOptions {
   readonly query?: Readonly<Record<string, string | number | undefined>>;
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: unknown;
+  /** The answer may come from (and go to) the browser's HTTP cache; else `cache: 'no-store'`. */
+  readonly cacheable?: boolean;
   /** Turns an error answer into a more specific error (410 → OffsetGoneError); undefined keeps the HttpError. */
   readonly mapError?: (error: HttpError) => Error | undefined;
 }
@@ -348,7 +358,7 @@ class ProtocolTransport {
     }
     const extra = typeof this.#headers === 'function' ? await this.#headers() : (this.#headers ?? {});
     const headers: Record<string, string> = { accept: ACCEPT, ...extra, ...spec.headers };
-    const init: RequestInit = { method: spec.method, headers, cache: 'no-store' };
+    const init: RequestInit = { method: spec.method, headers, cache: spec.cacheable === true ? 'default' : 'no-store' };
     if (spec.body !== undefined) {
       headers[HEADERS.contentType] = MEDIA_TYPES.json;
       init.body = JSON.stringify(spec.body);
@@ -461,11 +471,11 @@ export class JobClient {
    * const { job, location, retryAfterMs } = await jobs.submit('report', { month: '2026-01' }, { idempotencyKey: 'r-2026-01' });
    * ```
    */
-  async submit<Result = unknown>(
+  async submit<Result = unknown, Data = unknown>(
     type: string,
     input: unknown,
     options: SubmitRequestOptions = {},
-  ): Promise<SubmitResult<Result>> {
+  ): Promise<SubmitResult<Result, Data>> {
     if (typeof type !== 'string' || type === '')
       throw new InvalidArgumentError('"type" must be a non-empty string', 'type');
     const { body, meta, response } = await this.#transport.request({
@@ -477,7 +487,7 @@ export class JobClient {
         : { headers: { [HEADERS.idempotencyKey]: options.idempotencyKey } }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
-    const job = asJob(body, 'submit') as JobSnapshot<Result>;
+    const job = asJob(body, 'submit') as JobSnapshot<Result, Data>;
     const header = response.headers.get(HEADERS.operationLocation) ?? response.headers.get(HEADERS.location);
     const location = header === null ? this.jobUrl(job.id) : new URL(header, this.jobUrl(job.id)).toString();
     return { job, location, retryAfterMs: meta.retryAfterMs, meta };
@@ -496,7 +506,10 @@ export class JobClient {
    * }
    * ```
    */
-  async get<Result = unknown>(id: string, options: GetJobOptions = {}): Promise<JobPollResult<Result>> {
+  async get<Result = unknown, Data = unknown>(
+    id: string,
+    options: GetJobOptions = {},
+  ): Promise<JobPollResult<Result, Data>> {
     checkWhole('ifNoneMatch', options.ifNoneMatch, 0);
     const exchange = await this.#transport.request({
       method: 'GET',
@@ -504,7 +517,7 @@ export class JobClient {
       ...(options.ifNoneMatch === undefined ? {} : { headers: { [HEADERS.ifNoneMatch]: `"${options.ifNoneMatch}"` } }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
-    return this.#pollResult<Result>(exchange, 'get job', undefined);
+    return this.#pollResult<Result, Data>(exchange, 'get job', undefined);
   }
 
   /**
@@ -517,7 +530,10 @@ export class JobClient {
    * const answer = await jobs.wait(id, { version: 3, waitSeconds: 25, signal: AbortSignal.timeout(35_000) });
    * ```
    */
-  async wait<Result = unknown>(id: string, options: WaitJobOptions): Promise<JobPollResult<Result>> {
+  async wait<Result = unknown, Data = unknown>(
+    id: string,
+    options: WaitJobOptions,
+  ): Promise<JobPollResult<Result, Data>> {
     checkWhole('version', options.version, 0);
     if (!(Number.isFinite(options.waitSeconds) && options.waitSeconds > 0)) {
       throw new InvalidArgumentError(
@@ -535,7 +551,7 @@ export class JobClient {
           }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
-    return this.#pollResult<Result>(exchange, 'wait for job', options.version);
+    return this.#pollResult<Result, Data>(exchange, 'wait for job', options.version);
   }
 
   /**
@@ -547,13 +563,16 @@ export class JobClient {
    * console.log(job.status); // "canceled", or the state it had already finished in
    * ```
    */
-  async cancel<Result = unknown>(id: string, options: RequestOptions = {}): Promise<JobSnapshot<Result>> {
+  async cancel<Result = unknown, Data = unknown>(
+    id: string,
+    options: RequestOptions = {},
+  ): Promise<JobSnapshot<Result, Data>> {
     const { body } = await this.#transport.request({
       method: 'POST',
       path: `/jobs/${encodeURIComponent(id)}:cancel`,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
-    return asJob(body, 'cancel job') as JobSnapshot<Result>;
+    return asJob(body, 'cancel job') as JobSnapshot<Result, Data>;
   }
 
   /**
@@ -606,9 +625,13 @@ export class JobClient {
     return typeof token === 'string' && token !== '' ? { jobs, nextPageToken: token } : { jobs };
   }
 
-  #pollResult<Result>(exchange: Exchange, what: string, knownVersion: number | undefined): JobPollResult<Result> {
+  #pollResult<Result, Data>(
+    exchange: Exchange,
+    what: string,
+    knownVersion: number | undefined,
+  ): JobPollResult<Result, Data> {
     if (exchange.response.status === 304) return { changed: false, job: undefined, meta: exchange.meta };
-    const job = asJob(exchange.body, what) as JobSnapshot<Result>;
+    const job = asJob(exchange.body, what) as JobSnapshot<Result, Data>;
     // The CORS-simple long poll answers 200 with the same job at timeout.
     if (knownVersion !== undefined && job.version === knownVersion) {
       return { changed: false, job: undefined, meta: exchange.meta };
@@ -670,6 +693,12 @@ export class TopicClient {
     checkWhole('limit', options.limit, 1);
     checkWhole('minRecords', options.minRecords, 0);
     checkSeconds('waitSeconds', options.waitSeconds);
+    if (options.cursor !== undefined && !/^\d{1,16}$/.test(options.cursor)) {
+      throw new InvalidArgumentError(
+        `"cursor" must be a cursor the server handed out, got ${String(options.cursor)}`,
+        'cursor',
+      );
+    }
     const { offset } = options;
     const { body, meta } = await this.#transport.request({
       method: 'GET',
@@ -680,11 +709,15 @@ export class TopicClient {
         minRecords: options.minRecords,
         wait: options.waitSeconds,
         epoch: options.epoch,
+        cursor: options.cursor,
       },
+      // Only a held read without cursor may be repeated with the same URL, and must not be cached.
+      cacheable: !(options.waitSeconds! > 0) || options.cursor !== undefined,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       mapError: (error) => topicError(error, topic, offset),
     });
     const result = asTopicResult(body, `fetch topic "${topic}"`) as TopicFetchResult<Value>;
+    checkFetchAnswer(topic, options, result);
     return { ...result, meta };
   }
 

@@ -33,3 +33,6 @@ export * from './transports/transport.js';
 export * from './transports/sse.js';
 export * from './transports/websocket.js';
 export * from './transports/long-poll.js';
+export * from './follow-job.js';
+export * from './subscribe-topic.js';
+export * from './transports/job-poll.js';

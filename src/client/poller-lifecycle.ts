@@ -7,10 +7,10 @@
  *
  * @module
  */
-import EventEmitter from 'eventemitter3';
-import { abortable, linkSignals, sleep } from '../core/abort.js';
+import { abortable, linkSignals, onAbort, sleep } from '../core/abort.js';
 import type { BackoffPolicy } from '../core/backoff.js';
 import { type Clock, systemClock } from '../core/clock.js';
+import { Emitter, type EventMap } from '../core/emitter.js';
 import { AbortedError, InvalidArgumentError, TimeoutError } from '../core/errors.js';
 import { type ActivityOptions, ActivityGate } from './activity.js';
 import {
@@ -20,6 +20,7 @@ import {
   type EndInfo,
   type EndReason,
   nextEvent,
+  endError,
   type PauseInfo,
   type PollerState,
   type ResumeInfo,
@@ -99,7 +100,11 @@ export interface PollerLifecycleSettings {
  *
  * @internal
  */
-export abstract class PollerLifecycle<Events extends PollerLifecycleEvents, Item, Result> extends EventEmitter<Events> {
+export abstract class PollerLifecycle<
+  Events extends PollerLifecycleEvents & EventMap<Events>,
+  Item,
+  Result,
+> extends Emitter<Events> {
   /** @internal */
   protected readonly clock: Clock;
   /** @internal */
@@ -118,7 +123,7 @@ export abstract class PollerLifecycle<Events extends PollerLifecycleEvents, Item
   #halting: { reason: EndReason; error: unknown } | undefined;
   #attempts = 0;
   #timeoutTimer: unknown;
-  #onUserAbort: (() => void) | undefined;
+  #removeUserAbort: (() => void) | undefined;
 
   constructor(owner: string, options: PollerCommonOptions, settings: PollerLifecycleSettings) {
     super();
@@ -184,8 +189,7 @@ export abstract class PollerLifecycle<Events extends PollerLifecycleEvents, Item
         this.finish('aborted', signal.reason ?? new AbortedError());
         return this;
       }
-      this.#onUserAbort = () => this.halt('aborted', signal.reason ?? new AbortedError());
-      signal.addEventListener('abort', this.#onUserAbort, { once: true });
+      this.#removeUserAbort = onAbort(signal, () => this.halt('aborted', signal.reason ?? new AbortedError()));
     }
     if (Number.isFinite(this.#timeoutMs)) {
       this.#timeoutTimer = this.clock.setTimeout(
@@ -232,7 +236,7 @@ export abstract class PollerLifecycle<Events extends PollerLifecycleEvents, Item
    * @internal
    */
   protected nextEvent<Value>(event: string, options: WaitForOptions): Promise<Value> {
-    return nextEvent(this as unknown as EventEmitter, event, () => this.#endInfo, options);
+    return nextEvent(this as unknown as Emitter<EventMap>, event, 'end', () => this.#endInfo, endError, options);
   }
 
   /**
@@ -371,7 +375,7 @@ export abstract class PollerLifecycle<Events extends PollerLifecycleEvents, Item
     const info: EndInfo = { reason, error, attempts: this.#attempts };
     this.#endInfo = info;
     if (this.#timeoutTimer !== undefined) this.clock.clearTimeout(this.#timeoutTimer);
-    if (this.#onUserAbort !== undefined) this.#signal?.removeEventListener('abort', this.#onUserAbort);
+    this.#removeUserAbort?.();
     this.#gate.dispose();
     if (!this.#controller.signal.aborted) this.#controller.abort(error ?? new AbortedError('The poller ended'));
     for (const channel of this.#channels) closeChannel(channel, info);
@@ -412,7 +416,7 @@ export abstract class PollerLifecycle<Events extends PollerLifecycleEvents, Item
   }
 
   #emit<E extends keyof PollerLifecycleEvents>(event: E, ...args: PollerLifecycleEvents[E]): void {
-    (this as unknown as EventEmitter).emit(event, ...args);
+    (this as unknown as Emitter<PollerLifecycleEvents>).emit(event, ...args);
   }
 }
 

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type EventEmitter from 'eventemitter3';
-import { abortReason } from '../core/abort.js';
+import { abortReason, onAbort } from '../core/abort.js';
+import type { Emitter, EventMap } from '../core/emitter.js';
 import { Backoff, type BackoffPolicy, withHint } from '../core/backoff.js';
 import { AbortedError, InvalidArgumentError, PollkitError } from '../core/errors.js';
 import type { RetryBudget } from './retry-budget.js';
@@ -139,51 +139,59 @@ export interface WaitForOptions {
   readonly signal?: AbortSignal;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- eventemitter3's untyped listener signature
-type Listener = (...args: any[]) => void;
+type AnyEmitter = Pick<Emitter<EventMap>, 'on' | 'off'>;
 
 /**
- * Resolves with the first argument of the next `event`; rejects with the poller's error (or an
- * {@link AbortedError}) if the poller ends first.
+ * Resolves with the first argument of the next `event`; rejects with `failure(end)` if `endEvent`
+ * comes first (or already came: `ended()` returns its payload), or with the signal's reason.
  *
  * @internal
  */
-export function nextEvent<Value>(
-  emitter: EventEmitter,
+export function nextEvent<Value, End>(
+  emitter: AnyEmitter,
   event: string,
-  ended: () => EndInfo | undefined,
+  endEvent: string,
+  ended: () => End | undefined,
+  failure: (end: End, event: string) => unknown,
   options: WaitForOptions = {},
 ): Promise<Value> {
   const { signal } = options;
   if (signal?.aborted === true) return Promise.reject(abortReason(signal));
   const already = ended();
-  if (already !== undefined && event !== 'end') return Promise.reject(endError(already, event));
-  if (already !== undefined) return Promise.resolve(already as Value);
+  if (already !== undefined) {
+    return event === endEvent ? Promise.resolve(already as unknown as Value) : Promise.reject(failure(already, event));
+  }
   return new Promise<Value>((resolve, reject) => {
     const cleanup = (): void => {
-      emitter.off(event, onEvent as Listener);
-      emitter.off('end', onEnd as Listener);
-      signal?.removeEventListener('abort', onAbort);
+      emitter.off(event, onEvent);
+      emitter.off(endEvent, onEnd);
+      removeAbort?.();
     };
-    const onEvent = (value: Value): void => {
+    const onEvent = (value: unknown): void => {
       cleanup();
-      resolve(value);
+      resolve(value as Value);
     };
-    const onEnd = (info: EndInfo): void => {
+    const onEnd = (end: unknown): void => {
       cleanup();
-      reject(endError(info, event));
+      reject(failure(end as End, event));
     };
-    const onAbort = (): void => {
-      cleanup();
-      reject(abortReason(signal!));
-    };
-    emitter.on(event, onEvent as Listener);
-    if (event !== 'end') emitter.on('end', onEnd as Listener);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    emitter.on(event, onEvent);
+    if (event !== endEvent) emitter.on(endEvent, onEnd);
+    const removeAbort =
+      signal &&
+      onAbort(signal, () => {
+        cleanup();
+        reject(abortReason(signal));
+      });
   });
 }
 
-function endError(info: EndInfo, event: string): unknown {
+/**
+ * The error a poller's `waitFor` rejects with when the poller ends before the event.
+ *
+ * @internal
+ */
+export function endError(info: EndInfo, event: string): unknown {
   return info.error ?? new AbortedError(`The poller ended (${info.reason}) before "${event}"`);
 }
 
@@ -246,16 +254,15 @@ export class Channel<T> implements AsyncIterableIterator<T> {
     if (this.#queue.length < limit || this.#closed) return Promise.resolve();
     if (signal.aborted) return Promise.reject(abortReason(signal));
     return new Promise((resolve, reject) => {
-      const onAbort = (): void => {
-        this.#room = this.#room.filter((wake) => wake !== done);
-        reject(abortReason(signal));
-      };
       const done = (): void => {
-        signal.removeEventListener('abort', onAbort);
+        remove();
         resolve();
       };
       this.#room.push(done);
-      signal.addEventListener('abort', onAbort, { once: true });
+      const remove = onAbort(signal, () => {
+        this.#room = this.#room.filter((wake) => wake !== done);
+        reject(abortReason(signal));
+      });
     });
   }
 

@@ -7,10 +7,11 @@
  */
 import type { Clock } from '../core/clock.js';
 import { InvalidArgumentError, JobCanceledError, JobFailedError } from '../core/errors.js';
-import { type JobSnapshot, problem, type TopicRecord } from '../core/protocol.js';
+import type { JobProgress, JobSnapshot, TopicRecord } from '../core/protocol.js';
 import { type HeadersOption, type FetchFunction, JobClient, TopicClient } from './http.js';
 import { LongPoller, type LongPollerOptions } from './long-poller.js';
 import { pollReply, ShortPoller, type ShortPollerOptions, unchangedReply } from './short-poller.js';
+import { TopicReader } from './topic-reads.js';
 
 /** How the bound pollers reach the server (the URL supplies the origin and prefix). */
 export interface ProtocolConnectionOptions {
@@ -79,10 +80,13 @@ function clientOptions(
 }
 
 /** Options for {@link pollJob}. */
-export interface PollJobOptions<Result = unknown>
+export interface PollJobOptions<Result = unknown, Data = unknown>
   extends
     ProtocolConnectionOptions,
-    Omit<ShortPollerOptions<JobSnapshot<Result>>, 'poll' | 'done' | 'failed' | 'equals' | 'progressOf'> {
+    Omit<
+      ShortPollerOptions<JobSnapshot<Result, Data>, JobProgress<Data>>,
+      'poll' | 'done' | 'failed' | 'equals' | 'progressOf'
+    > {
   /**
    * End with a {@link JobFailedError} or {@link JobCanceledError} when the job fails or is canceled, so
    * that `result()` resolves only with a succeeded job. `false` resolves with any finished job. Default `true`.
@@ -90,9 +94,12 @@ export interface PollJobOptions<Result = unknown>
   readonly rejectOnFailure?: boolean;
 }
 
-function jobFailure(job: JobSnapshot): unknown {
+/** The error a failed or canceled job ends in, or undefined. @internal */
+export function jobFailure(job: JobSnapshot): unknown {
   if (job.status === 'failed') {
-    return new JobFailedError(job.id, job.error ?? problem('job-failed', `Job ${job.id} failed`));
+    // Spelled out rather than built with problem(), whose table of every code would ride into the bundle.
+    const fallback = { type: 'urn:pollkit:problem:job-failed', title: 'Job failed', status: 500, code: 'job-failed' };
+    return new JobFailedError(job.id, job.error ?? { ...fallback, detail: `Job ${job.id} failed` });
   }
   if (job.status === 'canceled') return new JobCanceledError(job.id);
   return undefined;
@@ -114,17 +121,17 @@ function jobFailure(job: JobSnapshot): unknown {
  * console.log(job.result);
  * ```
  */
-export function pollJob<Result = unknown>(
+export function pollJob<Result = unknown, Data = unknown>(
   url: string | URL,
-  options: PollJobOptions<Result> = {},
-): ShortPoller<JobSnapshot<Result>> {
+  options: PollJobOptions<Result, Data> = {},
+): ShortPoller<JobSnapshot<Result, Data>, JobProgress<Data>> {
   const { baseUrl, prefix, name: id } = parseResourceUrl(url, 'jobs');
   const { fetch, headers, rejectOnFailure = true, ...rest } = options;
   const client = new JobClient(clientOptions(baseUrl, prefix, fetch, headers, rest.clock));
-  return new ShortPoller<JobSnapshot<Result>>({
+  return new ShortPoller<JobSnapshot<Result, Data>, JobProgress<Data>>({
     ...rest,
     poll: async ({ signal, cursor }) => {
-      const answer = await client.get<Result>(id, {
+      const answer = await client.get<Result, Data>(id, {
         signal,
         ...(cursor === undefined ? {} : { ifNoneMatch: cursor.version }),
       });
@@ -139,10 +146,10 @@ export function pollJob<Result = unknown>(
 }
 
 /** Options for {@link longPollJob}. */
-export interface LongPollJobOptions<Result = unknown>
+export interface LongPollJobOptions<Result = unknown, Data = unknown>
   extends
     ProtocolConnectionOptions,
-    Omit<LongPollerOptions<JobSnapshot<Result>, number>, 'poll' | 'cursor' | 'onGone' | 'failed'> {
+    Omit<LongPollerOptions<JobSnapshot<Result, Data>, number>, 'poll' | 'cursor' | 'onGone' | 'failed'> {
   /** Use the CORS-simple `?version=&wait=` form (no preflight in browsers). Default `false`. */
   readonly simpleRequests?: boolean;
   /** As in {@link PollJobOptions.rejectOnFailure}. Default `true`. */
@@ -161,25 +168,25 @@ export interface LongPollJobOptions<Result = unknown>
  * for await (const job of poller) console.log(job.status, job.progress?.percent);
  * ```
  */
-export function longPollJob<Result = unknown>(
+export function longPollJob<Result = unknown, Data = unknown>(
   url: string | URL,
-  options: LongPollJobOptions<Result> = {},
-): LongPoller<JobSnapshot<Result>, number> {
+  options: LongPollJobOptions<Result, Data> = {},
+): LongPoller<JobSnapshot<Result, Data>, number> {
   const { baseUrl, prefix, name: id } = parseResourceUrl(url, 'jobs');
   const { fetch, headers, simpleRequests, rejectOnFailure = true, ...rest } = options;
   const client = new JobClient({
     ...clientOptions(baseUrl, prefix, fetch, headers, rest.clock),
     ...(simpleRequests === undefined ? {} : { simpleRequests }),
   });
-  return new LongPoller<JobSnapshot<Result>, number>({
+  return new LongPoller<JobSnapshot<Result, Data>, number>({
     ...rest,
     // Retry-After on a job answer is advice for short pollers; a long poller's pace is set by the
     // server holding the request, so the hint is not passed on.
     poll: async ({ signal, cursor, waitMs }) => {
       const answer =
         cursor === undefined || waitMs <= 0
-          ? await client.get<Result>(id, { signal, ...(cursor === undefined ? {} : { ifNoneMatch: cursor }) })
-          : await client.wait<Result>(id, { signal, version: cursor, waitSeconds: waitMs / 1000 });
+          ? await client.get<Result, Data>(id, { signal, ...(cursor === undefined ? {} : { ifNoneMatch: cursor }) })
+          : await client.wait<Result, Data>(id, { signal, version: cursor, waitSeconds: waitMs / 1000 });
       if (!answer.changed) return { records: [], cursor: cursor ?? 0 };
       return { records: [answer.job], cursor: answer.job.version, done: answer.job.done };
     },
@@ -193,6 +200,8 @@ export interface TopicCursor {
   readonly offset: number;
   /** The log's epoch as last seen; `undefined` before the first answer. */
   readonly epoch: string | undefined;
+  /** The server's cursor for the next long poll at the head of a public topic (docs/cdn.md); `undefined` while behind. */
+  readonly cursor?: string;
 }
 
 /** Options for {@link consumeTopic}. */
@@ -241,20 +250,16 @@ export function consumeTopic<Value = unknown>(
   }
   const { fetch, headers, offset, epoch, limit, minRecords, ...rest } = options;
   const client = new TopicClient(clientOptions(baseUrl, prefix, fetch, headers, rest.clock));
+  const reader = new TopicReader<Value>(client, topic, {
+    ...(limit === undefined ? {} : { limit }),
+    ...(minRecords === undefined ? {} : { minRecords }),
+  });
   return new LongPoller<TopicRecord<Value>, TopicCursor>({
     ...rest,
     cursor: { offset, epoch },
     poll: async ({ signal, cursor, waitMs }) => {
-      const from = cursor ?? { offset, epoch };
-      const answer = await client.fetch<Value>(topic, {
-        signal,
-        offset: from.offset,
-        waitSeconds: waitMs / 1000,
-        ...(from.epoch === undefined ? {} : { epoch: from.epoch }),
-        ...(limit === undefined ? {} : { limit }),
-        ...(minRecords === undefined ? {} : { minRecords }),
-      });
-      return { records: answer.records, cursor: { offset: answer.nextOffset, epoch: answer.epoch } };
+      const { records, next } = await reader.read(cursor ?? { offset, epoch }, waitMs / 1000, signal);
+      return { records, cursor: next };
     },
   });
 }

@@ -16,7 +16,7 @@ import type { EndInfo, PauseInfo, ResumeInfo, RetryInfo, ScheduleInfo } from './
 import { PollerLifecycle } from './poller-lifecycle.js';
 import type { RetryBudget } from './retry-budget.js';
 
-const REPLY = Symbol.for('pollkit.pollReply');
+const REPLY = /* @__PURE__ */ Symbol.for('pollkit.pollReply');
 
 /**
  * An answer with metadata: a value (or "unchanged") plus the server's hint for the next wait. Build one
@@ -104,7 +104,7 @@ export type IntervalFunction<T> = (last: T | undefined, context: IntervalContext
  * console.log(DEFAULT_POLL_INTERVAL.options.max); // 15000
  * ```
  */
-export const DEFAULT_POLL_INTERVAL: BackoffPolicy = backoff({
+export const DEFAULT_POLL_INTERVAL: BackoffPolicy = /* @__PURE__ */ backoff({
   strategy: 'proportional',
   initial: 1000,
   factor: 1.5,
@@ -122,7 +122,7 @@ export const DEFAULT_POLL_INTERVAL: BackoffPolicy = backoff({
  * console.log(DEFAULT_RETRY_POLICY.options.strategy); // "equal"
  * ```
  */
-export const DEFAULT_RETRY_POLICY: BackoffPolicy = backoff({
+export const DEFAULT_RETRY_POLICY: BackoffPolicy = /* @__PURE__ */ backoff({
   strategy: 'equal',
   initial: 1000,
   factor: 2,
@@ -130,7 +130,7 @@ export const DEFAULT_RETRY_POLICY: BackoffPolicy = backoff({
 });
 
 /** Options for {@link ShortPoller}. */
-export interface ShortPollerOptions<T> extends ActivityOptions {
+export interface ShortPollerOptions<T, P = unknown> extends ActivityOptions {
   /**
    * Asks once. Gets the last value as `cursor`; returns the value, or a {@link pollReply} /
    * {@link unchangedReply} carrying the server's hint. Required.
@@ -153,7 +153,7 @@ export interface ShortPollerOptions<T> extends ActivityOptions {
   /** Whether two answers are the same, so `update` fires on change only. Default: structural JSON equality. */
   readonly equals?: (previous: T, next: T) => boolean;
   /** Extracts progress from a value; `progress` fires when it changes. Default: none. */
-  readonly progressOf?: (value: T) => unknown;
+  readonly progressOf?: (value: T) => P | null | undefined;
   /** The overall deadline in milliseconds; past it the poller ends with a {@link TimeoutError}. Default `Infinity`. */
   readonly timeoutMs?: number;
   /** The deadline of one request; a late answer counts as a retryable failure. Default `30000`. */
@@ -187,7 +187,7 @@ export interface PollResponseInfo {
 }
 
 /** The events of a {@link ShortPoller}. */
-export interface ShortPollerEvents<T> {
+export interface ShortPollerEvents<T, P = unknown> {
   /** A request is about to be sent. */
   request: [info: PollRequestInfo];
   /** A request was answered (changed or not). */
@@ -195,7 +195,7 @@ export interface ShortPollerEvents<T> {
   /** The value changed (the first answer counts as a change). */
   update: [value: T, info: PollRequestInfo];
   /** The progress extracted by `progressOf` changed. */
-  progress: [progress: unknown, value: T];
+  progress: [progress: P, value: T];
   /** The next request is scheduled. */
   schedule: [info: ScheduleInfo];
   /** A request failed and will be retried after `info.delayMs`. */
@@ -230,19 +230,22 @@ const OWNER = 'ShortPoller';
  * const final = await poller.result(); // starts the poller
  * ```
  */
-export class ShortPoller<T> extends PollerLifecycle<ShortPollerEvents<T>, T, T> implements AsyncIterable<T> {
-  readonly #poll: ShortPollerOptions<T>['poll'];
+export class ShortPoller<T, P = unknown>
+  extends PollerLifecycle<ShortPollerEvents<T, P>, T, T>
+  implements AsyncIterable<T>
+{
+  readonly #poll: ShortPollerOptions<T, P>['poll'];
   readonly #interval: number | IntervalFunction<T> | BackoffPolicy;
   readonly #jitter: number;
   readonly #done: (value: T) => boolean;
   readonly #failed: ((value: T) => unknown) | undefined;
   readonly #equals: (previous: T, next: T) => boolean;
-  readonly #progressOf: ((value: T) => unknown) | undefined;
+  readonly #progressOf: ((value: T) => P | null | undefined) | undefined;
   readonly #requestTimeoutMs: number;
   #latest: { value: T } | undefined;
   #progress: unknown;
 
-  constructor(options: ShortPollerOptions<T>) {
+  constructor(options: ShortPollerOptions<T, P>) {
     super(OWNER, options, {
       retry: DEFAULT_RETRY_POLICY,
       resetAfterSuccesses: 1,
@@ -302,10 +305,10 @@ export class ShortPoller<T> extends PollerLifecycle<ShortPollerEvents<T>, T, T> 
    * const first = await poller.start().waitFor('update');
    * ```
    */
-  waitFor<E extends keyof ShortPollerEvents<T>>(
+  waitFor<E extends keyof ShortPollerEvents<T, P>>(
     event: E,
     options: WaitForOptions = {},
-  ): Promise<ShortPollerEvents<T>[E][0]> {
+  ): Promise<ShortPollerEvents<T, P>[E][0]> {
     return this.nextEvent(event, options);
   }
 

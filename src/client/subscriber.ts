@@ -7,8 +7,13 @@
  *   jitter around one second (gRPC's curve) still lands a thousand clients inside 400 ms, so the first
  *   reconnect after a healthy connection drops is spread uniformly over `spreadMs` (AWS "full jitter")
  *   and the curve then continues from the first step that is longer than that spread, so the second
- *   wave never piles onto the tail of the first. Later attempts follow the backoff policy (gRPC's by
- *   default); server hints (SSE `retry:`, `Retry-After`, close codes) are floors with jitter above.
+ *   wave never piles onto the tail of the first. Later attempts follow the backoff policy
+ *   ({@link reconnectBackoff} by default: a cycle near the spread, growing slowly, so that whenever the
+ *   server returns the herd arrives spread over one cycle and is back within it); server hints (SSE
+ *   `retry:`, `Retry-After`, close codes) are floors with jitter above.
+ * - Fallback. A transport that keeps failing (opening, then closing before it is stable,
+ *   `fallbackAfter` times in a row) hands over to the next in the list; after `stepUpAfterMs` of stable service there, the
+ *   preferred one is tried again, and a failed try returns at once to the one that works.
  * - The cursor. A message's id becomes the resume point only after every listener and iterator has it,
  *   and ids seen within a window are dropped on replay, so a cut anywhere (even between an `id:` line
  *   and the end of its event) neither skips nor repeats.
@@ -19,20 +24,21 @@
  *
  * @module
  */
-import EventEmitter from 'eventemitter3';
-import { abortReason, linkSignals, type LinkedSignal } from '../core/abort.js';
-import { type BackoffPolicy, grpcBackoff, withHint } from '../core/backoff.js';
+import { abortReason, linkSignals, type LinkedSignal, onAbort } from '../core/abort.js';
+import { type BackoffPolicy, reconnectBackoff, withHint } from '../core/backoff.js';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
+import { Emitter, type EventMap } from '../core/emitter.js';
+import { nextEvent } from './poller-support.js';
 import { InvalidArgumentError, OverloadedError, PollkitError } from '../core/errors.js';
 import type { Transport, TransportClose, TransportConnection, TransportMessage } from './transports/transport.js';
 
 /** Options for {@link ReconnectSchedule}. */
 export interface ReconnectScheduleOptions {
-  /** The curve of delays between failed attempts. Default {@link grpcBackoff} (1 s, ×1.6, ±20 %, 120 s). */
+  /** The curve of delays between failed attempts. Default {@link reconnectBackoff} (4.6 s four times, then ×1.25 to 8 s, ±2 %). */
   readonly backoff?: BackoffPolicy;
   /**
    * The first reconnect after a reset waits a uniform random delay in [0, `spreadMs`]; `0` starts
-   * straight on the backoff curve. Default `3000`.
+   * straight on the backoff curve. Default `4600`.
    */
   readonly spreadMs?: number;
   /** The width of the random band above a server's hint, relative to it. Default `0.2`. */
@@ -51,8 +57,8 @@ export interface ReconnectScheduleOptions {
  * import { ReconnectSchedule, seededRandom } from 'pollkit/client';
  *
  * const schedule = new ReconnectSchedule({ random: seededRandom(7) });
- * schedule.next();     // 0..3000 ms: the herd's spread
- * schedule.next();     // gRPC's curve from the first step longer than the spread (~4.1 s ± 20 %)
+ * schedule.next();     // 0..4600 ms: the herd's spread
+ * schedule.next();     // the curve from the first step at least as long as the spread (4.6 s ± 2 %)
  * schedule.next(5000); // a server hint is a floor, with jitter above it: 5000..6000 ms
  * schedule.reset();
  * ```
@@ -68,8 +74,8 @@ export class ReconnectSchedule {
   #previous: number | undefined;
 
   constructor(options: ReconnectScheduleOptions = {}) {
-    this.#policy = options.backoff ?? grpcBackoff;
-    this.#spread = options.spreadMs ?? 3000;
+    this.#policy = options.backoff ?? reconnectBackoff;
+    this.#spread = options.spreadMs ?? 4600;
     this.#hintSpread = options.hintSpread ?? 0.2;
     this.#random = options.random ?? (() => Math.random());
     checkNumber('ReconnectSchedule', 'spreadMs', this.#spread, 0);
@@ -114,10 +120,10 @@ export class ReconnectSchedule {
 
 /** The policy attempt whose (un-jittered) curve first reaches `spread`, so wave two starts after wave one. */
 function firstStepAtLeast(policy: BackoffPolicy, spread: number): number {
-  const { initial, factor, max } = policy.options;
+  const { initial, factor, max, flatFor } = policy.options;
   if (spread <= 0) return 0;
   for (let attempt = 0; attempt < 64; attempt++) {
-    const curve = Math.min(max, initial * factor ** attempt);
+    const curve = Math.min(max, initial * factor ** Math.max(0, attempt - (flatFor ?? 0)));
     if (curve >= spread || curve >= max) return attempt;
   }
   return 64;
@@ -185,7 +191,7 @@ export interface FallbackEvent {
   readonly from: string;
   /** The transport tried next. */
   readonly to: string;
-  /** Why `from` failed. */
+  /** Why `from` was left: its close reason, or `"step-up"`. */
   readonly reason: string;
   /** The failure behind it, if any. */
   readonly error: unknown;
@@ -215,21 +221,24 @@ export interface CommitEvent {
 /** The typed events of a {@link Subscriber}. */
 export interface SubscriberEvents<T> {
   /** A connection opened; the first one settles the transport. */
-  open: (event: SubscriberOpenEvent) => void;
+  open: [event: SubscriberOpenEvent];
   /** A message, after dedupe, before its id is committed. */
-  message: (message: SubscriberMessage<T>) => void;
+  message: [message: SubscriberMessage<T>];
   /** A message's id became the cursor (every listener and iterator has it). */
-  commit: (event: CommitEvent) => void;
+  commit: [event: CommitEvent];
   /** A connection ended. */
-  close: (event: SubscriberCloseEvent) => void;
+  close: [event: SubscriberCloseEvent];
   /** A reconnect is scheduled. */
-  reconnecting: (event: ReconnectingEvent) => void;
-  /** Before settling, the subscriber moved on to the next transport. */
-  fallback: (event: FallbackEvent) => void;
+  reconnecting: [event: ReconnectingEvent];
+  /**
+   * The subscriber moved to another transport: before one opened, after the one in use kept failing
+   * (`fallbackAfter`), or back up to the preferred one (`reason: "step-up"`) and back down if that failed.
+   */
+  fallback: [event: FallbackEvent];
   /** The subscriber ended for good; emitted exactly once. */
-  gone: (event: SubscriberGoneEvent) => void;
+  gone: [event: SubscriberGoneEvent];
   /** A listener threw, or a non-fatal failure worth logging. Never ends the subscriber. */
-  error: (error: unknown) => void;
+  error: [error: unknown];
 }
 
 /**
@@ -252,11 +261,11 @@ export interface SendReceipt {
 export interface SubscriberOptions<T> {
   /** The transports to try, in order of preference (one, or several for SignalR-style fallback). Required. */
   readonly transports: Transport<T> | readonly Transport<T>[];
-  /** The backoff curve between failed attempts. Default {@link grpcBackoff}. */
+  /** The backoff curve between failed attempts. Default {@link reconnectBackoff}. */
   readonly backoff?: BackoffPolicy;
   /**
    * The window over which the first reconnect after a healthy connection drops is spread uniformly;
-   * `0` reconnects on the backoff curve alone. Default `3000`.
+   * `0` reconnects on the backoff curve alone. Default `4600`.
    */
   readonly spreadMs?: number;
   /** The random band above a server's hint, relative to it. Default `0.2`. */
@@ -276,6 +285,19 @@ export interface SubscriberOptions<T> {
   readonly pingIntervalMs?: number;
   /** The cursor to resume from (e.g. one you persisted from a `commit` event). Default none. */
   readonly cursor?: string;
+  /**
+   * Connections in a row that open and then end before `stableAfterMs` after which a transport that
+   * used to work hands over to the next one in the list (a proxy that cuts streams, say). Attempts
+   * that do not connect at all do not count: that is what a server outage looks like, and another
+   * transport would not help. `0` never falls back once settled. Default `3`.
+   */
+  readonly fallbackAfter?: number;
+  /**
+   * After a fallback, how long the lower transport must serve (counted from its becoming stable) before
+   * the preferred one is tried again; a failed try returns at once and doubles the wait (up to 1 h).
+   * `0` never steps back up. Default `60000`.
+   */
+  readonly stepUpAfterMs?: number;
   /** How many recent message ids to remember for dropping re-deliveries. Default `1024`. */
   readonly dedupeWindow?: number;
   /** The most messages {@link Subscriber.send} queues while disconnected; more are dropped. Default `1000`. */
@@ -345,7 +367,7 @@ const utf8 = (text: string): number => new TextEncoder().encode(text).byteLength
  * function next(cursor: string | undefined) { return cursor === undefined ? 0 : Number(cursor) + 1; }
  * ```
  */
-export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
+export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
   readonly #transports: readonly Transport<T>[];
   readonly #clock: Clock;
   readonly #schedule: ReconnectSchedule;
@@ -373,6 +395,15 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
   #lastActivity = 0;
   #cursor: string | undefined;
   #lastError: unknown;
+  #removeAbort: (() => void) | undefined;
+
+  readonly #fallbackAfter: number;
+  readonly #stepUpAfter: number;
+  #stepUpDelay = 0;
+  #stepUpFrom: number | undefined;
+  #stepUpTimer: TimerHandle | undefined;
+  #unstable = 0;
+  #stableReached = false;
 
   #reconnectTimer: TimerHandle | undefined;
   #connectTimer: TimerHandle | undefined;
@@ -416,6 +447,11 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     this.#sendQueueLimit = options.sendQueueLimit ?? 1000;
     this.#iteratorBufferLimit = options.iteratorBufferLimit ?? 10_000;
     this.#flushCheck = options.flushCheckMs ?? 50;
+    this.#fallbackAfter = options.fallbackAfter ?? 3;
+    this.#stepUpAfter = options.stepUpAfterMs ?? 60_000;
+    this.#stepUpDelay = this.#stepUpAfter;
+    checkNumber('Subscriber', 'fallbackAfter', this.#fallbackAfter, 0);
+    checkNumber('Subscriber', 'stepUpAfterMs', this.#stepUpAfter, 0);
     checkNumber('Subscriber', 'stableAfterMs', this.#stableAfter, 0);
     checkNumber('Subscriber', 'maxRetries', this.#maxRetries, 0);
     checkNumber('Subscriber', 'connectTimeoutMs', this.#connectTimeout, 0);
@@ -469,7 +505,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
       this.#finish('aborted', abortReason(this.#link.signal));
       return this;
     }
-    this.#link.signal.addEventListener('abort', this.#onAbort, { once: true });
+    this.#removeAbort = onAbort(this.#link.signal, this.#onAbort);
     this.#connect();
     return this;
   }
@@ -583,37 +619,8 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
   waitFor<E extends 'open' | 'close' | 'reconnecting' | 'fallback' | 'gone' | 'commit' | 'message'>(
     event: E,
     options: { readonly signal?: AbortSignal } = {},
-  ): Promise<Parameters<SubscriberEvents<T>[E]>[0]> {
-    type Payload = Parameters<SubscriberEvents<T>[E]>[0];
-    const { signal } = options;
-    if (signal?.aborted === true) return Promise.reject(abortReason(signal));
-    if (this.#gone !== undefined) {
-      return event === 'gone'
-        ? Promise.resolve(this.#gone as Payload)
-        : Promise.reject(goneError(this.#gone, `the subscriber ended before "${event}"`));
-    }
-    return new Promise<Payload>((resolve, reject) => {
-      const cleanup = (): void => {
-        this.off(event, onEvent as never);
-        if (event !== 'gone') this.off('gone', onGone);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const onEvent = (payload: Payload): void => {
-        cleanup();
-        resolve(payload);
-      };
-      const onGone = (gone: SubscriberGoneEvent): void => {
-        cleanup();
-        reject(goneError(gone, `the subscriber ended before "${event}"`));
-      };
-      const onAbort = (): void => {
-        cleanup();
-        reject(abortReason(signal!));
-      };
-      this.on(event, onEvent as never);
-      if (event !== 'gone') this.on('gone', onGone);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+  ): Promise<SubscriberEvents<T>[E][0]> {
+    return nextEvent(this as unknown as Emitter<EventMap>, event, 'gone', () => this.#gone, goneError, options);
   }
 
   // ---- connection lifecycle -------------------------------------------------------------------
@@ -627,6 +634,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     if (this.#state === 'closed') return;
     this.#state = 'connecting';
     this.#openPending = false;
+    this.#stableReached = false;
     const token = ++this.#token;
     const transport = this.#currentTransport();
     const controller = new AbortController();
@@ -686,7 +694,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     this.#clear('connect');
     this.#lastActivity = this.#clock.now();
     const token = this.#token;
-    if (this.#stableAfter === 0) this.#schedule.reset();
+    if (this.#stableAfter === 0) this.#stable(token);
     else this.#stableTimer = this.#clock.setTimeout(() => this.#stable(token), this.#stableAfter, { unref: true });
     const connection = this.#connection!;
     if (connection.heartbeats && this.#idleTimeout > 0) this.#armIdle(token, this.#idleTimeout);
@@ -701,7 +709,46 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
 
   #stable(token: number): void {
     this.#stableTimer = undefined;
-    if (token === this.#token) this.#schedule.reset();
+    if (token !== this.#token) return;
+    this.#schedule.reset();
+    this.#stableReached = true;
+    this.#unstable = 0;
+    if (this.#stepUpFrom !== undefined) {
+      // The preferred transport held: the step up succeeded.
+      this.#stepUpFrom = undefined;
+      this.#stepUpDelay = this.#stepUpAfter;
+    }
+    if (this.#index > 0 && this.#stepUpAfter > 0) {
+      this.#stepUpTimer = this.#clock.setTimeout(() => this.#stepUp(token), this.#stepUpDelay, { unref: true });
+    }
+  }
+
+  #stepUp(token: number): void {
+    this.#stepUpTimer = undefined;
+    if (token !== this.#token || this.#state !== 'open') return;
+    const from = this.#currentTransport();
+    const connection = this.#connection;
+    this.#token++;
+    this.#releaseConnection();
+    try {
+      connection?.close();
+    } catch {
+      // Leaving a working connection on purpose; a failure to close it changes nothing.
+    }
+    this.#safeEmit('close', { transport: from.name, reason: 'step-up', error: undefined, wasOpen: true });
+    if ((this.#state as SubscriberState) === 'closed') return;
+    this.#stepUpFrom = this.#index;
+    this.#switchTo(0, from, 'step-up', undefined);
+    this.#connect();
+  }
+
+  /** Makes transport `index` the one in use (settled), announcing the move. */
+  #switchTo(index: number, from: Transport<T>, reason: string, error: unknown): void {
+    this.#index = index;
+    this.#unstable = 0;
+    const to = this.#transports[index]!;
+    this.#settled = to;
+    this.#safeEmit('fallback', { from: from.name, to: to.name, reason, error });
   }
 
   #armIdle(token: number, ms: number): void {
@@ -836,6 +883,24 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
       // An ambiguous failure before anything opened (a down server looks like a blocked upgrade):
       // rotate to the next transport on the backoff schedule, cycling, until one opens.
       if (this.#transports.length > 1) this.#fallback(transport, close);
+    } else if (this.#settled !== undefined && !this.#stableReached && (wasOpen || this.#stepUpFrom !== undefined)) {
+      if (this.#stepUpFrom !== undefined) {
+        // The preferred transport still fails: back at once to the one that worked, and wait longer.
+        const back = this.#stepUpFrom;
+        this.#stepUpFrom = undefined;
+        this.#stepUpDelay = Math.min(this.#stepUpDelay * 2, 3_600_000);
+        this.#switchTo(back, transport, close.reason, close.error);
+        this.#connect();
+        return;
+      }
+      this.#unstable++;
+      if (
+        this.#fallbackAfter > 0 &&
+        this.#unstable >= this.#fallbackAfter &&
+        this.#index < this.#transports.length - 1
+      ) {
+        this.#switchTo(this.#index + 1, transport, close.reason, close.error);
+      }
     }
     this.#scheduleReconnect(close);
   }
@@ -877,6 +942,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     this.#clear('idle');
     this.#clear('ping');
     this.#clear('flush');
+    this.#clear('stepUp');
     this.#controller?.abort();
     this.#controller = undefined;
     this.#connection = undefined;
@@ -884,7 +950,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     for (const item of this.#inFlight.splice(0)) this.#settle(item, 'unknown');
   }
 
-  #clear(which: 'connect' | 'stable' | 'idle' | 'ping' | 'flush' | 'reconnect'): void {
+  #clear(which: 'connect' | 'stable' | 'idle' | 'ping' | 'flush' | 'reconnect' | 'stepUp'): void {
     const clock = this.#clock;
     switch (which) {
       case 'connect':
@@ -911,6 +977,10 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
         if (this.#reconnectTimer !== undefined) clock.clearTimeout(this.#reconnectTimer);
         this.#reconnectTimer = undefined;
         break;
+      case 'stepUp':
+        if (this.#stepUpTimer !== undefined) clock.clearTimeout(this.#stepUpTimer);
+        this.#stepUpTimer = undefined;
+        break;
     }
   }
 
@@ -927,7 +997,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
       // Already broken; nothing to release beyond what the abort above did.
     }
     if (this.#link !== undefined) {
-      this.#link.signal.removeEventListener('abort', this.#onAbort);
+      this.#removeAbort?.();
       this.#link.dispose();
       this.#link = undefined;
     }
@@ -988,7 +1058,7 @@ export class Subscriber<T = string> extends EventEmitter<SubscriberEvents<T>> {
     item.resolve(status);
   }
 
-  #safeEmit<E extends keyof SubscriberEvents<T>>(event: E, payload: Parameters<SubscriberEvents<T>[E]>[0]): void {
+  #safeEmit<E extends keyof SubscriberEvents<T>>(event: E, payload: SubscriberEvents<T>[E][0]): void {
     try {
       (this.emit as (event: E, payload: unknown) => boolean)(event, payload);
     } catch (error) {
@@ -1007,6 +1077,8 @@ function failed(gone: SubscriberGoneEvent): boolean {
   return gone.error !== undefined && gone.reason !== 'closed';
 }
 
-function goneError(gone: SubscriberGoneEvent, message: string): unknown {
-  return failed(gone) ? gone.error : new PollkitError(message, 'subscriber-closed', { cause: gone.error });
+function goneError(gone: SubscriberGoneEvent, event: string): unknown {
+  return failed(gone)
+    ? gone.error
+    : new PollkitError(`the subscriber ended before "${event}"`, 'subscriber-closed', { cause: gone.error });
 }

@@ -23,6 +23,51 @@ export function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new AbortedError();
 }
 
+// One real listener per signal, fanning out to every wait on it: Node warns (MaxListenersExceeded)
+// past 10 listeners on one EventTarget, and one signal shared by many waits is how users cancel a page.
+// The listener leaves with the last wait, so an idle long-lived signal holds nothing of ours.
+interface Waiters {
+  readonly set: Set<() => void>;
+  readonly fire: () => void;
+}
+const waiters = new WeakMap<AbortSignal, Waiters>();
+
+/**
+ * Calls `listener` once when `signal` aborts; returns the function that removes it. However many
+ * waits share one signal, pollkit adds a single listener to it, so Node never warns about a leak.
+ *
+ * @example
+ * ```ts
+ * import { onAbort } from 'pollkit';
+ * const controller = new AbortController();
+ * const remove = onAbort(controller.signal, () => console.log('aborted'));
+ * remove();
+ * ```
+ */
+export function onAbort(signal: AbortSignal, listener: () => void): () => void {
+  let entry = waiters.get(signal);
+  if (entry === undefined) {
+    const set = new Set<() => void>();
+    const fire = (): void => {
+      waiters.delete(signal);
+      for (const each of set) each();
+    };
+    entry = { set, fire };
+    waiters.set(signal, entry);
+    signal.addEventListener('abort', fire, { once: true });
+  }
+  const { set, fire } = entry;
+  // A wrapper per registration, so the same function registered twice is called twice.
+  const one = (): void => listener();
+  set.add(one);
+  return () => {
+    if (set.delete(one) && set.size === 0 && waiters.get(signal) === entry) {
+      waiters.delete(signal);
+      signal.removeEventListener('abort', fire);
+    }
+  };
+}
+
 /**
  * Throws the signal's reason if it is aborted.
  *
@@ -61,19 +106,21 @@ export function sleep(ms: number, options: SleepOptions = {}): Promise<void> {
   const { signal, clock = systemClock } = options;
   if (signal?.aborted === true) return Promise.reject(abortReason(signal));
   return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      clock.clearTimeout(handle);
-      reject(abortReason(signal!));
-    };
+    let remove: (() => void) | undefined;
     const handle = clock.setTimeout(
       () => {
-        signal?.removeEventListener('abort', onAbort);
+        remove?.();
         resolve();
       },
       ms,
       { unref: options.unref === true },
     );
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal !== undefined) {
+      remove = onAbort(signal, () => {
+        clock.clearTimeout(handle);
+        reject(abortReason(signal));
+      });
+    }
   });
 }
 
@@ -95,15 +142,14 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefine
     return Promise.reject(abortReason(signal));
   }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortReason(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
+    const remove = onAbort(signal, () => reject(abortReason(signal)));
     promise.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        remove();
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        remove();
         reject(error);
       },
     );
@@ -138,9 +184,9 @@ export interface LinkedSignal {
  */
 export function linkSignals(...sources: readonly (AbortSignal | undefined)[]): LinkedSignal {
   const controller = new AbortController();
-  const listening: { source: AbortSignal; listener: () => void }[] = [];
+  const listening: (() => void)[] = [];
   const dispose = (): void => {
-    for (const { source, listener } of listening.splice(0)) source.removeEventListener('abort', listener);
+    for (const remove of listening.splice(0)) remove();
   };
   for (const source of sources) {
     if (source === undefined) continue;
@@ -148,12 +194,12 @@ export function linkSignals(...sources: readonly (AbortSignal | undefined)[]): L
       controller.abort(abortReason(source));
       break;
     }
-    const listener = (): void => {
-      dispose();
-      controller.abort(abortReason(source));
-    };
-    source.addEventListener('abort', listener, { once: true });
-    listening.push({ source, listener });
+    listening.push(
+      onAbort(source, () => {
+        dispose();
+        controller.abort(abortReason(source));
+      }),
+    );
   }
   if (controller.signal.aborted) dispose();
   return {

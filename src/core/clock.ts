@@ -56,7 +56,7 @@ const MAX_TIMER_DELAY_MS = 2_147_483_647;
  * console.log(typeof systemClock.now());
  * ```
  */
-export const systemClock: Clock = Object.freeze({
+export const systemClock: Clock = /* @__PURE__ */ Object.freeze({
   now: () => globalThis.performance.now(),
   wallNow: () => Date.now(),
   setTimeout(callback: () => void, ms: number, options?: TimerOptions): TimerHandle {

@@ -8,7 +8,7 @@
  */
 import type { Problem } from './protocol.js';
 
-const BRAND = Symbol.for('pollkit.error');
+const BRAND = /* @__PURE__ */ Symbol.for('pollkit.error');
 
 /** Options accepted by every pollkit error constructor. */
 export interface PollkitErrorOptions {

@@ -7,6 +7,7 @@
 export * from './abort.js';
 export * from './backoff.js';
 export * from './clock.js';
+export * from './emitter.js';
 export * from './errors.js';
 export * from './protocol.js';
 export * from './retry.js';

@@ -76,14 +76,14 @@ export interface Problem {
   readonly [extension: string]: unknown;
 }
 
-/** A job's last reported progress. */
-export interface JobProgress {
+/** A job's last reported progress; `Data` types its `data`. */
+export interface JobProgress<Data = unknown> {
   /** Completion in percent, 0–100. */
   readonly percent?: number;
   /** A short human-readable note. */
   readonly message?: string;
   /** Arbitrary JSON the handler chose to share. */
-  readonly data?: unknown;
+  readonly data?: Data;
 }
 
 /**
@@ -97,7 +97,7 @@ export interface JobProgress {
  * }
  * ```
  */
-export interface JobSnapshot<Result = unknown> {
+export interface JobSnapshot<Result = unknown, Data = unknown> {
   /** Opaque id with at least 122 random bits. */
   readonly id: string;
   /** The job type it was submitted as. */
@@ -107,7 +107,7 @@ export interface JobSnapshot<Result = unknown> {
   /** True exactly for terminal statuses. */
   readonly done: boolean;
   /** The last reported progress, or `null` before any. */
-  readonly progress: JobProgress | null;
+  readonly progress: JobProgress<Data> | null;
   /** Set exactly when `status` is `succeeded`. */
   readonly result: Result | null;
   /** Set exactly when `status` is `failed` or `canceled`. */
@@ -168,6 +168,12 @@ export interface TopicFetchResult<Value = unknown> {
   readonly highWatermark: number;
   /** The first offset still retained. */
   readonly earliestOffset: number;
+  /**
+   * Present on answers that shared caches may keep (public topics, docs/cdn.md): send it back as
+   * `cursor` with the next long poll at the head, so that every client at the same position sends the
+   * same URL. An opaque token; it only ever moves forward.
+   */
+  readonly cursor?: string;
 }
 
 /**
@@ -179,7 +185,7 @@ export interface TopicFetchResult<Value = unknown> {
  * const headers = { [HEADERS.ifNoneMatch]: '"7"', [HEADERS.prefer]: 'wait=25' };
  * ```
  */
-export const HEADERS = Object.freeze({
+export const HEADERS = /* @__PURE__ */ Object.freeze({
   /** Where the new job lives (relative or absolute). */
   location: 'location',
   /** The job's absolute URL (Azure long-running operations). */
@@ -196,7 +202,7 @@ export const HEADERS = Object.freeze({
   preferenceApplied: 'preference-applied',
   /** Sent as `Prefer` on poll responses. */
   vary: 'vary',
-  /** Always `no-store` on poll responses. */
+  /** `no-store` on poll responses, except fetches of public topics (docs/cdn.md). */
   cacheControl: 'cache-control',
   /** When a finished job will be forgotten. */
   expires: 'expires',
@@ -219,7 +225,7 @@ export const HEADERS = Object.freeze({
  * const isProblem = (type: string | null) => type?.startsWith(MEDIA_TYPES.problem) === true;
  * ```
  */
-export const MEDIA_TYPES = Object.freeze({
+export const MEDIA_TYPES = /* @__PURE__ */ Object.freeze({
   /** Job, page and fetch bodies. */
   json: 'application/json',
   /** RFC 9457 problem details. */
@@ -262,12 +268,16 @@ export type ProblemCode =
   | 'payload-too-large'
   | 'unsupported-media-type'
   | 'too-many-held-requests'
+  | 'too-many-jobs'
+  | 'too-many-topics'
+  | 'forbidden'
   | 'appends-disabled'
   | 'overloaded'
   | 'shutting-down'
   | 'canceled'
   | 'job-failed'
   | 'job-timeout'
+  | 'worker-lost'
   | 'unauthorized'
   | 'internal-error';
 
@@ -280,7 +290,7 @@ export type ProblemCode =
  * console.log(PROBLEMS['job-not-found'].status); // 404
  * ```
  */
-export const PROBLEMS: Readonly<Record<ProblemCode, ProblemDefinition>> = Object.freeze({
+export const PROBLEMS: Readonly<Record<ProblemCode, ProblemDefinition>> = /* @__PURE__ */ Object.freeze({
   'bad-request': { status: 400, title: 'Bad request' },
   'invalid-parameter': { status: 400, title: 'Invalid parameter' },
   'invalid-input': { status: 400, title: 'Invalid job input' },
@@ -297,12 +307,16 @@ export const PROBLEMS: Readonly<Record<ProblemCode, ProblemDefinition>> = Object
   'payload-too-large': { status: 413, title: 'Payload too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'too-many-held-requests': { status: 429, title: 'Too many held requests' },
+  'too-many-jobs': { status: 429, title: 'Too many retained jobs' },
+  'too-many-topics': { status: 403, title: 'Too many topics' },
+  forbidden: { status: 403, title: 'Forbidden' },
   'appends-disabled': { status: 403, title: 'Appends disabled' },
   overloaded: { status: 503, title: 'Server overloaded' },
   'shutting-down': { status: 503, title: 'Server shutting down' },
   canceled: { status: 409, title: 'Job canceled' },
   'job-failed': { status: 500, title: 'Job failed' },
   'job-timeout': { status: 504, title: 'Job timed out' },
+  'worker-lost': { status: 503, title: 'Worker lost' },
   unauthorized: { status: 401, title: 'Unauthorized' },
   'internal-error': { status: 500, title: 'Internal server error' },
 });
@@ -339,4 +353,44 @@ export function problem(code: ProblemCode, detail?: string, extensions: Record<s
     code,
     ...(detail === undefined ? {} : { detail, message: detail }),
   };
+}
+
+/** Where a topic SSE event id says a reader stopped. */
+export interface TopicEventPosition {
+  /** The offset of the last record delivered. */
+  readonly offset: number;
+  /** The log's epoch then, when the id carries one (ids of pollkit before 0.2 do not). */
+  readonly epoch: string | undefined;
+}
+
+/**
+ * The `id:` of a topic SSE event: `<offset>@<epoch>`. The epoch rides along so that a browser's own
+ * EventSource, which resends the last id as `Last-Event-ID` and nothing else, lets the server notice a
+ * log reset on reconnect and say so (an in-band `reset` event) instead of resuming mid-way through the
+ * new log.
+ *
+ * @example
+ * ```ts
+ * import { topicEventId } from 'pollkit';
+ * topicEventId(120, 'k9f'); // "120@k9f"
+ * ```
+ */
+export function topicEventId(offset: number, epoch: string): string {
+  return `${offset}@${epoch}`;
+}
+
+/**
+ * Reads a topic SSE event id (`120@k9f`, or a bare offset `120`); `undefined` when it is neither.
+ *
+ * @example
+ * ```ts
+ * import { parseTopicEventId } from 'pollkit';
+ * parseTopicEventId('120@k9f'); // { offset: 120, epoch: 'k9f' }
+ * ```
+ */
+export function parseTopicEventId(id: string): TopicEventPosition | undefined {
+  const match = /^\s*(\d{1,16})(?:@(.{1,128}))?\s*$/.exec(id);
+  if (match === null) return undefined;
+  const offset = Number(match[1]);
+  return Number.isSafeInteger(offset) ? { offset, epoch: match[2] } : undefined;
 }

@@ -1,10 +1,9 @@
 /**
- * Retrying an async operation with a pollkit backoff policy, on top of p-retry's attempt loop.
+ * Retrying an async operation with a pollkit backoff policy.
  *
  * @module
  */
-import pRetry from 'p-retry';
-import { sleep } from './abort.js';
+import { sleep, throwIfAborted } from './abort.js';
 import { Backoff, type BackoffPolicy, backoff } from './backoff.js';
 import { type Clock, systemClock } from './clock.js';
 import { InvalidArgumentError, PollkitError } from './errors.js';
@@ -31,7 +30,7 @@ export interface RetryOptions {
    * Whether a failure is worth retrying. Default: pollkit errors retry when `retryable`, other errors
    * retry (network failures surface as plain errors from `fetch`). Not consulted for a `TypeError`
    * that is not a network error, nor for a thrown non-`Error`: those are programming mistakes and
-   * end the retries at once (p-retry's rule).
+   * end the retries at once.
    */
   readonly shouldRetry?: (context: RetryContext) => boolean;
   /** A server hint for the next delay, in milliseconds, taken as a floor (see `withHint`). */
@@ -85,19 +84,34 @@ export async function retry<T>(
   const schedule = new Backoff(options.policy ?? backoff(), () => clock.random());
   const shouldRetry = options.shouldRetry ?? defaultShouldRetry;
   const { signal } = options;
-  return pRetry(operation, {
-    retries,
-    // p-retry's own delay formula is switched off (minTimeout 0): the sleep happens in shouldRetry,
-    // which p-retry calls only once it has decided that another attempt will follow, so the delay
-    // comes from our policy and our injectable clock rather than from Math.random and setTimeout.
-    minTimeout: 0,
-    ...(signal === undefined ? {} : { signal }),
-    shouldRetry: async (context) => {
-      if (!shouldRetry(context)) return false;
-      const delayMs = schedule.next(options.hint?.(context.error));
-      options.onRetry?.({ ...context, delayMs });
-      await sleep(delayMs, { signal, clock });
-      return true;
-    },
-  });
+  for (let attemptNumber = 1; ; attemptNumber++) {
+    throwIfAborted(signal);
+    let error: unknown;
+    try {
+      return await operation(attemptNumber);
+    } catch (caught) {
+      error = caught;
+    }
+    // A rejection that is not an Error, or a TypeError that is not a network failure, is a bug in the
+    // operation: retrying would only repeat it.
+    if (!(error instanceof Error)) {
+      throw new TypeError(`Non-error was thrown: "${String(error)}". You should only throw errors.`);
+    }
+    if (error instanceof TypeError && !isNetworkError(error)) throw error;
+    throwIfAborted(signal);
+    const context: RetryContext = { error, attemptNumber, retriesLeft: retries - attemptNumber + 1 };
+    if (context.retriesLeft <= 0 || !shouldRetry(context)) throw error;
+    const delayMs = schedule.next(options.hint?.(error));
+    options.onRetry?.({ ...context, delayMs });
+    await sleep(delayMs, { signal, clock });
+  }
+}
+
+// The messages fetch implementations give a failed connection (Chromium, Firefox, Safari, undici,
+// Deno, Bun, Cloudflare, cross-fetch): those TypeErrors are outages, not bugs.
+const NETWORK =
+  /^(failed to fetch|load failed|network ?error|fetch failed|terminated|network request failed|network connection lost|error sending request|networkerror when attempting|the internet connection appears to be offline|\s?a network error occurred)/i;
+
+function isNetworkError(error: TypeError): boolean {
+  return NETWORK.test(error.message);
 }

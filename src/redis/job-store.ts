@@ -13,18 +13,21 @@
  */
 import type { Redis } from 'ioredis';
 import type { Clock } from '../core/clock.js';
-import { InvalidArgumentError, PollkitError } from '../core/errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import { randomToken } from '../server/ids.js';
 import type {
+  InsertOptions,
   InsertResult,
   JobChange,
   JobListPage,
   JobListQuery,
   JobStore,
   JobTransition,
+  LeaseSweep,
   StoredJob,
   SweepResult,
 } from '../server/jobs/stores/job-store.js';
+import { tooManyJobs } from '../server/jobs/stores/store-rules.js';
 import {
   type CommandGuard,
   StoreUnavailableError,
@@ -34,7 +37,18 @@ import {
 } from './connection.js';
 import type { FeedNotice, RedisChangeFeed } from './change-feed.js';
 import { StoreSubscription } from './resync.js';
-import { DELETE_JOB, FIND_IDEMPOTENT, INSERT_JOB, JOB_VERSIONS, LIST_JOBS, SWEEP_JOBS, UPDATE_JOB } from './scripts.js';
+import { pageTokens, parseStoredJob, validateTransition } from './stored-jobs.js';
+import {
+  DELETE_JOB,
+  EXPIRED_LEASES,
+  FIND_IDEMPOTENT,
+  INSERT_JOB,
+  JOB_VERSIONS,
+  LIST_JOBS,
+  RENEW_LEASES,
+  SWEEP_JOBS,
+  UPDATE_JOB,
+} from './scripts.js';
 
 /** Options for {@link RedisJobStore}. */
 export interface RedisJobStoreOptions {
@@ -52,8 +66,9 @@ export interface RedisJobStoreOptions {
   /** How long a command may take before it fails with {@link StoreUnavailableError}. Default `2000`. */
   readonly commandTimeoutMs?: number;
   /**
-   * How long Redis keeps a finished job past its `expiresAtMs` when no process sweeps it (all down),
-   * in milliseconds. Default `3_600_000` (one hour).
+   * How long Redis keeps a job past the moment some live process should have acted on it, when none
+   * did (all down): past a finished job's `expiresAtMs`, and past the lapse of an unfinished job's
+   * lease. In milliseconds. Default `3_600_000` (one hour).
    */
   readonly ttlGraceMs?: number;
   /** How many recently used jobs the store remembers for re-checks and outage reads. Default `10_000`. */
@@ -120,14 +135,21 @@ export class RedisJobStore implements JobStore {
     return this.#subscription.feed;
   }
 
-  async insert(job: StoredJob): Promise<InsertResult> {
+  async insert(job: StoredJob, options: InsertOptions = {}): Promise<InsertResult> {
     const id = job.snapshot.id;
     const json = JSON.stringify(job);
     const expiresAt = job.expiresAtMs;
     const reply = (await this.#guard.run((redis) =>
       INSERT_JOB.run(
         redis,
-        [this.#jobKey(id), `${this.#prefix}jobs:all`, `${this.#prefix}jobs:seq`, `${this.#prefix}jobs:expiry`],
+        [
+          this.#jobKey(id),
+          `${this.#prefix}jobs:all`,
+          `${this.#prefix}jobs:seq`,
+          `${this.#prefix}jobs:expiry`,
+          `${this.#prefix}jobs:owner-seq`,
+          this.#leasesKey,
+        ],
         [
           id,
           json,
@@ -136,15 +158,19 @@ export class RedisJobStore implements JobStore {
           job.owner === undefined ? '' : this.#ownerKey(job.owner),
           job.idempotencyKey === undefined ? '' : this.#idempotencyKey(job.owner, job.idempotencyKey),
           expiresAt === undefined ? '' : expiresAt,
-          expiresAt === undefined ? '' : this.#ttl(expiresAt),
+          this.#ttlOf(job),
           this.feed.channel,
           this.#notice(id, job.snapshot.version, json),
           this.#jobPrefix,
+          leaseOf(job),
+          job.lease?.holder ?? '',
+          options.maxPerOwner ?? '',
         ],
       ),
-    )) as [number, string?];
+    )) as [number, (string | number)?];
     if (reply[0] === -1) throw new InvalidArgumentError(`a job with id ${id} already exists`, 'id');
-    if (reply[0] === 0) return { inserted: false, job: this.#remember(parseJob(reply[1]!)) };
+    if (reply[0] === -2) throw tooManyJobs(Number(reply[1]));
+    if (reply[0] === 0) return { inserted: false, job: this.#remember(parseJob(String(reply[1]))) };
     this.#remember(job);
     this.#subscription.emit({ id, version: job.snapshot.version, job });
     return { inserted: true, job };
@@ -198,23 +224,27 @@ export class RedisJobStore implements JobStore {
       const nextJson = JSON.stringify(next);
       const expiresAt = next.expiresAtMs;
       const expected = current.snapshot.version;
+      const expectedLease = leaseOf(current);
       const reply = (await this.#guard.run((redis) =>
         UPDATE_JOB.run(
           redis,
-          [this.#jobKey(id), `${this.#prefix}jobs:expiry`],
+          [this.#jobKey(id), `${this.#prefix}jobs:expiry`, this.#leasesKey],
           [
             expected,
             next.snapshot.version,
             next.snapshot.status,
             nextJson,
             expiresAt === undefined ? '' : expiresAt,
-            expiresAt === undefined ? '' : this.#ttl(expiresAt),
+            this.#ttlOf(next),
             id,
             this.feed.channel,
             this.#notice(id, next.snapshot.version, nextJson),
+            expectedLease,
+            leaseOf(next),
+            next.lease?.holder ?? '',
           ],
         ),
-      )) as [number, string?];
+      )) as [number, string?, string?];
       if (reply[0] === -1) {
         this.#subscription.known.delete(id);
         return undefined;
@@ -224,8 +254,9 @@ export class RedisJobStore implements JobStore {
         this.#subscription.emit({ id, version: next.snapshot.version, job: next });
         return next;
       }
-      // Another writer got there first (or the remembered state was stale): run the transition again on theirs.
-      current = this.#remember(parseJob(reply[1]!));
+      // Another writer (or a renewal) got there first, or the remembered state was stale: run the
+      // transition again on theirs.
+      current = this.#remember(withLease(parseJob(reply[1]!), reply[2]));
       fresh = true;
     }
     throw new StoreUnavailableError(`job ${id} is changing too fast to update; try again`);
@@ -241,7 +272,7 @@ export class RedisJobStore implements JobStore {
       const reply = (await this.#guard.run((redis) =>
         DELETE_JOB.run(
           redis,
-          [this.#jobKey(id), `${this.#prefix}jobs:all`, `${this.#prefix}jobs:expiry`],
+          [this.#jobKey(id), `${this.#prefix}jobs:all`, `${this.#prefix}jobs:expiry`, this.#leasesKey],
           [version, id, this.feed.channel, this.#notice(id, version, undefined, true)],
         ),
       )) as [number, string?];
@@ -288,6 +319,38 @@ export class RedisJobStore implements JobStore {
     return next === null ? { removed } : { removed, nextExpiryMs: Number(next) };
   }
 
+  async renewLeases(holder: string, ids: readonly string[], expiresAtMs: number): Promise<readonly string[]> {
+    const until = Math.floor(expiresAtMs);
+    const ttl = this.#ttlFrom(until);
+    const lost: string[] = [];
+    for (let start = 0; start < ids.length; start += RENEW_BATCH) {
+      const batch = ids.slice(start, start + RENEW_BATCH);
+      const missed = (await this.#guard.run((redis) =>
+        RENEW_LEASES.run(redis, [this.#leasesKey], [holder, until, ttl, this.#jobPrefix, ...batch]),
+      )) as string[];
+      lost.push(...missed);
+      const kept = new Set(batch);
+      for (const id of missed) kept.delete(id);
+      // The remembered state feeds the optimistic path of update(): keep its lease current too.
+      for (const id of kept) {
+        const known = this.#subscription.known.get(id);
+        if (known?.job?.lease?.holder === holder) known.job = withLease(known.job, String(until));
+      }
+    }
+    return lost;
+  }
+
+  async expiredLeases(nowMs: number, limit: number): Promise<LeaseSweep> {
+    const [pairs, next] = (await this.#guard.run((redis) =>
+      EXPIRED_LEASES.run(redis, [this.#leasesKey], [Math.floor(nowMs), limit, this.#jobPrefix]),
+    )) as [string[], string | null];
+    const jobs: StoredJob[] = [];
+    for (let index = 0; index < pairs.length; index += 2) {
+      jobs.push(this.#remember(withLease(parseJob(pairs[index]!), pairs[index + 1])));
+    }
+    return next === null ? { jobs } : { jobs, nextExpiryMs: Number(next) };
+  }
+
   onChange(listener: (change: JobChange) => void): () => void {
     return this.#subscription.onChange(listener);
   }
@@ -298,12 +361,12 @@ export class RedisJobStore implements JobStore {
   }
 
   async #read(id: string): Promise<StoredJob | undefined> {
-    const json = await this.#guard.run((redis) => redis.hget(this.#jobKey(id), 'j'));
-    if (json === null) {
+    const [json, lease] = await this.#guard.run((redis) => redis.hmget(this.#jobKey(id), 'j', 'l'));
+    if (json === null || json === undefined) {
       this.#subscription.known.delete(id);
       return undefined;
     }
-    return this.#remember(parseJob(json));
+    return this.#remember(withLease(parseJob(json), lease));
   }
 
   // --- notices ---------------------------------------------------------------------------------------
@@ -387,9 +450,24 @@ export class RedisJobStore implements JobStore {
     return job;
   }
 
+  /**
+   * The job's safety TTL: Redis drops it `ttlGraceMs` after a live process should have acted on it —
+   * removed a finished job at `expiresAtMs`, or failed one whose lease lapsed — so that nothing stays
+   * forever when every process is gone. A job nobody holds (queued for external workers) keeps none.
+   */
+  #ttlOf(job: StoredJob): number | '' {
+    if (job.expiresAtMs !== undefined) return this.#ttlFrom(job.expiresAtMs);
+    if (job.lease !== undefined) return this.#ttlFrom(job.lease.expiresAtMs);
+    return '';
+  }
+
   // Relative, from this store's clock, so a test clock far from real time cannot expire a job at once.
-  #ttl(expiresAtMs: number): number {
-    return Math.ceil(Math.max(0, expiresAtMs - this.#clock.wallNow()) + this.#ttlGraceMs);
+  #ttlFrom(atMs: number): number {
+    return Math.ceil(Math.max(0, atMs - this.#clock.wallNow()) + this.#ttlGraceMs);
+  }
+
+  get #leasesKey(): string {
+    return `${this.#prefix}jobs:leases`;
   }
 
   #jobKey(id: string): string {
@@ -405,31 +483,21 @@ export class RedisJobStore implements JobStore {
   }
 }
 
-function parseJob(json: string): StoredJob {
-  const job = JSON.parse(json) as StoredJob;
-  if (typeof job !== 'object' || job === null || typeof job.snapshot !== 'object') {
-    throw new PollkitError('The Redis store holds a malformed job', 'store-corrupt');
-  }
-  return job;
+// Ids per renewal script, so one renewal of many jobs never holds Redis for long.
+const RENEW_BATCH = 500;
+
+/** The lease expiry as the hash keeps it: whole milliseconds, or '' for none. */
+function leaseOf(job: StoredJob): string {
+  return job.lease === undefined ? '' : String(Math.floor(job.lease.expiresAtMs));
 }
 
-function validateTransition(id: string, current: StoredJob, next: StoredJob): void {
-  if (next.snapshot.id !== id) throw new InvalidArgumentError('a transition must not change the job id', 'id');
-  if (!(next.snapshot.version > current.snapshot.version)) {
-    throw new InvalidArgumentError(
-      `a transition must raise the version (from ${current.snapshot.version}, got ${next.snapshot.version})`,
-      'version',
-    );
-  }
+/** The job with its lease expiry as the hash's `l` field has it (renewals move only that field). */
+function withLease(job: StoredJob, lease: string | null | undefined): StoredJob {
+  if (job.lease === undefined || lease === null || lease === undefined || lease === '') return job;
+  const expiresAtMs = Number(lease);
+  if (expiresAtMs === job.lease.expiresAtMs) return job;
+  return Object.freeze({ ...job, lease: Object.freeze({ holder: job.lease.holder, expiresAtMs }) });
 }
 
-function encodeCursor(seq: string): string {
-  return `r${Number(seq).toString(36)}`;
-}
-
-function decodeCursor(cursor: string): string {
-  if (typeof cursor !== 'string' || !/^r[0-9a-z]{1,11}$/.test(cursor)) {
-    throw new InvalidArgumentError('pageToken is not a valid page token', 'pageToken');
-  }
-  return String(Number.parseInt(cursor.slice(1), 36));
-}
+const parseJob = (json: string): StoredJob => parseStoredJob(json, 'The Redis store');
+const { encode: encodeCursor, decode: decodeCursor } = pageTokens('r');

@@ -47,13 +47,19 @@ export class LuaScript {
 
 // --- jobs ------------------------------------------------------------------------------------------
 // A job is a hash: v (version), s (status), j (the StoredJob as JSON), q (insertion sequence),
-// o (the key of its owner index, or ''), i (its idempotency key, or ''), x (expiresAtMs, or '').
+// o (the key of its owner index, or ''), i (its idempotency key, or ''), x (expiresAtMs, or ''),
+// l (its lease's current expiry, or '') and h (its lease's holder, or ''). Renewals move l (and the
+// job's score in the leases index) without touching j, so readers take the lease expiry from l.
 
 /**
- * KEYS: job, all-jobs index, sequence counter, expiry index.
+ * KEYS: job, all-jobs index, sequence counter, expiry index, owner sequences (a hash: owner index →
+ * count), leases index.
  * ARGV: id, json, version, status, owner index key|'', idempotency key|'', expiresAtMs|'', safety TTL ms|'',
- * channel, message, job key prefix.
- * Returns {1, seq} inserted, {0, json} an existing job with that idempotency key, {-1} id taken.
+ * channel, message, job key prefix, lease expiry|'', lease holder|'', most jobs per owner|''.
+ * Returns {1, seq} inserted, {0, json} an existing job with that idempotency key, {-1} id taken,
+ * {-2, count} the owner has its most jobs.
+ * An owner's index is scored by the owner's own count, so its page cursors say nothing of other owners.
+ * A job that failed with a retryable problem gives its idempotency key up to the new one.
  */
 export const INSERT_JOB = new LuaScript(`
 local id, json, version, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -61,18 +67,32 @@ local ownerIndex, idem, expiresAt, ttl = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 if idem ~= '' then
   local existing = redis.call('GET', idem)
   if existing then
-    local existingJson = redis.call('HGET', ARGV[11] .. existing, 'j')
-    if existingJson then return {0, existingJson} end
+    local current = redis.call('HMGET', ARGV[11] .. existing, 's', 'j')
+    if current[2] then
+      local released = false
+      if current[1] == 'failed' then
+        local ok, decoded = pcall(cjson.decode, current[2])
+        released = ok and type(decoded) == 'table' and type(decoded.snapshot) == 'table'
+          and type(decoded.snapshot.error) == 'table' and decoded.snapshot.error.retryable == true
+      end
+      if not released then return {0, current[2]} end
+    end
   end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
+if ownerIndex ~= '' and ARGV[14] ~= '' then
+  local owned = redis.call('ZCARD', ownerIndex)
+  if owned >= tonumber(ARGV[14]) then return {-2, owned} end
+end
 local seq = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], 'v', version, 's', status, 'j', json, 'q', seq, 'o', ownerIndex, 'i', idem, 'x', expiresAt)
+redis.call('HSET', KEYS[1], 'v', version, 's', status, 'j', json, 'q', seq, 'o', ownerIndex, 'i', idem,
+  'x', expiresAt, 'l', ARGV[12], 'h', ARGV[13])
 redis.call('ZADD', KEYS[2], seq, id)
-if ownerIndex ~= '' then redis.call('ZADD', ownerIndex, seq, id) end
+if ownerIndex ~= '' then redis.call('ZADD', ownerIndex, redis.call('HINCRBY', KEYS[5], ownerIndex, 1), id) end
 if idem ~= '' then redis.call('SET', idem, id) end
-if expiresAt ~= '' then
-  redis.call('ZADD', KEYS[4], expiresAt, id)
+if expiresAt ~= '' then redis.call('ZADD', KEYS[4], expiresAt, id) end
+if ARGV[12] ~= '' then redis.call('ZADD', KEYS[6], ARGV[12], id) end
+if ttl ~= '' then
   redis.call('PEXPIRE', KEYS[1], ttl)
   if idem ~= '' then redis.call('PEXPIRE', idem, ttl) end
 end
@@ -81,33 +101,88 @@ return {1, seq}
 `);
 
 /**
- * Compare-and-set on the version: the transition ran in JavaScript against version ARGV[1].
- * KEYS: job, expiry index. ARGV: expected version, new version, status, json, expiresAtMs|'',
- * safety TTL ms|'', id, channel, message.
- * Returns {1} written, {0, json} someone else wrote first (here is their state), {-1} no such job.
+ * Compare-and-set on the version and the lease expiry: the transition ran in JavaScript against that
+ * version and lease, so neither a write nor a renewal may have come in between.
+ * KEYS: job, expiry index, leases index.
+ * ARGV: expected version, new version, status, json, expiresAtMs|'', safety TTL ms|'', id, channel,
+ * message, expected lease expiry|'', new lease expiry|'', new lease holder|''.
+ * Returns {1} written, {0, json, lease} someone else wrote or renewed first (here is their state), {-1}
+ * no such job.
  */
 export const UPDATE_JOB = new LuaScript(`
-local current = redis.call('HMGET', KEYS[1], 'v', 'j', 'x', 'i')
+local current = redis.call('HMGET', KEYS[1], 'v', 'j', 'x', 'i', 'l')
 if not current[1] then return {-1} end
-if current[1] ~= ARGV[1] then return {0, current[2]} end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'j', ARGV[4], 'x', ARGV[5])
-local idem = current[4]
+local lease = current[5] or ''
+if current[1] ~= ARGV[1] or lease ~= ARGV[10] then return {0, current[2], lease} end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'j', ARGV[4], 'x', ARGV[5], 'l', ARGV[11], 'h', ARGV[12])
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
-  if idem and idem ~= '' then redis.call('PEXPIRE', idem, ARGV[6]) end
 elseif current[3] and current[3] ~= '' then
   redis.call('ZREM', KEYS[2], ARGV[7])
+end
+if ARGV[11] ~= '' then redis.call('ZADD', KEYS[3], ARGV[11], ARGV[7]) else redis.call('ZREM', KEYS[3], ARGV[7]) end
+-- The idempotency key may belong to a newer job by now; only its holder's TTL moves it.
+local idem = current[4]
+local ownsKey = idem and idem ~= '' and redis.call('GET', idem) == ARGV[7]
+if ARGV[6] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  if ownsKey then redis.call('PEXPIRE', idem, ARGV[6]) end
+else
   redis.call('PERSIST', KEYS[1])
-  if idem and idem ~= '' then redis.call('PERSIST', idem) end
+  if ownsKey then redis.call('PERSIST', idem) end
 end
 redis.call('PUBLISH', ARGV[8], ARGV[9])
 return {1}
 `);
 
 /**
+ * Extends the leases that ARGV[1] still holds on unfinished jobs; no version, no notice.
+ * KEYS: leases index. ARGV: holder, new expiry, safety TTL ms, job key prefix, ids….
+ * Returns the ids not renewed (gone, finished, held by another).
+ */
+export const RENEW_LEASES = new LuaScript(`
+local lost = {}
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  local key = ARGV[4] .. id
+  local current = redis.call('HMGET', key, 'h', 's', 'i')
+  if current[1] == ARGV[1] and (current[2] == 'queued' or current[2] == 'running') then
+    redis.call('HSET', key, 'l', ARGV[2])
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('PEXPIRE', key, ARGV[3])
+    if current[3] and current[3] ~= '' and redis.call('GET', current[3]) == id then redis.call('PEXPIRE', current[3], ARGV[3]) end
+  else
+    table.insert(lost, id)
+  end
+end
+return lost
+`);
+
+/**
+ * Unfinished jobs whose lease lapsed at or before ARGV[1], at most ARGV[2]; drops index entries of
+ * jobs that are gone or finished.
+ * KEYS: leases index. ARGV: now, limit, job key prefix.
+ * Returns {{json, lease, ...}, next lease expiry or false}.
+ */
+export const EXPIRED_LEASES = new LuaScript(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local out = {}
+for _, id in ipairs(ids) do
+  local current = redis.call('HMGET', ARGV[3] .. id, 'j', 'l', 's')
+  if current[1] and current[2] and current[2] ~= '' and (current[3] == 'queued' or current[3] == 'running') then
+    table.insert(out, current[1])
+    table.insert(out, current[2])
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+local nextLease = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+return {out, nextLease[2] or false}
+`);
+
+/**
  * Removes a job if it is still at the version the caller's condition saw.
- * KEYS: job, all-jobs index, expiry index. ARGV: expected version, id, channel, message.
+ * KEYS: job, all-jobs index, expiry index, leases index. ARGV: expected version, id, channel, message.
  * Returns {1} removed, {0, json} it changed meanwhile, {-1} no such job.
  */
 export const DELETE_JOB = new LuaScript(`
@@ -117,6 +192,7 @@ if current[1] ~= ARGV[1] then return {0, current[2]} end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[2])
 if current[3] and current[3] ~= '' then redis.call('ZREM', current[3], ARGV[2]) end
 if current[4] and current[4] ~= '' and redis.call('GET', current[4]) == ARGV[2] then redis.call('DEL', current[4]) end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
@@ -292,4 +368,15 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[2], 'e', ARGV[1], 'hw', 0)
 redis.call('PUBLISH', ARGV[2], cjson.encode({o = ARGV[3], k = 't', t = ARGV[4], e = ARGV[1], ea = 0, hw = 0}) .. '\\n')
 return {ARGV[1], 0, 0}
+`);
+
+/**
+ * KEYS: log, meta. ARGV: channel, origin, topic, epoch for the announcement. Returns 1 when the topic
+ * existed. Other processes hear a notice with `d = 1` and drop the topic.
+ */
+export const DELETE_TOPIC = new LuaScript(`
+local existed = redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PUBLISH', ARGV[1], cjson.encode({o = ARGV[2], k = 't', t = ARGV[3], e = ARGV[4], ea = 0, hw = 0, d = 1}) .. '\\n')
+if existed > 0 then return 1 end
+return 0
 `);

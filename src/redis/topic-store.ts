@@ -24,7 +24,7 @@ import type {
 import { type CommandGuard, StoreUnavailableError, storeConnection } from './connection.js';
 import type { FeedNotice, RedisChangeFeed } from './change-feed.js';
 import { StoreSubscription } from './resync.js';
-import { APPEND_RECORD, READ_RECORDS, RESET_TOPIC, TOPIC_POSITION } from './scripts.js';
+import { APPEND_RECORD, DELETE_TOPIC, READ_RECORDS, RESET_TOPIC, TOPIC_POSITION } from './scripts.js';
 
 /** Options for {@link RedisTopicStore}. */
 export interface RedisTopicStoreOptions {
@@ -176,6 +176,16 @@ export class RedisTopicStore implements TopicStore {
     return position;
   }
 
+  async delete(topic: string): Promise<boolean> {
+    const epoch = this.#generateEpoch();
+    const existed = (await this.#guard.run((redis) =>
+      DELETE_TOPIC.run(redis, this.#keys(topic), [this.feed.channel, this.#origin, topic, epoch]),
+    )) as number;
+    this.#subscription.known.delete(topic);
+    this.#emit({ topic, position: { epoch, earliestOffset: 0, highWatermark: 0 }, deleted: true });
+    return existed === 1;
+  }
+
   onChange(listener: (change: TopicChange) => void): () => void {
     return this.#subscription.onChange(listener);
   }
@@ -190,6 +200,11 @@ export class RedisTopicStore implements TopicStore {
     const { t: topic, e: epoch, ea: earliestOffset, hw: highWatermark } = header;
     if (typeof topic !== 'string' || typeof epoch !== 'string') return;
     if (typeof earliestOffset !== 'number' || typeof highWatermark !== 'number') return;
+    if (header['d'] === 1) {
+      this.#subscription.known.delete(topic);
+      this.#emit({ topic, position: { epoch, earliestOffset, highWatermark }, deleted: true });
+      return;
+    }
     const known = this.#subscription.known.get(topic);
     // This process announces its own appends before an older notice of another writer can arrive.
     if (known !== undefined && known.epoch === epoch && known.highWatermark >= highWatermark) return;

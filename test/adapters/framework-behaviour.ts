@@ -63,8 +63,18 @@ export function describeFrameworkBehaviour(name: string, start: StartServer): vo
       const f = await startFixture(start);
       const put = await call(`${f.base}/jobs`, { method: 'PUT' });
       expect(put.status).toBe(405);
-      expect(put.headers.get('allow')).toBe('GET, POST');
+      expect(put.headers.get('allow')).toBe('GET, POST, HEAD, OPTIONS');
       expect(put.body.code).toBe('method-not-allowed');
+      // Methods the framework does not route itself (WebDAV's, QUERY) get pollkit's 405 too, not its 404.
+      for (const method of ['PROPFIND', 'PURGE', 'SEARCH']) {
+        const other = await call(`${f.base}/jobs`, { method });
+        expect({ method, status: other.status, allow: other.headers.get('allow') }).toEqual({
+          method,
+          status: 405,
+          allow: 'GET, POST, HEAD, OPTIONS',
+        });
+        expect(other.body.code).toBe('method-not-allowed');
+      }
       const unknown = await call(`${f.base}/nothing/here`);
       expect(unknown.status).toBe(404);
       expect(unknown.body.code).toBe('not-found');

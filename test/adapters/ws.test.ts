@@ -2,7 +2,12 @@ import { createServer } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { describe, expect, it } from 'vitest';
 import { createNodeListener } from '../../src/adapters/node.js';
-import { PollkitWebSocketServer, WS_CLOSE_CODES, attachWebSocket } from '../../src/adapters/ws.js';
+import {
+  PollkitWebSocketServer,
+  type PollkitWebSocketOptions,
+  WS_CLOSE_CODES,
+  attachWebSocket,
+} from '../../src/adapters/ws.js';
 import { PollkitError } from '../../src/core/errors.js';
 import type { PollkitHandler } from '../../src/server/http/handler.js';
 import { type Fixture, type FixtureOptions, eventually, idle, startFixture } from '../conformance/fixture.js';
@@ -279,9 +284,9 @@ describe('pollkit/ws', () => {
     const value = 'x'.repeat(16 * 1024);
     const count = 1500; // ~24 MiB: far more than the kernel's socket buffers on loopback
 
-    it('stops reading the topic while the socket is backed up, then closes with 1013; a resume loses nothing', async () => {
-      const highWaterMarkBytes = 256 * 1024;
-      const f = await startWs({}, { highWaterMarkBytes, slowConsumerTimeoutMs: 400 });
+    /** A server with a big topic and a client that reads it until it opened, then stops reading. */
+    async function pausedReader(options: PollkitWebSocketOptions) {
+      const f = await startWs({}, options);
       await appendAll(
         f,
         'big',
@@ -290,6 +295,12 @@ describe('pollkit/ws', () => {
       const client = connect(f.wsUrl('big', 'offset=0'));
       await opened(client);
       client.socket.pause();
+      return { f, client };
+    }
+
+    it('stops reading the topic while the socket is backed up, then closes with 1013; a resume loses nothing', async () => {
+      const highWaterMarkBytes = 256 * 1024;
+      const { f, client } = await pausedReader({ highWaterMarkBytes, slowConsumerTimeoutMs: 400 });
       const serverSocket = [...f.wss.clients][0]!;
       let maxBuffered = 0;
       const sampler = setInterval(() => {
@@ -314,16 +325,20 @@ describe('pollkit/ws', () => {
       await eventually(() => idle(f));
     });
 
+    it('destroys a slow socket that never reads its close frame, instead of keeping its buffer for 30 s', async () => {
+      const { f, client } = await pausedReader({ highWaterMarkBytes: 256 * 1024, slowConsumerTimeoutMs: 300 });
+      const serverSocket = [...f.wss.clients][0]!;
+      await eventually(() => serverSocket.readyState !== WebSocket.OPEN, 5000, 'the slow socket to be closed');
+      const closingAt = Date.now();
+      // The client never reads again: the socket is destroyed after the grace, not ws's 30 s.
+      await eventually(() => serverSocket.readyState === WebSocket.CLOSED, 5000, 'the slow socket to be destroyed');
+      expect(Date.now() - closingAt).toBeLessThan(3000);
+      expect(f.sockets.connections).toBe(0);
+      client.socket.terminate();
+    });
+
     it('with no timeout, waits for a paused client and then delivers everything', async () => {
-      const f = await startWs({}, { highWaterMarkBytes: 128 * 1024, slowConsumerTimeoutMs: 0 });
-      await appendAll(
-        f,
-        'big',
-        range(0, count).map(() => value),
-      );
-      const client = connect(f.wsUrl('big', 'offset=0'));
-      await opened(client);
-      client.socket.pause();
+      const { f, client } = await pausedReader({ highWaterMarkBytes: 128 * 1024, slowConsumerTimeoutMs: 0 });
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(f.sockets.connections).toBe(1);
       client.socket.resume();

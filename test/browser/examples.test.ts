@@ -11,6 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { start as startChat } from '../../examples/chat/server.js';
 import { start as startNotifications } from '../../examples/notifications/server.js';
 import { start as startUploads } from '../../examples/upload-progress/server.js';
+import { start as startTranscode } from '../../examples/bullmq-transcode/server.js';
+import { startWorker as startTranscodeWorker } from '../../examples/bullmq-transcode/worker.js';
+import { startRedis } from '../redis/helpers/redis-server.js';
 import { launchBrowser } from './harness.js';
 
 const results = fileURLToPath(new URL('../../test-results/', import.meta.url));
@@ -72,6 +75,44 @@ describe('browser examples', () => {
       await page.close();
     } finally {
       await server.close();
+    }
+  });
+
+  it('bullmq-transcode: the bar reaches 100 % by short polling and by SSE while two BullMQ workers transcode, and cancel works', async () => {
+    const redis = await startRedis();
+    const queue = 'transcode-browser';
+    const server = await startTranscode({ redisUrl: redis.url, queue });
+    const workers = await Promise.all(
+      ['w1', 'w2'].map((name) => startTranscodeWorker({ redisUrl: redis.url, queue, name, sliceMs: 40 })),
+    );
+    try {
+      const page = await openPage(server.url);
+      for (const mode of ['poll', 'sse'] as const) {
+        await page.check(`input[name="mode"][value="${mode}"]`);
+        await page.click('#start');
+        await page.waitForFunction(() => document.getElementById('status')?.textContent === 'succeeded', undefined, {
+          timeout: 20_000,
+        });
+        expect(await page.$eval('#bar', (bar) => (bar as HTMLProgressElement).value)).toBe(100);
+        expect(await page.textContent('#result')).toMatch(
+          /holiday\.mov\.480p\.mp4, holiday\.mov\.1080p\.mp4 \(by w[12]\)/,
+        );
+        if (mode === 'sse') await page.screenshot({ path: join(results, 'example-bullmq-transcode.png') });
+      }
+      await page.fill('#renditions', '2160p, 1440p, 1080p, 720p');
+      await page.click('#start');
+      await page.waitForFunction(() => (document.getElementById('bar') as HTMLProgressElement).value > 0);
+      await page.click('#cancel');
+      await page.waitForFunction(() => document.getElementById('status')?.textContent === 'canceled', undefined, {
+        timeout: 20_000,
+      });
+      expect(await page.textContent('#result')).toContain('canceled');
+      expect(pageErrors(page)).toEqual([]);
+      await page.close();
+    } finally {
+      await server.close();
+      await Promise.all(workers.map((worker) => worker.close()));
+      await redis.stop();
     }
   });
 

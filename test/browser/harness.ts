@@ -57,7 +57,8 @@ export async function servePage(
 ): Promise<{ url: string; server: Server; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     void (async () => {
-      if (req.url === '/' || req.url === '/index.html') {
+      const path = req.url?.split('?')[0];
+      if (path === '/' || path === '/index.html') {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
         res.end(
           '<!doctype html><meta charset="utf-8"><title>pollkit</title><script type="module" src="/app.js"></script>',

@@ -327,6 +327,43 @@ describe('TopicClient', () => {
     expect(answer.records).toEqual([]);
   });
 
+  it('sends the cursor last, and lets only reads that cannot repeat their URL use HTTP caches', async () => {
+    const modes: (RequestCache | undefined)[] = [];
+    const urls: string[] = [];
+    const fetch = async (input: string, init: RequestInit): Promise<Response> => {
+      urls.push(input);
+      modes.push(init.cache);
+      return json(200, { ...result, records: [], nextOffset: 6, cursor: '4' });
+    };
+    const client = new TopicClient({ baseUrl: BASE, fetch });
+    await client.fetch('orders', { offset: 6, waitSeconds: 20, epoch: 'e1', cursor: '3' });
+    await client.fetch('orders', { offset: 6, epoch: 'e1' });
+    await client.fetch('orders', { offset: 6, waitSeconds: 20, epoch: 'e1' });
+    expect(urls[0]).toBe(`${BASE}/pollkit/topics/orders/records?offset=6&wait=20&epoch=e1&cursor=3`);
+    // A held read without cursor asks again with the same URL after an empty answer: never cached.
+    expect(modes).toEqual(['default', 'default', 'no-store']);
+    await expect(client.fetch('orders', { offset: 6, cursor: 'x1' })).rejects.toSatisfy(InvalidArgumentError.is);
+  });
+
+  it.each([
+    ['another epoch', { epoch: 'e1' }, { epoch: 'e0' }, 'epoch e0'],
+    ['another offset', { epoch: 'e1' }, {}, 'offset 5'],
+    [
+      'a cursor that did not move',
+      { epoch: 'e1', cursor: '4', waitSeconds: 20 },
+      { records: [], nextOffset: 7, cursor: '4' },
+      'cursor 4',
+    ],
+  ] as const)('rejects an answer for %s as a retryable ProtocolError', async (_name, options, answer, what) => {
+    const fetch = fakeFetch(() => json(200, { ...result, epoch: 'e1', ...answer }));
+    const error = await new TopicClient({ baseUrl: BASE, fetch })
+      .fetch('orders', { offset: 7, ...options })
+      .catch((e: unknown) => e);
+    expect(ProtocolError.is(error)).toBe(true);
+    expect(error).toMatchObject({ retryable: true });
+    expect((error as Error).message).toContain(`a cached answer for another request (${what})`);
+  });
+
   it('maps 410 to OffsetGoneError with earliestOffset and epoch from the problem', async () => {
     const fetch = fakeFetch(() => problemResponse(410, 'offset-gone', { earliestOffset: 120, epoch: 'e2' }));
     const error = await new TopicClient({ baseUrl: BASE, fetch })

@@ -2,8 +2,9 @@
  * Test helpers shared by the ShortPoller and LongPoller suites: both pollers emit the same lifecycle
  * events, so one recorder serves both.
  */
-import type EventEmitter from 'eventemitter3';
+import type { PollerLifecycleEvents } from '../../src/client/poller-lifecycle.js';
 import type { RetryInfo, ScheduleInfo } from '../../src/client/poller-support.js';
+import type { Emitter } from '../../src/core/emitter.js';
 import type { ManualClock } from '../../src/core/clock.js';
 
 /** A poll function that always fails with a retryable error (a `TypeError`, as `fetch` throws offline). */
@@ -14,14 +15,16 @@ export async function down(): Promise<never> {
 /** Records every `schedule` event of a poller. */
 export function schedules(poller: object): ScheduleInfo[] {
   const seen: ScheduleInfo[] = [];
-  (poller as EventEmitter).on('schedule', (info: ScheduleInfo) => seen.push(info));
+  (poller as Emitter<PollerLifecycleEvents>).on('schedule', (info: ScheduleInfo) => seen.push(info));
   return seen;
 }
 
 /** Records `[reason, delayMs]` of every `error` event of a poller. */
 export function retryDelays(poller: object): [string, number][] {
   const seen: [string, number][] = [];
-  (poller as EventEmitter).on('error', (_error: unknown, info: RetryInfo) => seen.push([info.reason, info.delayMs]));
+  (poller as Emitter<PollerLifecycleEvents>).on('error', (_error: unknown, info: RetryInfo) =>
+    seen.push([info.reason, info.delayMs]),
+  );
   return seen;
 }
 

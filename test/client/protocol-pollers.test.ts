@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { consumeTopic, longPollJob, parseResourceUrl, pollJob } from '../../src/client/protocol-pollers.js';
 import { ManualClock } from '../../src/core/clock.js';
-import { InvalidArgumentError, JobCanceledError, JobFailedError, OffsetGoneError } from '../../src/core/errors.js';
+import {
+  InvalidArgumentError,
+  JobCanceledError,
+  JobFailedError,
+  OffsetGoneError,
+  ProtocolError,
+} from '../../src/core/errors.js';
 import type { JobSnapshot, JobStatus } from '../../src/core/protocol.js';
 import { fakeFetch, held, job, json, problemResponse, type SeenRequest } from './fake-fetch.js';
 
@@ -227,7 +233,7 @@ describe('consumeTopic', () => {
   const TOPIC_URL = 'https://api.test/pollkit/topics/orders';
   const record = (offset: number) => ({ offset, timestamp: '2026-01-01T00:00:00.000Z', key: null, value: offset });
 
-  it('reads from the offset with the wait, then follows nextOffset and the epoch', async () => {
+  it('probes the offset at once, then long-polls nextOffset and the epoch from a server without cursors', async () => {
     const clock = new ManualClock();
     const fetch = fakeFetch((request) => {
       const offset = Number(request.url.searchParams.get('offset'));
@@ -253,8 +259,79 @@ describe('consumeTopic', () => {
     await reading;
     expect(seen).toEqual([0, 1, 2, 3]);
     const params = fetch.requests.map((r) => Object.fromEntries(r.url.searchParams));
-    expect(params[0]).toEqual({ offset: '0', wait: '20', limit: '2' });
+    // The first read asks for a range without waiting; the answer has no cursor, so reads are held as before.
+    expect(params[0]).toEqual({ offset: '0', limit: '2' });
     expect(params[1]).toEqual({ offset: '2', wait: '20', limit: '2', epoch: 'e1' });
+  });
+
+  it('reads ranges while behind and long-polls the head with the cursor the server hands out', async () => {
+    const clock = new ManualClock();
+    let highWatermark = 5;
+    const fetch = fakeFetch((request) => {
+      const query = request.url.searchParams;
+      const offset = Number(query.get('offset'));
+      const cursor = query.get('cursor');
+      // The head is reached at 5: an empty live answer, then a record arrives.
+      if (cursor === '1') highWatermark = 6;
+      const count = Math.max(0, Math.min(2, highWatermark - offset));
+      const records = Array.from({ length: count }, (_, i) => record(offset + i));
+      const next = count > 0 || cursor === null ? '0' : String(Number(cursor) + 1);
+      const body = {
+        topic: 'orders',
+        epoch: 'e1',
+        records,
+        nextOffset: offset + count,
+        highWatermark,
+        earliestOffset: 0,
+      };
+      return json(200, { ...body, cursor: next });
+    });
+    const consumer = consumeTopic<number>(TOPIC_URL, { offset: 0, fetch, clock, waitMs: 20_000, limit: 2 });
+    const seen: number[] = [];
+    const reading = (async () => {
+      for await (const r of consumer) {
+        seen.push(r.value);
+        if (r.offset === 5) break;
+      }
+    })();
+    for (let i = 0; i < 5; i++) await clock.advanceAsync(500);
+    await reading;
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
+    const params = fetch.requests.map((r) => Object.fromEntries(r.url.searchParams));
+    expect(params.slice(0, 5)).toEqual([
+      { offset: '0', limit: '2' },
+      { offset: '2', limit: '2', epoch: 'e1' },
+      { offset: '4', limit: '2', epoch: 'e1' },
+      // 4 came with highWatermark 5: the head, so a long poll with the cursor handed out, and after
+      // its empty answer the next cursor.
+      { offset: '5', limit: '2', wait: '20', epoch: 'e1', cursor: '0' },
+      { offset: '5', limit: '2', wait: '20', epoch: 'e1', cursor: '1' },
+    ]);
+  });
+
+  it('rejects a cached answer that does not match its request, and retries', async () => {
+    const clock = new ManualClock();
+    // A cache that ignores the query: every request gets the answer for offset 0.
+    const fetch = fakeFetch(() =>
+      json(200, {
+        topic: 'orders',
+        epoch: 'e1',
+        records: [record(0)],
+        nextOffset: 1,
+        highWatermark: 1,
+        earliestOffset: 0,
+        cursor: '0',
+      }),
+    );
+    const consumer = consumeTopic<number>(TOPIC_URL, { offset: 0, fetch, clock, maxRetries: 1, budget: false });
+    const errors: unknown[] = [];
+    consumer.on('error', (error) => errors.push(error));
+    const result = consumer.result().catch((error: unknown) => error);
+    for (let i = 0; i < 20; i++) await clock.advanceAsync(1000);
+    const failure = await result;
+    expect(errors[0]).toBeInstanceOf(ProtocolError);
+    expect((errors[0] as ProtocolError).message).toContain('cached answer for another request (offset 0)');
+    expect(failure).toMatchObject({ code: 'retries-exhausted' });
   });
 
   it('surfaces 410 as a gone event and an OffsetGoneError with the new earliest offset', async () => {

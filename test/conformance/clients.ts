@@ -55,7 +55,8 @@ export function describeClientConformance(name: string, start: StartServer): voi
       const es = record(`${f.base}/topics/feed/events?offset=0`, ['message']);
       try {
         await eventually(() => es.messages.length === 3, 3000, 'three messages');
-        expect(es.messages.map((m) => m.lastEventId)).toEqual(['0', '1', '2']);
+        const { epoch } = await f.topics.topic('feed').position();
+        expect(es.messages.map((m) => m.lastEventId)).toEqual(['0', '1', '2'].map((o) => `${o}@${epoch}`));
         for (const socket of f.server.sockets) socket.destroy();
         // Appended in-process: the test's own keep-alive sockets were just destroyed too.
         await f.topics.topic('feed').append('d');
@@ -63,7 +64,40 @@ export function describeClientConformance(name: string, start: StartServer): voi
         await eventually(() => es.messages.length === 5, 5000, 'the resumed messages');
         expect(es.messages.map((m) => JSON.parse(m.data as string).value)).toEqual(['a', 'b', 'c', 'd', 'e']);
         expect(es.attempts[0]).toBeUndefined();
-        expect(es.attempts.at(-1)).toBe('2');
+        expect(es.attempts.at(-1)).toBe(`2@${epoch}`);
+        expect(es.statuses.every((status) => status === 200)).toBe(true);
+      } finally {
+        es.source.close();
+      }
+      await eventually(() => f.handler.heldRequests === 0 && f.purgatory.watched() === 0);
+    });
+
+    it('EventSource that reconnects across a log reset sees a reset event, then the new log from its start', async () => {
+      const f = await startFixture(start, { sseRetryMs: 20 });
+      for (const value of ['a', 'b', 'c']) await post(`${f.base}/topics/feed/records`, { value });
+      const es = record(`${f.base}/topics/feed/events?offset=0`, ['message', 'reset']);
+      try {
+        await eventually(() => es.messages.length === 3, 3000, 'three messages');
+        const before = (await f.topics.topic('feed').position()).epoch;
+        for (const socket of f.server.sockets) socket.destroy();
+        // While it is away the log starts over: offsets 0.. again, in a new epoch.
+        await f.topics.topic('feed').reset();
+        await f.topics.topic('feed').append('x');
+        await f.topics.topic('feed').append('y');
+        await eventually(() => es.messages.length === 6, 5000, 'the reset and the new log');
+        const after = (await f.topics.topic('feed').position()).epoch;
+        expect(after).not.toBe(before);
+        const [reset, x, y] = es.messages.slice(3);
+        expect(reset!.type).toBe('reset');
+        expect(JSON.parse(reset!.data as string)).toMatchObject({
+          code: 'offset-gone',
+          epoch: after,
+          earliestOffset: 0,
+          previousEpoch: before,
+          requestedOffset: 3,
+        });
+        expect([x!.lastEventId, JSON.parse(x!.data as string).value]).toEqual([`0@${after}`, 'x']);
+        expect([y!.lastEventId, JSON.parse(y!.data as string).value]).toEqual([`1@${after}`, 'y']);
         expect(es.statuses.every((status) => status === 200)).toBe(true);
       } finally {
         es.source.close();

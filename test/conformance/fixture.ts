@@ -26,12 +26,64 @@ export interface Fixture {
   readonly purgatory: DelayedOperationPurgatory;
   /** Completes a `hold` job with `result`. */
   release(id: string, result?: unknown): void;
+  /** Resolves when every submitted job has run to its end. */
+  drained(): Promise<void>;
 }
 
-/** Options for {@link startFixture}: handler options plus topic retention. */
+/** Options for {@link startFixture}: handler options plus topic retention and the job backend. */
 export interface FixtureOptions extends Omit<PollkitHandlerOptions, 'jobs' | 'topics'> {
   readonly maxRecords?: number;
+  /** Where the fixture's jobs live and run. Default: in-process handlers on the in-memory store. */
+  readonly backend?: JobBackend;
 }
+
+/** The registry of a fixture and what drives its jobs; see {@link JobBackend}. */
+export interface FixtureJobs {
+  /** Serves `echo`, `number`, `hold` (and `external` through `create`), as described at the top. */
+  readonly jobs: JobRegistry;
+  /** Completes a running `hold` job with `result`. */
+  release(id: string, result: unknown): void;
+  /** Resolves when every submitted job has run to its end. */
+  drained(): Promise<void>;
+  /** Stops whatever runs the jobs (the registry itself is closed by the fixture). */
+  close(): Promise<void>;
+}
+
+/** Makes the jobs of one fixture on `purgatory`, so the conformance suite can run on any backend. */
+export type JobBackend = (purgatory: DelayedOperationPurgatory) => Promise<FixtureJobs>;
+
+/** The default backend: in-process handlers on the in-memory store. */
+export const inProcessJobs: JobBackend = async (purgatory) => {
+  const releases = new Map<string, (result: unknown) => void>();
+  const jobs = new JobRegistry({ purgatory, progressIntervalMs: 0 })
+    .define('echo', ({ input }) => input)
+    .define('number', ({ input }) => input, {
+      validate: (input) => {
+        if (typeof input !== 'number') throw new TypeError('input must be a number');
+        return input;
+      },
+    })
+    .define(
+      'hold',
+      ({ id, signal, reportProgress }) =>
+        new Promise((resolve, reject) => {
+          reportProgress({ percent: 10, message: 'started' });
+          releases.set(id, resolve);
+          signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+        }),
+    );
+  return {
+    jobs,
+    release(id, result) {
+      const resolve = releases.get(id);
+      if (resolve === undefined) throw new Error(`job ${id} is not running`);
+      releases.delete(id);
+      resolve(result);
+    },
+    drained: () => jobs.onIdle(),
+    close: async () => undefined,
+  };
+};
 
 /** The system clock with jitter switched off, so `Preference-Applied` values are exact. */
 export const noJitterClock: Clock = { ...systemClock, random: () => 0 };
@@ -61,26 +113,10 @@ export function bearerAuthorize(request: { headers: unknown }): PollkitCaller | 
 
 /** Starts registries, a handler and a server with `start`; everything is closed when the test ends. */
 export async function startFixture(start: StartServer, options: FixtureOptions = {}): Promise<Fixture> {
-  const { maxRecords, ...handlerOptions } = options;
+  const { maxRecords, backend = inProcessJobs, ...handlerOptions } = options;
   const purgatory = new DelayedOperationPurgatory({ name: 'conformance' });
-  const releases = new Map<string, (result: unknown) => void>();
-  const jobs = new JobRegistry({ purgatory, progressIntervalMs: 0 })
-    .define('echo', ({ input }) => input)
-    .define('number', ({ input }) => input, {
-      validate: (input) => {
-        if (typeof input !== 'number') throw new TypeError('input must be a number');
-        return input;
-      },
-    })
-    .define(
-      'hold',
-      ({ id, signal, reportProgress }) =>
-        new Promise((resolve, reject) => {
-          reportProgress({ percent: 10, message: 'started' });
-          releases.set(id, resolve);
-          signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-        }),
-    );
+  const made = await backend(purgatory);
+  const { jobs } = made;
   const topics = new TopicRegistry({
     purgatory,
     ...(maxRecords === undefined ? {} : { retention: { maxRecords } }),
@@ -100,6 +136,7 @@ export async function startFixture(start: StartServer, options: FixtureOptions =
     await server.close();
     await jobs.close();
     await topics.close();
+    await made.close();
   });
   return {
     server,
@@ -108,12 +145,8 @@ export async function startFixture(start: StartServer, options: FixtureOptions =
     jobs,
     topics,
     purgatory,
-    release(id, result = { ok: true }) {
-      const resolve = releases.get(id);
-      if (resolve === undefined) throw new Error(`job ${id} is not running`);
-      releases.delete(id);
-      resolve(result);
-    },
+    release: (id, result = { ok: true }) => made.release(id, result),
+    drained: () => made.drained(),
   };
 }
 

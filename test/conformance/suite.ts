@@ -7,13 +7,24 @@
  * ```
  *
  * where the second argument serves a `PollkitHandler` and returns the server's URL (see
- * `test/helpers/http-server.ts` for the node and fetch versions).
+ * `test/helpers/http-server.ts` for the node and fetch versions), and an optional third one puts the
+ * jobs on another backend (`test/bullmq/conformance.test.ts` runs the suite on a BullMQ queue).
  */
 import { describe, expect, it } from 'vitest';
 import type { StartServer } from '../helpers/http-server.js';
 import { RawConnection, listenerCounts } from '../helpers/raw-http.js';
 import { openSse } from '../helpers/sse-client.js';
-import { type Fixture, bearerAuthorize, call, eventually, idle, post, startFixture } from './fixture.js';
+import {
+  type Fixture,
+  type FixtureOptions,
+  type JobBackend,
+  bearerAuthorize,
+  call,
+  eventually,
+  idle,
+  post,
+  startFixture,
+} from './fixture.js';
 
 const bearer = (name: string): Record<string, string> => ({ authorization: `Bearer ${name}` });
 
@@ -40,11 +51,13 @@ async function submitHold(
  * @param name - shown in the test report.
  * @param start - serves a handler on a real server on port 0.
  */
-export function describeConformance(name: string, start: StartServer): void {
+export function describeConformance(name: string, start: StartServer, backend?: JobBackend): void {
+  const fixture = (options: FixtureOptions = {}): Promise<Fixture> =>
+    startFixture(start, backend === undefined ? options : { ...options, backend });
   describe(`protocol conformance: ${name}`, () => {
     describe('submit', () => {
       it('answers 202 with Location, Operation-Location, Retry-After, ETag and no-store', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const answer = await post(`${f.base}/jobs`, { type: 'echo', input: { n: 1 } });
         expect(answer.status).toBe(202);
         const job = answer.body;
@@ -63,7 +76,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('rejects bad submissions with 400 problems naming the parameter', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const cases: [unknown, string, string | undefined][] = [
           [{ type: 'nope', input: 1 }, 'unknown-job-type', undefined],
           [{ type: 'number', input: 'x' }, 'invalid-input', undefined],
@@ -95,7 +108,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('answers 413 for a body over the limit', async () => {
-        const f = await startFixture(start, { bodyLimitBytes: 1024 });
+        const f = await fixture({ bodyLimitBytes: 1024 });
         const answer = await post(`${f.base}/jobs`, { type: 'echo', input: 'x'.repeat(2000) });
         expect(answer.status).toBe(413);
         expect(answer.body.code).toBe('payload-too-large');
@@ -104,7 +117,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('honours Idempotency-Key: same body same job, different body 400', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const key = { 'idempotency-key': 'order-42' };
         const first = await post(`${f.base}/jobs`, { type: 'echo', input: { a: 1 } }, key);
         const again = await post(`${f.base}/jobs`, { type: 'echo', input: { a: 1 } }, key);
@@ -122,7 +135,7 @@ export function describeConformance(name: string, start: StartServer): void {
 
     describe('status and long polls', () => {
       it('serves status with ETag, Retry-After while running, Expires once finished', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id, version } = await submitHold(f);
         const running = await call(`${f.base}/jobs/${id}`);
         expect(running.status).toBe(200);
@@ -139,7 +152,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('answers a matching If-None-Match with 304 and a stale one with 200', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id, version } = await submitHold(f);
         const same = await call(`${f.base}/jobs/${id}`, { headers: { 'if-none-match': `"${version}"` } });
         expect(same.status).toBe(304);
@@ -153,7 +166,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('holds If-None-Match + Prefer: wait until the version changes, then 200', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id, version } = await submitHold(f);
         const poll = call(`${f.base}/jobs/${id}`, { headers: { 'if-none-match': `"${version}"`, prefer: 'wait=10' } });
         await eventually(() => f.handler.heldRequests === 1, 3000, 'the poll to be held');
@@ -168,7 +181,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('answers a long poll that times out with 304', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id, version } = await submitHold(f);
         const started = Date.now();
         const answer = await call(`${f.base}/jobs/${id}`, {
@@ -183,7 +196,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('holds ?version=&wait= and answers 200 at change and at timeout', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id, version } = await submitHold(f);
         const timedOut = await call(`${f.base}/jobs/${id}?version=${version}&wait=0.2`);
         expect(timedOut.status).toBe(200);
@@ -201,7 +214,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('caps wait at the server maximum and reports it', async () => {
-        const f = await startFixture(start, { maxWaitSeconds: 0.25 });
+        const f = await fixture({ maxWaitSeconds: 0.25 });
         const { id, version } = await submitHold(f);
         const answer = await call(`${f.base}/jobs/${id}`, {
           headers: { 'if-none-match': `"${version}"`, prefer: 'wait=600' },
@@ -211,7 +224,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('rejects malformed parameters and headers with 400 naming them', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id } = await submitHold(f);
         const cases: [string, Record<string, string>, string][] = [
           [`?wait=soon`, {}, 'wait'],
@@ -229,7 +242,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('answers unknown jobs, paths and methods with 404 and 405 problems', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const missing = await call(`${f.base}/jobs/does-not-exist`);
         expect(missing.status).toBe(404);
         expect(missing.body.code).toBe('job-not-found');
@@ -239,13 +252,90 @@ export function describeConformance(name: string, start: StartServer): void {
         expect(nowhere.body.code).toBe('not-found');
         const method = await call(`${f.base}/jobs`, { method: 'PUT' });
         expect(method.status).toBe(405);
-        expect(method.headers.get('allow')).toBe('GET, POST');
+        expect(method.headers.get('allow')).toBe('GET, POST, HEAD, OPTIONS');
+      });
+    });
+
+    describe('browsers on other origins: HEAD, OPTIONS and CORS', () => {
+      it("answers HEAD wherever GET is allowed, with GET's status and headers and no body", async () => {
+        const f = await fixture();
+        const submitted = await post(`${f.base}/jobs`, { type: 'echo', input: 1 });
+        const url = `${f.base}/jobs/${submitted.body.id}`;
+        let get = await call(url);
+        while (get.body.done !== true) get = await call(url);
+        const head = await call(url, { method: 'HEAD' });
+        expect(head.status).toBe(200);
+        expect(head.text).toBe('');
+        expect(head.headers.get('etag')).toBe(get.headers.get('etag'));
+        expect((await call(`${f.base}/jobs/nope`, { method: 'HEAD' })).status).toBe(404);
+        expect((await post(`${f.base}/topics/t/records`, { value: 1 })).status).toBe(201);
+        expect((await call(`${f.base}/topics/t/records?offset=0`, { method: 'HEAD' })).status).toBe(200);
+        // A stream is not opened for HEAD: the answer comes at once and holds no slot.
+        const events = await call(`${f.base}/topics/t/events?offset=0`, { method: 'HEAD' });
+        expect(events.status).toBe(200);
+        expect(events.headers.get('content-type')).toMatch(/^text\/event-stream/);
+        await eventually(() => f.handler.heldRequests === 0, 3000, 'the HEAD stream to release its slot');
+        const cancelHead = await call(`${f.base}/jobs/x:cancel`, { method: 'HEAD' });
+        expect(cancelHead.status).toBe(405);
+        expect(cancelHead.headers.get('allow')).toBe('POST, OPTIONS');
+      });
+
+      it('answers OPTIONS with Allow, and sends no CORS headers unless configured', async () => {
+        const f = await fixture();
+        const options = await call(`${f.base}/jobs`, {
+          method: 'OPTIONS',
+          headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+        });
+        expect(options.status).toBe(204);
+        expect(options.headers.get('allow')).toBe('GET, POST, HEAD, OPTIONS');
+        expect(options.headers.get('access-control-allow-origin')).toBeNull();
+        const get = await call(`${f.base}/jobs`, { headers: { origin: 'https://app.example' } });
+        expect(get.headers.get('access-control-allow-origin')).toBeNull();
+      });
+
+      it('answers preflights and exposes the protocol headers to allowed origins, with credentials', async () => {
+        const f = await fixture({ cors: { origins: ['https://app.example'], credentials: true } });
+        const preflight = await call(`${f.base}/jobs`, {
+          method: 'OPTIONS',
+          headers: {
+            origin: 'https://app.example',
+            'access-control-request-method': 'POST',
+            'access-control-request-headers': 'content-type, idempotency-key, x-unknown',
+          },
+        });
+        expect(preflight.status).toBe(204);
+        expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example');
+        expect(preflight.headers.get('access-control-allow-credentials')).toBe('true');
+        expect(preflight.headers.get('access-control-allow-methods')).toBe('GET, POST, HEAD, OPTIONS');
+        expect(preflight.headers.get('access-control-allow-headers')).toBe('content-type, idempotency-key');
+        expect(preflight.headers.get('access-control-max-age')).toBe('600');
+        const submitted = await post(`${f.base}/jobs`, { type: 'echo', input: 2 }, { origin: 'https://app.example' });
+        expect(submitted.status).toBe(202);
+        expect(submitted.headers.get('access-control-allow-origin')).toBe('https://app.example');
+        expect(submitted.headers.get('access-control-allow-credentials')).toBe('true');
+        const exposed = submitted.headers.get('access-control-expose-headers')!.split(', ');
+        for (const name of ['etag', 'location', 'operation-location', 'retry-after', 'preference-applied']) {
+          expect(exposed).toContain(name);
+        }
+        expect(submitted.headers.get('vary')).toMatch(/Origin/);
+        // Problems carry the headers too, so a page can read why it failed.
+        const missing = await call(`${f.base}/jobs/nope`, { headers: { origin: 'https://app.example' } });
+        expect(missing.status).toBe(404);
+        expect(missing.headers.get('access-control-allow-origin')).toBe('https://app.example');
+        // Another origin gets nothing, preflight or not.
+        const other = await call(`${f.base}/jobs`, {
+          method: 'OPTIONS',
+          headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+        });
+        expect(other.headers.get('access-control-allow-origin')).toBeNull();
+        const otherGet = await call(`${f.base}/jobs`, { headers: { origin: 'https://evil.example' } });
+        expect(otherGet.headers.get('access-control-allow-origin')).toBeNull();
       });
     });
 
     describe('cancel, forget and list', () => {
       it('cancels with :cancel and /cancel, idempotently', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id } = await submitHold(f);
         const canceled = await call(`${f.base}/jobs/${id}:cancel`, { method: 'POST' });
         expect(canceled.status).toBe(200);
@@ -260,7 +350,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('forgets finished jobs with 204, refuses running ones with 409', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id } = await submitHold(f);
         const running = await call(`${f.base}/jobs/${id}`, { method: 'DELETE' });
         expect(running.status).toBe(409);
@@ -274,10 +364,10 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('lists jobs newest first with pageSize, pageToken and status', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const ids: string[] = [];
         for (let i = 0; i < 5; i++) ids.push((await post(`${f.base}/jobs`, { type: 'echo', input: i })).body.id);
-        await f.jobs.onIdle();
+        await f.drained();
         const seen: string[] = [];
         let token: string | undefined;
         do {
@@ -302,7 +392,7 @@ export function describeConformance(name: string, start: StartServer): void {
 
     describe('job events (SSE)', () => {
       it('streams retry, state and progress events with ids, closing after the terminal one', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id, version } = await submitHold(f);
         const stream = await openSse(`${f.base}/jobs/${id}/events`);
         expect(stream.status).toBe(200);
@@ -330,7 +420,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('sends progress events when only progress changes', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const created = await f.jobs.create('external', {});
         await f.jobs.start(created.id);
         const stream = await openSse(`${f.base}/jobs/${created.id}/events`);
@@ -343,14 +433,14 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('404s a job the caller cannot see', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         expect((await call(`${f.base}/jobs/missing/events`)).status).toBe(404);
       });
     });
 
     describe('topics', () => {
       it('appends with 201 and reads records from an offset', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const first = await post(`${f.base}/topics/orders/records`, { value: { n: 1 } });
         expect(first.status).toBe(201);
         expect(first.body).toEqual({ offset: 0 });
@@ -379,7 +469,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('validates append bodies and read parameters', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         await post(`${f.base}/topics/orders/records`, { value: 1 });
         expect((await post(`${f.base}/topics/orders/records`, { key: 1 })).body.parameter).toBe('value');
         expect((await post(`${f.base}/topics/orders/records`, { key: 5, value: 1 })).body.parameter).toBe('key');
@@ -393,7 +483,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('holds a read until minRecords exist, and answers an empty page at timeout', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         await post(`${f.base}/topics/chat/records`, { value: 'a' });
         const empty = await call(`${f.base}/topics/chat/records?offset=1&wait=0.2`);
         expect(empty.status).toBe(200);
@@ -414,7 +504,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('answers 410 with earliestOffset and epoch for trimmed offsets and stale epochs, 400 above the high watermark', async () => {
-        const f = await startFixture(start, { maxRecords: 2 });
+        const f = await fixture({ maxRecords: 2 });
         for (let i = 0; i < 5; i++) await post(`${f.base}/topics/log/records`, { value: i });
         const position = await f.topics.get('log')!.position();
         const gone = await call(`${f.base}/topics/log/records?offset=0`);
@@ -434,36 +524,46 @@ export function describeConformance(name: string, start: StartServer): void {
         expect(beyond.body.code).toBe('offset-out-of-range');
       });
 
-      it('streams records as SSE with id = offset, resuming from Last-Event-ID over ?offset', async () => {
-        const f = await startFixture(start);
+      it('streams records as SSE with id = offset@epoch, resuming from Last-Event-ID over ?offset', async () => {
+        const f = await fixture();
         for (const value of ['a', 'b', 'c']) await post(`${f.base}/topics/feed/records`, { value });
         const stream = await openSse(`${f.base}/topics/feed/events?offset=0`);
         expect(stream.status).toBe(200);
         await stream.waitForEvents(3);
         await post(`${f.base}/topics/feed/records`, { value: 'd' });
         await stream.waitForEvents(4);
+        const epoch =
+          JSON.parse(stream.events[0]!.data).offset === 0
+            ? (await call(`${f.base}/topics/feed/records?offset=0`)).body.epoch
+            : '';
         expect(stream.events.map((event) => [event.id, JSON.parse(event.data).value])).toEqual([
-          ['0', 'a'],
-          ['1', 'b'],
-          ['2', 'c'],
-          ['3', 'd'],
+          [`0@${epoch}`, 'a'],
+          [`1@${epoch}`, 'b'],
+          [`2@${epoch}`, 'c'],
+          [`3@${epoch}`, 'd'],
         ]);
         stream.abort();
+        // A bare offset (an older client) still resumes; so does the epoch-carrying id.
         const resumed = await openSse(`${f.base}/topics/feed/events?offset=0`, { 'last-event-id': '1' });
         await resumed.waitForEvents(2);
-        expect(resumed.events.map((event) => event.id)).toEqual(['2', '3']);
+        expect(resumed.events.map((event) => event.id)).toEqual([`2@${epoch}`, `3@${epoch}`]);
         resumed.abort();
+        const again = await openSse(`${f.base}/topics/feed/events`, { 'last-event-id': `2@${epoch}` });
+        await again.waitForEvents(1);
+        expect(again.events.map((event) => event.id)).toEqual([`3@${epoch}`]);
+        again.abort();
         const tail = await openSse(`${f.base}/topics/feed/events`);
         await post(`${f.base}/topics/feed/records`, { value: 'e' });
         await tail.waitForEvents(1);
-        expect(tail.events[0]!.id).toBe('4');
+        expect(tail.events[0]!.id).toBe(`4@${epoch}`);
+        expect((await call(`${f.base}/topics/feed/events`, { headers: { 'last-event-id': 'x@y@' } })).status).toBe(400);
         tail.abort();
         expect((await call(`${f.base}/topics/feed/events?offset=99`)).status).toBe(400);
         await eventually(() => idle(f));
       });
 
       it('refuses appends when public appends are disabled', async () => {
-        const f = await startFixture(start, { publicAppends: false, autoCreateTopics: true });
+        const f = await fixture({ publicAppends: false, autoCreateTopics: true });
         const refused = await post(`${f.base}/topics/orders/records`, { value: 1 });
         expect(refused.status).toBe(403);
         expect(refused.body.code).toBe('appends-disabled');
@@ -473,7 +573,7 @@ export function describeConformance(name: string, start: StartServer): void {
 
     describe('limits and shutdown', () => {
       it('answers 503 with Retry-After past the total held limit and 429 past the per-caller limit', async () => {
-        const f = await startFixture(start, {
+        const f = await fixture({
           maxHeldRequests: 2,
           maxHeldPerCaller: 1,
           authorize: bearerAuthorize,
@@ -507,7 +607,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('close() answers every held request and stream with the current state, then 503s', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id, version } = await submitHold(f);
         await post(`${f.base}/topics/t/records`, { value: 1 });
         const polls = [
@@ -541,7 +641,7 @@ export function describeConformance(name: string, start: StartServer): void {
 
     describe('disconnects', () => {
       it('a client hanging up on a held job poll leaves nothing in the purgatory', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id, version } = await submitHold(f);
         const controller = new AbortController();
         const poll = fetch(`${f.base}/jobs/${id}?version=${version}&wait=20`, { signal: controller.signal }).catch(
@@ -555,7 +655,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('a client hanging up on a held topic read leaves nothing in the purgatory', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         await post(`${f.base}/topics/t/records`, { value: 1 });
         const controller = new AbortController();
         const poll = fetch(`${f.base}/topics/t/records?offset=1&wait=20`, { signal: controller.signal }).catch(
@@ -570,11 +670,13 @@ export function describeConformance(name: string, start: StartServer): void {
       it('held polls add no listener to their connection, and one whose client hangs up leaves nothing behind', async () => {
         const f = await startFixture(start);
         f.topics.topic('quiet');
-        const path = `${new URL(f.base).pathname}/topics/quiet/records`;
-        const connection = await RawConnection.connect(f.server.url);
+        const base = new URL(f.base);
+        const path = `${base.pathname}/topics/quiet/records`;
+        const connection = new RawConnection(base.hostname, Number(base.port));
+        const get = (target: string) => connection.get(base.host, target);
         try {
           // A short answer first, so the connection's server side is at rest before anything is held.
-          expect((await connection.get(`${path}?offset=0`)).status).toBe(200);
+          expect((await get(`${path}?offset=0`)).status).toBe(200);
           expect(f.server.sockets.size).toBe(1);
           const [socket] = f.server.sockets;
           const resting = listenerCounts(socket!);
@@ -583,7 +685,7 @@ export function describeConformance(name: string, start: StartServer): void {
           // leave the socket as it was once answered: nothing accumulates on a keep-alive connection.
           let inFlight: Record<string, number> | undefined;
           for (let offset = 0; offset < 5; offset++) {
-            const poll = connection.get(`${path}?offset=${offset}&wait=20`);
+            const poll = get(`${path}?offset=${offset}&wait=20`);
             await eventually(() => f.handler.heldRequests === 1 && f.purgatory.watched() === 1);
             inFlight ??= listenerCounts(socket!);
             expect(listenerCounts(socket!)).toEqual(inFlight);
@@ -593,7 +695,7 @@ export function describeConformance(name: string, start: StartServer): void {
           }
           expect(listenerCounts(socket!)).toEqual(resting);
           // Then the client hangs up on a held poll.
-          const abandoned = connection.get(`${path}?offset=5&wait=20`).catch(() => undefined);
+          const abandoned = get(`${path}?offset=5&wait=20`).catch(() => undefined);
           await eventually(() => f.handler.heldRequests === 1 && f.purgatory.watched() === 1);
           connection.destroy();
           await abandoned;
@@ -606,7 +708,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('a client hanging up on SSE streams leaves nothing in the purgatory', async () => {
-        const f = await startFixture(start);
+        const f = await fixture();
         const { id } = await submitHold(f);
         await post(`${f.base}/topics/t/records`, { value: 1 });
         const jobStream = await openSse(`${f.base}/jobs/${id}/events`);
@@ -622,7 +724,7 @@ export function describeConformance(name: string, start: StartServer): void {
 
     describe('authorization', () => {
       it('hides one caller’s jobs from another: get, wait, cancel, forget, events and list', async () => {
-        const f = await startFixture(start, { authorize: bearerAuthorize });
+        const f = await fixture({ authorize: bearerAuthorize });
         const { id, version } = await submitHold(f, bearer('alice'));
         const url = `${f.base}/jobs/${id}`;
         expect((await call(url, { headers: bearer('alice') })).status).toBe(200);
@@ -639,7 +741,7 @@ export function describeConformance(name: string, start: StartServer): void {
       });
 
       it('hides topics a caller may not read (404, never 403) and limits appends', async () => {
-        const f = await startFixture(start, { authorize: bearerAuthorize, publicAppends: false });
+        const f = await fixture({ authorize: bearerAuthorize, publicAppends: false });
         f.topics.topic('secret.plans');
         f.topics.topic('news');
         expect(

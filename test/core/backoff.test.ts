@@ -40,8 +40,21 @@ function mean(values: readonly number[]): number {
 
 describe('backoff()', () => {
   it('fills in the documented defaults', () => {
-    expect(backoff().options).toEqual({ strategy: 'full', initial: 1000, factor: 2, max: 30_000, jitter: 0.2 });
+    expect(backoff().options).toEqual({
+      strategy: 'full',
+      initial: 1000,
+      factor: 2,
+      max: 30_000,
+      jitter: 0.2,
+      flatFor: 0,
+    });
     expect(Object.isFrozen(backoff().options)).toBe(true);
+  });
+
+  it('holds the curve at initial for flatFor attempts, then grows', () => {
+    const policy = backoff({ strategy: 'none', flatFor: 2 });
+    const delays = Array.from({ length: 5 }, (_, attempt) => policy.delay(attempt, undefined, constant(0.5)));
+    expect(delays).toEqual([1000, 1000, 1000, 2000, 4000]);
   });
 
   it('"none" follows the curve exactly and stops at the cap', () => {
@@ -234,6 +247,9 @@ describe('backoff()', () => {
       ['jitter', 1.5],
       ['jitter', Number.NaN],
       ['jitter', Number.POSITIVE_INFINITY],
+      ['flatFor', -1],
+      ['flatFor', 1.5],
+      ['flatFor', Number.NaN],
       ['strategy', 'exponential'],
       ['strategy', 'FULL'],
     ];
@@ -267,6 +283,7 @@ describe('grpcBackoff', () => {
       factor: 1.6,
       max: 120_000,
       jitter: 0.2,
+      flatFor: 0,
     });
   });
 

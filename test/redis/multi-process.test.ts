@@ -18,10 +18,24 @@ afterEach(async () => {
 });
 
 async function servers(...names: string[]): Promise<ServerProcess[]> {
+  return serversWith({}, ...names);
+}
+
+async function serversWith(env: Record<string, string>, ...names: string[]): Promise<ServerProcess[]> {
   const keyPrefix = `mp${++prefixes}:`;
-  const started = await Promise.all(names.map((name) => startServer(name, redis.url, keyPrefix)));
+  const started = await Promise.all(names.map((name) => startServer(name, redis.url, keyPrefix, env)));
   running.push(...started);
   return started;
+}
+
+async function submit(server: ServerProcess, type: string, input: unknown): Promise<JobSnapshot> {
+  const response = await fetch(`${server.base}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ type, input }),
+  });
+  expect(response.status).toBe(202);
+  return (await response.json()) as JobSnapshot;
 }
 
 async function longPollJob(server: ServerProcess, id: string, version: number, waitSeconds: number) {
@@ -204,5 +218,53 @@ describe('several server processes sharing one Redis', () => {
     await b!.call('append', 'log', 2);
     await b!.call('append', 'log', 3);
     expect(await reader).toEqual([2, 3]);
+  });
+
+  it('fails the job of a SIGKILLed process within lease + one sweep, seen from both others (default options)', async () => {
+    const [a, b, c] = await servers('A', 'B', 'C');
+    const job = await submit(a!, 'hang', 'frame');
+    const running = await longPollJob(b!, job.id, 1, 5);
+    expect(running.job.status).toBe('running');
+    // Held on B and C (re-armed at each 30 s timeout): they wake when whichever of them notices
+    // first fails the job.
+    const killedAt = { at: 0 };
+    const watch = async (server: ServerProcess) => {
+      let seen = running.job;
+      while (!seen.done) seen = (await longPollJob(server, job.id, seen.version, 30)).job;
+      return { job: seen, afterKillMs: Date.now() - killedAt.at };
+    };
+    const onB = watch(b!);
+    const onC = watch(c!);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    killedAt.at = Date.now();
+    await a!.kill();
+    const [seenB, seenC] = await Promise.all([onB, onC]);
+    console.log('worker-lost seen after the kill (ms):', { B: seenB.afterKillMs, C: seenC.afterKillMs });
+    for (const seen of [seenB, seenC]) {
+      expect(seen.job).toMatchObject({
+        id: job.id,
+        status: 'failed',
+        error: { code: 'worker-lost', retryable: true },
+      });
+      // The default lease is 30 s and the sweep interval 1 s; A renewed at most 10 s before it died.
+      // (Plus a second for a machine as loaded as CI's.)
+      expect(seen.afterKillMs).toBeLessThanOrEqual(30_000 + 1000 + 1000);
+    }
+    const [b2, c2] = await Promise.all([longPollJob(b!, job.id, 0, 0), longPollJob(c!, job.id, 0, 0)]);
+    expect(b2.job.version).toBe(c2.job.version);
+  }, 60_000);
+
+  it('runs the job again on another process when its type allows a second attempt', async () => {
+    const [a, b, c] = await serversWith({ LEASE_MS: '3000' }, 'A', 'B', 'C');
+    const job = await submit(a!, 'retried', 'clip');
+    const running = await longPollJob(c!, job.id, 1, 5);
+    expect(running.job.status).toBe('running');
+    await a!.kill();
+    // Whichever of B and C took it over finished it; both see the same outcome.
+    const deadline = Date.now() + 15_000;
+    let seen = running.job;
+    while (!seen.done && Date.now() < deadline) seen = (await longPollJob(b!, job.id, seen.version, 10)).job;
+    expect(seen).toMatchObject({ status: 'succeeded', result: expect.stringMatching(/^clip done by [BC]$/) });
+    expect((await longPollJob(c!, job.id, 0, 0)).job).toMatchObject({ status: 'succeeded', result: seen.result });
   });
 });

@@ -7,7 +7,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { IllegalTransitionError, InvalidArgumentError } from '../../src/core/errors.js';
-import { newJob, progressJob, startJob, succeedJob } from '../../src/server/jobs/job-state.js';
+import {
+  failJob,
+  newJob,
+  progressJob,
+  startJob,
+  succeedJob,
+  workerLostProblem,
+} from '../../src/server/jobs/job-state.js';
+import { problem } from '../../src/core/protocol.js';
 import type { JobChange, JobStore, StoredJob } from '../../src/server/jobs/stores/job-store.js';
 import type { TopicChange, TopicStore } from '../../src/server/topics/stores/topic-store.js';
 
@@ -19,15 +27,12 @@ export interface StoreFixture<Store> {
 
 const T0 = Date.UTC(2026, 0, 1);
 
+function base(id: string): Parameters<typeof newJob>[0] {
+  return { id, type: 'test.echo', input: { id, n: [1, 2, 3] }, runner: 'external', nowMs: T0 };
+}
+
 function job(id: string, extra: { owner?: string; idempotencyKey?: string; nowMs?: number } = {}): StoredJob {
-  return newJob({
-    id,
-    type: 'test.echo',
-    input: { id, n: [1, 2, 3] },
-    runner: 'external',
-    nowMs: extra.nowMs ?? T0,
-    ...extra,
-  });
+  return newJob({ ...base(id), ...extra });
 }
 
 function finished(stored: StoredJob, expiresInMs: number): StoredJob {
@@ -46,9 +51,27 @@ async function withStore<Store>(
   }
 }
 
+/**
+ * What a job store leaves to its backend. BullMQ keeps its own leases (a worker's lock, the stalled-job
+ * check), so the BullMQ store renews and reclaims nothing, and a job BullMQ failed never gives its
+ * idempotency key up.
+ */
+export interface JobStoreTraits {
+  /** Keeps pollkit leases (`renewLeases`, `expiredLeases`). Default true. */
+  readonly leases?: boolean;
+  /** Lets a job that failed with a retryable problem give its idempotency key up. Default true. */
+  readonly releasesRetryableKeys?: boolean;
+}
+
 /** Runs the JobStore contract against stores made by `factory`. */
-export function describeJobStore(name: string, factory: () => Promise<StoreFixture<JobStore>>): void {
+export function describeJobStore(
+  name: string,
+  factory: () => Promise<StoreFixture<JobStore>>,
+  traits: JobStoreTraits = {},
+): void {
   const run = (body: (store: JobStore) => Promise<void>) => () => withStore(factory, body);
+  const keepsLeases = traits.leases !== false;
+  const releasesKeys = traits.releasesRetryableKeys !== false;
 
   describe(`JobStore contract: ${name}`, () => {
     it(
@@ -201,6 +224,27 @@ export function describeJobStore(name: string, factory: () => Promise<StoreFixtu
     );
 
     it(
+      "gives an owner page cursors that reveal nothing of other owners' jobs",
+      run(async (store) => {
+        // Alice's cursors are the same whether or not Bob made 50 jobs in between.
+        const cursors = async (prefix: string, others: number): Promise<string[]> => {
+          for (let n = 0; n < 3; n++) {
+            await store.insert(job(`${prefix}-a${n}`, { owner: `alice-${prefix}` }));
+            for (let m = 0; m < others; m++)
+              await store.insert(job(`${prefix}-b${n}-${m}`, { owner: `bob-${prefix}` }));
+          }
+          const first = await store.list({ owner: `alice-${prefix}`, limit: 1 });
+          const second = await store.list({ owner: `alice-${prefix}`, limit: 1, cursor: first.cursor! });
+          expect(second.jobs.map((j) => j.snapshot.id)).toEqual([`${prefix}-a1`]);
+          return [first.cursor!, second.cursor!];
+        };
+        const busy = await cursors('busy', 50);
+        const quiet = await cursors('quiet', 0);
+        expect(busy).toEqual(quiet);
+      }),
+    );
+
+    it(
       'sweeps expired jobs only, up to the limit, and reports the next expiry',
       run(async (store) => {
         for (const [n, retention] of [100, 200, 300, 400].entries()) {
@@ -226,6 +270,144 @@ export function describeJobStore(name: string, factory: () => Promise<StoreFixtu
         expect(last).toEqual({ removed: ['j3'] });
       }),
     );
+
+    if (keepsLeases) {
+      it(
+        'renews leases without a version or a notice, and reports the ones it no longer holds',
+        run(async (store) => {
+          const lease = (holder: string, expiresAtMs: number) => ({ holder, expiresAtMs });
+          await store.insert(newJob({ ...base('q'), lease: lease('me', T0 + 1000) }));
+          await store.insert(job('r'));
+          await store.update('r', (current) => startJob(current, T0, lease('me', T0 + 1000)));
+          await store.insert(job('theirs'));
+          await store.update('theirs', (current) => startJob(current, T0, lease('them', T0 + 1000)));
+          await store.insert(job('done'));
+          await store.update('done', (current) => startJob(current, T0, lease('me', T0 + 1000)));
+          await store.update('done', (current) => succeedJob(current, null, T0 + 2, { retentionMs: 60_000 }));
+          const changes: JobChange[] = [];
+          store.onChange((change) => changes.push(change));
+          const lost = await store.renewLeases('me', ['q', 'r', 'theirs', 'done', 'missing'], T0 + 5000);
+          expect([...lost].sort()).toEqual(['done', 'missing', 'theirs']);
+          expect(changes).toEqual([]);
+          expect(await store.get('q')).toMatchObject({ snapshot: { version: 1 }, lease: lease('me', T0 + 5000) });
+          expect(await store.get('r')).toMatchObject({ snapshot: { version: 2 }, lease: lease('me', T0 + 5000) });
+          expect((await store.get('done'))?.lease).toBeUndefined();
+          expect((await store.get('r'))?.attempts).toBe(1);
+        }),
+      );
+
+      it(
+        'finds lapsed leases without scanning, and hands them out with their current expiry',
+        run(async (store) => {
+          for (const [n, at] of [1000, 2000, 3000].entries()) {
+            await store.insert(job(`l${n}`));
+            await store.update(`l${n}`, (current) => startJob(current, T0, { holder: 'h', expiresAtMs: T0 + at }));
+          }
+          expect(await store.expiredLeases(T0 + 500, 10)).toEqual({ jobs: [], nextExpiryMs: T0 + 1000 });
+          const first = await store.expiredLeases(T0 + 2000, 10);
+          expect(first.jobs.map((j) => j.snapshot.id).sort()).toEqual(['l0', 'l1']);
+          expect(first.nextExpiryMs).toBe(T0 + 3000);
+          // A renewal moves a job out of the lapsed set; a finish drops it for good.
+          await store.renewLeases('h', ['l0'], T0 + 9000);
+          await store.update('l1', (current) => succeedJob(current, null, T0 + 2, { retentionMs: 60_000 }));
+          const second = await store.expiredLeases(T0 + 3000, 10);
+          expect(second.jobs.map((j) => [j.snapshot.id, j.lease?.expiresAtMs])).toEqual([['l2', T0 + 3000]]);
+          expect(second.nextExpiryMs).toBe(T0 + 9000);
+          expect((await store.expiredLeases(T0 + 3000, 0)).jobs).toEqual([]);
+        }),
+      );
+
+      it(
+        'makes a transition that read a lease before a renewal run again on the renewed job',
+        run(async (store) => {
+          await store.insert(job('j'));
+          await store.update('j', (current) => startJob(current, T0, { holder: 'h', expiresAtMs: T0 + 1000 }));
+          const seen: (number | undefined)[] = [];
+          let renewed = false;
+          const result = await store.update('j', (current) => {
+            seen.push(current.lease?.expiresAtMs);
+            if (!renewed) {
+              renewed = true;
+              // A renewal lands between this read and the write (stores call transitions synchronously).
+              void store.renewLeases('h', ['j'], T0 + 7000);
+            }
+            return current.lease !== undefined && current.lease.expiresAtMs <= T0 + 1000
+              ? progressJob(current, { percent: 1 }, T0)
+              : current;
+          });
+          // Either the renewal was seen before the write (no change), or the write was refused and rerun.
+          expect(seen.at(-1)).toBe(T0 + 7000);
+          expect(result?.snapshot.version).toBe(2);
+        }),
+      );
+    } else {
+      it(
+        'leaves leases to its backend: renews nothing and reports no lapsed lease',
+        run(async (store) => {
+          await store.insert(job('r'));
+          await store.update('r', (current) => startJob(current, T0, { holder: 'me', expiresAtMs: T0 + 1000 }));
+          expect(await store.renewLeases('me', ['r'], T0 + 5000)).toEqual([]);
+          expect((await store.expiredLeases(T0 + 10_000, 10)).jobs).toEqual([]);
+        }),
+      );
+    }
+
+    it(
+      "refuses a job past the owner's cap, atomically with the insert",
+      run(async (store) => {
+        for (let n = 0; n < 3; n++) await store.insert(job(`c${n}`, { owner: 'capped' }), { maxPerOwner: 3 });
+        await expect(store.insert(job('c3', { owner: 'capped' }), { maxPerOwner: 3 })).rejects.toMatchObject({
+          code: 'too-many-jobs',
+        });
+        await store.insert(job('other', { owner: 'someone' }), { maxPerOwner: 3 });
+        await store.insert(job('c3', { owner: 'capped' })); // no cap given
+        await store.update('c0', (current) => finished(current, 10));
+        await store.sweep(T0 + 100, 10);
+        expect((await store.insert(job('c4', { owner: 'capped' }), { maxPerOwner: 4 })).inserted).toBe(true);
+      }),
+    );
+
+    if (releasesKeys) {
+      it(
+        'gives an idempotency key up when its job failed with a retryable problem',
+        run(async (store) => {
+          const first = job('first', { owner: 'o', idempotencyKey: 'k' });
+          await store.insert(first);
+          await store.update('first', (current) =>
+            failJob(startJob(current, T0), workerLostProblem(), T0 + 1, { retentionMs: 60_000 }),
+          );
+          const again = await store.insert(job('second', { owner: 'o', idempotencyKey: 'k' }));
+          expect(again).toMatchObject({ inserted: true, job: { snapshot: { id: 'second' } } });
+          expect((await store.findByIdempotencyKey('o', 'k'))?.snapshot.id).toBe('second');
+          expect((await store.get('first'))?.snapshot.status).toBe('failed');
+          // Removing the old job leaves the key with the new one.
+          expect(await store.delete('first')).toBe(true);
+          expect((await store.findByIdempotencyKey('o', 'k'))?.snapshot.id).toBe('second');
+          // A job that failed for good keeps its key.
+          await store.update('second', (current) =>
+            failJob(current, problem('job-failed', 'no'), T0 + 2, { retentionMs: 60_000 }),
+          );
+          expect(await store.insert(job('third', { owner: 'o', idempotencyKey: 'k' }))).toMatchObject({
+            inserted: false,
+            job: { snapshot: { id: 'second' } },
+          });
+        }),
+      );
+    } else {
+      it(
+        'keeps the idempotency key of a failed job, whatever the problem (its backend decides retries)',
+        run(async (store) => {
+          await store.insert(job('first', { owner: 'o', idempotencyKey: 'k' }));
+          await store.update('first', (current) =>
+            failJob(startJob(current, T0), workerLostProblem(), T0 + 1, { retentionMs: 60_000 }),
+          );
+          expect(await store.insert(job('second', { owner: 'o', idempotencyKey: 'k' }))).toMatchObject({
+            inserted: false,
+            job: { snapshot: { id: 'first' } },
+          });
+        }),
+      );
+    }
   });
 }
 
@@ -243,6 +425,30 @@ export function describeTopicStore(name: string, factory: () => Promise<StoreFix
         expect(position.epoch).toMatch(/.+/);
         expect((await store.position('t', {})).epoch).toBe(position.epoch);
         expect((await store.position('other', {})).epoch).not.toBe(position.epoch);
+      }),
+    );
+
+    it(
+      'deletes a topic, announcing it; naming it again starts an empty log in a new epoch',
+      run(async (store) => {
+        await store.append('gone', entry('a'), {});
+        await store.append('gone', entry('b'), {});
+        const before = await store.position('gone', {});
+        const changes: TopicChange[] = [];
+        store.onChange((change) => changes.push(change));
+        expect(await store.delete('gone')).toBe(true);
+        expect(changes).toEqual([
+          {
+            topic: 'gone',
+            position: { epoch: expect.any(String), earliestOffset: 0, highWatermark: 0 },
+            deleted: true,
+          },
+        ]);
+        expect(await store.delete('never-made')).toBe(false);
+        const after = await store.position('gone', {});
+        expect(after).toMatchObject({ earliestOffset: 0, highWatermark: 0 });
+        expect(after.epoch).not.toBe(before.epoch);
+        expect((await store.read('gone', 0, 10, {})).records).toEqual([]);
       }),
     );
 

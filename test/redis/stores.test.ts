@@ -6,6 +6,7 @@ import { newJob, progressJob, startJob, succeedJob } from '../../src/server/jobs
 import type { JobChange } from '../../src/server/jobs/stores/job-store.js';
 import { MemoryJobStore } from '../../src/server/jobs/stores/memory-job-store.js';
 import { MemoryTopicStore } from '../../src/server/topics/stores/memory-topic-store.js';
+import { TopicRegistry } from '../../src/server/topics/topic-registry.js';
 import type { TopicChange } from '../../src/server/topics/stores/topic-store.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { describeJobStore, describeTopicStore } from './store-conformance.js';
@@ -153,6 +154,26 @@ describe('Redis stores across processes', () => {
     }
   });
 
+  it('announces a deletion to the other process, whose registry drops the topic and ends its reads', async () => {
+    const { a, b, dispose } = await pair((redis, keyPrefix) => new RedisTopicStore({ redis, keyPrefix }));
+    const onA = new TopicRegistry({ store: a });
+    const onB = new TopicRegistry({ store: b });
+    try {
+      await onA.topic('doomed').append('x');
+      const topicOnB = onB.topic('doomed');
+      const held = topicOnB.read(1, { waitMs: 20_000 }).catch((error: unknown) => error);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await onA.delete('doomed')).toBe(true);
+      expect(await held).toMatchObject({ code: 'topic-not-found' });
+      expect(onB.get('doomed')).toBeUndefined();
+      expect((await onB.topic('doomed').position()).highWatermark).toBe(0);
+    } finally {
+      await onA.close();
+      await onB.close();
+      await dispose();
+    }
+  });
+
   it('serves identical concurrent reads with one round trip, and never joins one older than a change', async () => {
     const redis = server.client();
     const admin = server.client();
@@ -210,6 +231,33 @@ describe('Redis stores across processes', () => {
     expect(() => new RedisTopicStore({ redis, trackLimit: 1.5 })).toThrow(/trackLimit/);
     expect(() => new RedisTopicStore({ redis, keyPrefix: '' })).toThrow(/keyPrefix/);
     redis.disconnect();
+  });
+});
+
+describe('RedisJobStore safety TTLs', () => {
+  it('gives a held job a TTL of its lease plus ttlGraceMs, pushed on by renewals, and none once nobody holds it', async () => {
+    const keyPrefix = nextPrefix();
+    const redis = server.client();
+    const store = new RedisJobStore({ redis, keyPrefix, ttlGraceMs: 60_000 });
+    try {
+      const now = Date.now();
+      await store.insert(newJob({ id: 'held', type: 't', input: null, runner: 'handler', nowMs: now }));
+      expect(await redis.pttl(`${keyPrefix}job:held`)).toBe(-1); // queued for workers: nobody's yet
+      await store.update('held', (current) => startJob(current, now, { holder: 'h', expiresAtMs: now + 10_000 }));
+      const first = await redis.pttl(`${keyPrefix}job:held`);
+      expect(first).toBeGreaterThan(65_000);
+      expect(first).toBeLessThanOrEqual(70_000);
+      await store.renewLeases('h', ['held'], now + 40_000);
+      expect(await redis.pttl(`${keyPrefix}job:held`)).toBeGreaterThan(95_000);
+      await store.update('held', (current) => succeedJob(current, 1, now, { retentionMs: 5000 }));
+      const finished = await redis.pttl(`${keyPrefix}job:held`);
+      expect(finished).toBeGreaterThan(60_000);
+      expect(finished).toBeLessThanOrEqual(65_000);
+      expect(await redis.zcard(`${keyPrefix}jobs:leases`)).toBe(0);
+    } finally {
+      await store.close();
+      redis.disconnect();
+    }
   });
 });
 

@@ -9,9 +9,10 @@
  */
 import { sleep } from '../../core/abort.js';
 import { InvalidArgumentError, isPollkitError, OffsetGoneError, type PollkitError } from '../../core/errors.js';
-import type { TopicRecord } from '../../core/protocol.js';
+import { parseTopicEventId, type TopicRecord } from '../../core/protocol.js';
 import type { TopicClient } from '../http.js';
 import { LongPoller } from '../long-poller.js';
+import { TopicReader, type TopicReadPosition } from '../topic-reads.js';
 import type { ConnectRequest, Transport, TransportClose, TransportConnection, TransportSink } from './transport.js';
 import { describeFailure } from './transport.js';
 
@@ -71,11 +72,17 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
     const waitMs = this.#options.waitMs ?? 25_000;
     const minInterval = this.#options.minIntervalMs ?? 1000;
     const from = resumeOffset(request.cursor, this.#options.startOffset ?? 0);
+    // A cursor from an SSE id carries the epoch: asking with it makes a reset log answer 410.
+    const start: TopicReadPosition = {
+      offset: from,
+      epoch: request.cursor === undefined ? undefined : parseTopicEventId(request.cursor)?.epoch,
+    };
     const clock = request.clock;
     let first = true;
     let heldEmptyAt: number | undefined;
-    const poller = new LongPoller<TopicRecord<Value>, number>({
-      cursor: from,
+    const reader = new TopicReader<Value>(client, topic, limit === undefined ? {} : { limit });
+    const poller = new LongPoller<TopicRecord<Value>, TopicReadPosition>({
+      cursor: start,
       waitMs,
       // The guard against servers that ignore `wait` lives in `poll` below, where it can tell the
       // connection-opening request (deliberately not held) from a held one that came back early.
@@ -94,14 +101,9 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
         const held = !first;
         first = false;
         const started = clock.now();
-        const batch = await client.fetch<Value>(topic, {
-          offset: cursor ?? from,
-          waitSeconds: held ? wait / 1000 : 0,
-          ...(limit === undefined ? {} : { limit }),
-          signal,
-        });
-        heldEmptyAt = held && batch.records.length === 0 ? started : undefined;
-        return { records: batch.records, cursor: batch.nextOffset };
+        const { records, next } = await reader.read(cursor ?? start, held ? wait / 1000 : 0, signal);
+        heldEmptyAt = held && records.length === 0 ? started : undefined;
+        return { records, cursor: next };
       },
     });
     let open = false;
@@ -118,7 +120,7 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
     poller.on('end', (info) => {
       poller.removeAllListeners();
       if (info.reason === 'aborted' || info.reason === 'stopped') return;
-      sink.closed(toClose(info.error));
+      sink.closed(pollFailureToClose(info.error));
     });
     poller.start();
     return {
@@ -133,12 +135,17 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
 
 /** The offset after the committed one, or the start offset without a cursor. */
 function resumeOffset(cursor: string | undefined, start: number): number {
-  if (cursor === undefined) return start;
-  const offset = Number(cursor);
-  return Number.isSafeInteger(offset) && offset >= 0 ? offset + 1 : start;
+  const at = cursor === undefined ? undefined : parseTopicEventId(cursor);
+  return at === undefined ? start : at.offset + 1;
 }
 
-function toClose(failure: unknown): TransportClose {
+/**
+ * What a poller's failure means to the subscriber: a gone offset stops, 404/405/501 say "not here"
+ * (fall back), other statuses retry or stop by their retryability, anything else retries.
+ *
+ * @internal
+ */
+export function pollFailureToClose(failure: unknown): TransportClose {
   // The poller wraps a retryable failure it was told not to retry; the original says what happened.
   const error =
     isPollkitError(failure, 'retries-exhausted') && (failure as PollkitError).cause !== undefined

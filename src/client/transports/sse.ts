@@ -1,18 +1,18 @@
 /**
  * Server-sent events over `fetch`, for what the browser's `EventSource` cannot do: custom headers
  * (authorization), POST bodies, an injected `fetch`, and a reconnect policy of our own instead of the
- * browser's fixed delay. Parsing is eventsource-parser's, which follows the WHATWG rules (CR/LF/CRLF
- * line ends, multi-line data, comments, `retry:`), rather than a hand-written splitter.
+ * browser's fixed delay. Parsing follows the WHATWG rules (CR/LF/CRLF line ends, multi-line data,
+ * comments, `retry:`): see ./sse-parser.ts.
  *
  * The resume cursor travels as `Last-Event-ID`; this transport only reports complete events, so an id
  * whose event was cut off never reaches the subscriber and is never committed.
  *
  * @module
  */
-import { createParser } from 'eventsource-parser';
 import { HttpError, InvalidArgumentError, OffsetGoneError, ProtocolError } from '../../core/errors.js';
-import { HEADERS, MEDIA_TYPES } from '../../core/protocol.js';
+import { HEADERS, MEDIA_TYPES, parseTopicEventId } from '../../core/protocol.js';
 import { parseRetryAfter } from '../../core/retry-after.js';
+import { sseParser } from './sse-parser.js';
 import type { ConnectRequest, Transport, TransportConnection, TransportSink } from './transport.js';
 import { describeFailure } from './transport.js';
 
@@ -45,7 +45,7 @@ export interface SseTransportOptions<T> {
  * Statuses that mean "this endpoint does not speak SSE here" rather than "the server is unwell", so the
  * subscriber may fall back to another transport.
  */
-const UNAVAILABLE_STATUSES = new Set([404, 405, 406, 501]);
+const UNAVAILABLE_STATUSES = /* @__PURE__ */ new Set([404, 405, 406, 501]);
 
 /**
  * The SSE-over-fetch transport.
@@ -172,9 +172,15 @@ export class SseTransport<T = string> implements Transport<T> {
     const events = this.#events;
     const decode = options.decode;
     let decodeError: unknown;
-    const parser = createParser({
-      onEvent: (event) => {
-        if (decodeError !== undefined) return;
+    let reset: Error | undefined;
+    const feed = sseParser({
+      event: (event) => {
+        if (decodeError !== undefined || reset !== undefined) return;
+        if (event.event === 'reset') {
+          // pollkit's server: the log was reset or trimmed past our cursor while we were away.
+          reset = resetError(event.data, request.cursor);
+          return;
+        }
         if (events !== undefined && !events.has(event.event ?? 'message')) return;
         let data: T;
         try {
@@ -185,8 +191,8 @@ export class SseTransport<T = string> implements Transport<T> {
         }
         sink.message({ data, id: event.id, event: event.event });
       },
-      onRetry: (ms) => sink.retryHint(ms),
-      onComment: () => sink.activity(),
+      retry: (ms) => sink.retryHint(ms),
+      comment: () => sink.activity(),
     });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
@@ -195,10 +201,12 @@ export class SseTransport<T = string> implements Transport<T> {
         const { done, value } = await reader.read();
         if (done) break;
         sink.activity();
-        parser.feed(decoder.decode(value, { stream: true }));
+        feed(decoder.decode(value, { stream: true }));
         if (decodeError !== undefined) {
           return { reason: 'decode', error: new ProtocolError('could not decode an event', { cause: decodeError }) };
         }
+        // Stop rather than read on from the new start: the caller restarts knowingly (see OffsetGoneError).
+        if (reset !== undefined) return { reason: 'offset-gone', stop: true, error: reset };
       }
     } finally {
       reader.releaseLock();
@@ -215,12 +223,27 @@ async function goneError(response: Response, cursor: string | undefined): Promis
   } catch {
     // A 410 without a readable problem still means "gone"; the position is just unknown.
   }
+  return offsetGone(problem, cursor) ?? new HttpError(410);
+}
+
+function resetError(data: string, cursor: string | undefined): Error {
+  let problem: Record<string, unknown> = {};
+  try {
+    problem = JSON.parse(data) as Record<string, unknown>;
+  } catch {
+    // Unreadable details still mean the place is gone.
+  }
+  return offsetGone(problem, cursor) ?? new ProtocolError('the server reset the stream without saying where to resume');
+}
+
+function offsetGone(problem: Record<string, unknown>, cursor: string | undefined): Error | undefined {
   const { earliestOffset, epoch } = problem;
-  const offset = cursor === undefined ? Number.NaN : Number(cursor) + 1;
+  const at = cursor === undefined ? undefined : parseTopicEventId(cursor);
+  const offset = at === undefined ? Number.NaN : at.offset + 1;
   if (typeof earliestOffset === 'number' && typeof epoch === 'string') {
     return new OffsetGoneError('', offset, { earliestOffset, epoch }, { cause: new HttpError(410) });
   }
-  return new HttpError(410);
+  return undefined;
 }
 
 async function discard(response: Response): Promise<void> {

@@ -27,12 +27,35 @@ export interface WebSocketLike {
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;
   /** Adds a listener for `open`, `message`, `error` or `close`. */
-  addEventListener(type: string, listener: (event: never) => void): void;
+  addEventListener(type: string, listener: (event: WebSocketEventLike) => void): void;
   /** Removes a listener added with `addEventListener`. */
-  removeEventListener(type: string, listener: (event: never) => void): void;
+  removeEventListener(type: string, listener: (event: WebSocketEventLike) => void): void;
 }
 
-/** A WebSocket constructor. */
+/**
+ * What the transport reads from a socket event. `any` on purpose: every socket class types its
+ * listener by event name (the DOM's and the `ws` package's alike), and only a bivariant parameter lets
+ * both be accepted as they are, without a cast.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocketEventLike } from 'pollkit/client';
+ * const onClose = (event: WebSocketEventLike): void => console.log(event.code);
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
+export type WebSocketEventLike = any;
+
+/**
+ * A WebSocket class: the browser's, undici's (Node 22+), or the `ws` package's.
+ *
+ * @example
+ * ```ts
+ * import { WebSocket } from 'ws';
+ * import type { WebSocketConstructor } from 'pollkit/client';
+ * const Socket: WebSocketConstructor = WebSocket;
+ * ```
+ */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 /** Options for {@link WebSocketTransport}. */
@@ -233,11 +256,11 @@ export class WebSocketTransport<T = string> implements Transport<T> {
       const verdict = classifyClose(event.code, event.reason ?? '', this.#tryAgainLater);
       finish(error === undefined ? verdict : { ...verdict, error });
     };
-    const listeners: [string, (event: never) => void][] = [
+    const listeners: [string, (event: WebSocketEventLike) => void][] = [
       ['open', onOpen],
-      ['message', onMessage as (event: never) => void],
-      ['error', onError as (event: never) => void],
-      ['close', onClose as (event: never) => void],
+      ['message', onMessage as (event: WebSocketEventLike) => void],
+      ['error', onError as (event: WebSocketEventLike) => void],
+      ['close', onClose as (event: WebSocketEventLike) => void],
     ];
     const detach = (): void => {
       for (const [type, listener] of listeners) socket.removeEventListener(type, listener);

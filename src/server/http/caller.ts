@@ -12,7 +12,12 @@ import type { PollkitRequest } from './types.js';
  * @example
  * ```ts
  * import type { PollkitCaller } from 'pollkit/server';
- * const caller: PollkitCaller = { id: 'user-42', owner: 'user-42', canReadTopic: (t) => t.startsWith('public.') };
+ * const caller: PollkitCaller = {
+ *   id: 'user-42',
+ *   owner: 'user-42',
+ *   canReadTopic: (t) => t.startsWith('public.') || t === 'inbox.user-42',
+ *   isPublicTopic: (t) => t.startsWith('public.'),
+ * };
  * ```
  */
 export interface PollkitCaller {
@@ -24,6 +29,19 @@ export interface PollkitCaller {
   readonly canReadTopic?: (topic: string) => boolean;
   /** Whether the caller may append to a topic it can read. Default: the `publicAppends` option. */
   readonly canAppendTopic?: (topic: string) => boolean;
+  /**
+   * Whether the caller may delete a topic it can read (`DELETE {p}/topics/{t}`). Default: only the
+   * caller that created the topic in this process (by its `owner`, else its `id`), so a tenant can
+   * free what it made; say so explicitly for topics made elsewhere (other processes, the application).
+   */
+  readonly canDeleteTopic?: (topic: string) => boolean;
+  /**
+   * Whether anyone at all, with or without credentials, may read a topic. Fetches of such a topic are
+   * answered so that shared caches (nginx, a CDN) may keep them and hand them to every client that
+   * sends the same URL (docs/cdn.md), so the answer must not depend on who is asking. Default: no
+   * topic is public, and every answer is `no-store`.
+   */
+  readonly isPublicTopic?: (topic: string) => boolean;
 }
 
 /**
@@ -41,6 +59,14 @@ export interface Call<Context> {
   readonly request: PollkitRequest<Context>;
   readonly query: URLSearchParams;
   readonly caller: PollkitCaller | undefined;
+}
+
+/**
+ * Who a topic created by this call belongs to, for the per-owner topic cap and deletion: the caller's
+ * `owner`, else its `id`, else the peer address (the held-request limits' key, owner first).
+ */
+export function creatorOf(call: Call<unknown>): string | undefined {
+  return call.caller?.owner ?? call.caller?.id ?? call.request.remoteAddress;
 }
 
 /** The job-access options for a caller: its owner when it has one. */

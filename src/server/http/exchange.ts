@@ -11,6 +11,8 @@
  *
  * @module
  */
+import type { Cors } from './cors.js';
+import { withoutBody } from './responses.js';
 import type { PollkitRequest, PollkitResponse } from './types.js';
 
 /** What an adapter aborts when its client hangs up. */
@@ -64,3 +66,44 @@ export const ANSWERED_LATER: unique symbol = Symbol('pollkit.answeredLater');
 
 /** A route's outcome: its answer, or {@link ANSWERED_LATER}. */
 export type RouteOutcome = PollkitResponse | typeof ANSWERED_LATER;
+
+/**
+ * An exchange whose answers get the CORS headers and, for `HEAD`, lose their body, wherever they come
+ * from (a route, a held poll, a failure). Made only for requests these apply to.
+ */
+export class DecoratedExchange<Context> implements Exchange<Context> {
+  readonly #inner: Exchange<Context>;
+  readonly #cors: Cors | undefined;
+  readonly #head: boolean;
+
+  constructor(inner: Exchange<Context>, cors: Cors | undefined) {
+    this.#inner = inner;
+    this.#cors = cors;
+    this.#head = inner.request.method.toUpperCase() === 'HEAD';
+  }
+
+  get request(): PollkitRequest<Context> {
+    return this.#inner.request;
+  }
+
+  get hangUpSignal(): AbortSignal | undefined {
+    return this.#inner.hangUpSignal;
+  }
+
+  get gone(): boolean {
+    return this.#inner.gone;
+  }
+
+  get held(): Abortable | undefined {
+    return this.#inner.held;
+  }
+
+  set held(held: Abortable | undefined) {
+    this.#inner.held = held;
+  }
+
+  respond(response: PollkitResponse): void {
+    const answer = this.#head ? withoutBody(response) : response;
+    this.#inner.respond(this.#cors === undefined ? answer : this.#cors.decorate(this.#inner.request, answer));
+  }
+}

@@ -18,12 +18,15 @@ import type { AuthorizeHook, Call } from './caller.js';
 import { HeldRequests } from './holding.js';
 import { type HandlerJobs, JobRoutes } from './job-routes.js';
 import { clip } from './params.js';
-import { ANSWERED_LATER, type Exchange, PromiseExchange, type RouteOutcome } from './exchange.js';
+import { Cors, type CorsOptions } from './cors.js';
+import { ANSWERED_LATER, DecoratedExchange, type Exchange, PromiseExchange, type RouteOutcome } from './exchange.js';
+import { type LoadSample, type LoadSheddingOptions, LoadMonitor } from './pressure.js';
 import { problemResponse } from './problems.js';
-import { ALLOWED, type Route, type Target, parseRoute, parseTarget } from './routes.js';
+import { ALLOWED, methodsFor, type Route, type Target, parseRoute, parseTarget } from './routes.js';
 import { type HandlerSettings, resolveSettings } from './settings.js';
+import type { TopicCacheOptions } from './topic-cache.js';
 import { type HandlerTopics, TopicRoutes } from './topic-routes.js';
-import type { PollkitRequest, PollkitResponse } from './types.js';
+import type { PollkitRequest, PollkitResponse, StreamLimits } from './types.js';
 import { InvalidArgumentError, PollkitError } from '../../core/errors.js';
 
 /** Options for {@link PollkitHandler}. */
@@ -70,12 +73,40 @@ export interface PollkitHandlerOptions<Context = unknown> {
   readonly publicAppends?: boolean;
   /** Whether reading an unknown topic creates it (else 404). Appends always create. Default `false`. */
   readonly autoCreateTopics?: boolean;
+  /**
+   * How long shared caches may keep the answers to fetches of public topics (those the `authorize`
+   * hook's `isPublicTopic` names; see docs/cdn.md). Default: `{ headMaxAgeSeconds: 2 × maxWaitSeconds,
+   * rangeMaxAgeSeconds: 31 536 000 }`.
+   */
+  readonly topicCache?: TopicCacheOptions;
   /** Time, timers and randomness (wait jitter, heartbeats). Default `systemClock`. */
   readonly clock?: Clock;
   /** How long `close()` lets streams finish their last event before ending them, in ms. Default 5000. */
   readonly closeGraceMs?: number;
+  /**
+   * Bytes of server-sent events a stream may have written that its client has not taken yet (on the
+   * Node adapters: what waits in the response's buffer). Below it, events are written as they come;
+   * past it, the stream stops reading its source (the log keeps what the client has not read) and the
+   * client has `slowReaderTimeoutMs` to catch up before it is evicted — its stream is cut, and it
+   * reconnects with `Last-Event-ID`, losing nothing. Default 262,144 (256 KiB).
+   */
+  readonly maxUnsentBytes?: number;
+  /**
+   * How long a stream past `maxUnsentBytes` may wait for its client to drain before the client is
+   * evicted, in milliseconds; 0 waits forever. On the fetch adapter, where the runtime owns the socket,
+   * how long the runtime may go without asking for the next event. Default 30,000.
+   */
+  readonly slowReaderTimeoutMs?: number;
+  /**
+   * Sheds load as `@fastify/under-pressure` does: while the event loop runs late or memory is above a
+   * limit (sampled every `sampleIntervalMs`), new requests get 503 `overloaded` with `Retry-After`;
+   * held requests are left alone. Default: off.
+   */
+  readonly loadShedding?: LoadSheddingOptions;
   /** Told about failures that were answered with a 5xx (server bugs) or that ended a stream. */
   readonly onError?: (error: unknown, request: PollkitRequest<Context>) => void;
+  /** Lets browsers on other origins call (CORS): allowed origins, credentials, preflight. Default none. */
+  readonly cors?: CorsOptions;
 }
 
 /**
@@ -95,10 +126,13 @@ export interface PollkitHandlerOptions<Context = unknown> {
  */
 export class PollkitHandler<Context = unknown> {
   readonly #settings: HandlerSettings;
+  readonly #streamLimits: StreamLimits;
   readonly #held: HeldRequests<Context>;
   readonly #jobs: JobRoutes<Context> | undefined;
   readonly #topics: TopicRoutes<Context> | undefined;
   readonly #authorize: AuthorizeHook<Context> | undefined;
+  readonly #load: LoadMonitor | undefined;
+  readonly #cors: Cors | undefined;
 
   constructor(options: PollkitHandlerOptions<Context> = {}) {
     const settings = resolveSettings(options);
@@ -106,10 +140,31 @@ export class PollkitHandler<Context = unknown> {
       throw new InvalidArgumentError('authorize must be a function', 'authorize');
     }
     this.#settings = settings;
+    this.#streamLimits = Object.freeze({
+      maxUnsentBytes: settings.maxUnsentBytes,
+      slowReaderTimeoutMs: settings.slowReaderTimeoutMs,
+    });
     this.#authorize = options.authorize;
+    this.#cors = options.cors === undefined ? undefined : new Cors(options.cors);
     this.#held = new HeldRequests(settings, options.onError);
     this.#jobs = options.jobs === undefined ? undefined : new JobRoutes(options.jobs, settings, this.#held);
     this.#topics = options.topics === undefined ? undefined : new TopicRoutes(options.topics, settings, this.#held);
+    this.#load = options.loadShedding === undefined ? undefined : new LoadMonitor(options.loadShedding, settings.clock);
+  }
+
+  /**
+   * The last load sample when `loadShedding` is on (event-loop delay, memory, whether requests are
+   * being shed), for metrics; `undefined` when it is off.
+   *
+   * @example
+   * ```ts
+   * import { PollkitHandler } from 'pollkit/server';
+   * const handler = new PollkitHandler({ loadShedding: { maxEventLoopDelayMs: 200 } });
+   * setInterval(() => console.log(handler.load?.eventLoopDelayMs), 10_000).unref();
+   * ```
+   */
+  get load(): LoadSample | undefined {
+    return this.#load?.sample;
   }
 
   /** The path prefix this handler answers under. */
@@ -120,6 +175,20 @@ export class PollkitHandler<Context = unknown> {
   /** How many held requests and SSE streams are open right now. */
   get heldRequests(): number {
     return this.#held.size;
+  }
+
+  /**
+   * The bounds adapters write server-sent event streams under: `maxUnsentBytes` and
+   * `slowReaderTimeoutMs` (see the options).
+   *
+   * @example
+   * ```ts
+   * import { PollkitHandler } from 'pollkit/server';
+   * console.log(new PollkitHandler().streamLimits); // { maxUnsentBytes: 262144, slowReaderTimeoutMs: 30000 }
+   * ```
+   */
+  get streamLimits(): StreamLimits {
+    return this.#streamLimits;
   }
 
   /** True once `close()` has been called. */
@@ -156,6 +225,12 @@ export class PollkitHandler<Context = unknown> {
     }
     const rest = this.#relative(target.path);
     if (rest === undefined) return false;
+    // CORS headers and HEAD's missing body apply to every answer, a held poll's included: they are
+    // added where the answer goes, by an exchange that wraps the adapter's (only when they apply).
+    const cors = this.#cors;
+    if (cors !== undefined || exchange.request.method.toUpperCase() === 'HEAD') {
+      exchange = new DecoratedExchange(exchange, cors);
+    }
     let outcome: RouteOutcome | Promise<RouteOutcome>;
     try {
       outcome = this.#dispatch(exchange, target, rest);
@@ -178,15 +253,29 @@ export class PollkitHandler<Context = unknown> {
 
   #dispatch(exchange: Exchange<Context>, target: Target, rest: string): RouteOutcome | Promise<RouteOutcome> {
     if (this.#held.closing) return this.#held.shuttingDown();
+    const load = this.#load;
+    if (load !== undefined && load.sample.shedding) {
+      return problemResponse(
+        problem('overloaded', 'The server is under pressure; try again shortly.'),
+        load.retryAfterSeconds,
+      );
+    }
     const route = parseRoute(rest);
     if (route === undefined)
       return problemResponse(problem('not-found', `Nothing is served at ${clip(target.path, 80)}.`));
     const request = exchange.request;
-    const method = request.method.toUpperCase();
-    const allowed = ALLOWED[route.kind];
-    if (!allowed.includes(method)) {
+    const asked = request.method.toUpperCase();
+    const methods = methodsFor(route.kind);
+    if (asked === 'OPTIONS') {
+      return (
+        this.#cors?.preflight(request, methods) ?? { status: 204, headers: { allow: methods.join(', ') }, body: null }
+      );
+    }
+    // HEAD is GET without the body (the decorated exchange drops it).
+    const method = asked === 'HEAD' && ALLOWED[route.kind].includes('GET') ? 'GET' : asked;
+    if (!ALLOWED[route.kind].includes(method)) {
       return problemResponse(problem('method-not-allowed', `${clip(method, 20)} is not allowed here.`), undefined, {
-        allow: allowed.join(', '),
+        allow: methods.join(', '),
       });
     }
     const authorize = this.#authorize;
@@ -211,6 +300,7 @@ export class PollkitHandler<Context = unknown> {
    * ```
    */
   close(): Promise<void> {
+    this.#load?.close();
     return this.#held.close();
   }
 
@@ -229,6 +319,8 @@ export class PollkitHandler<Context = unknown> {
         return this.#requireJobs().cancel(route.id, call);
       case 'job-events':
         return this.#requireJobs().events(route.id, call);
+      case 'topic':
+        return this.#requireTopics().delete(route.topic, call);
       case 'topic-records': {
         const topics = this.#requireTopics();
         return method === 'POST' ? topics.append(route.topic, call) : topics.read(route.topic, call);

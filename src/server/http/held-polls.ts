@@ -14,6 +14,7 @@ import { TopicFetch } from '../topics/topic-fetch.js';
 import type { Exchange } from './exchange.js';
 import type { HeldRequests, HeldSlot } from './holding.js';
 import { CLIENT_GONE, fetchAnswer } from './responses.js';
+import type { SharedRead } from './topic-cache.js';
 import type { PollkitResponse } from './types.js';
 
 /** What a held poll shares with the handler: its slot fields and where its answer goes. */
@@ -42,7 +43,12 @@ export class HeldTopicFetch<Context> extends TopicFetch implements HeldPoll<Cont
   }
 
   fetched(result: TopicFetchResult): void {
-    answer(this, fetchAnswer, result, this.delayMs);
+    answer(this, (value, fetch) => fetch._answer(value), result, this);
+  }
+
+  /** The answer to `result` (the cacheable kind answers for a shared cache). */
+  _answer(result: TopicFetchResult): PollkitResponse {
+    return fetchAnswer(result, this.delayMs);
   }
 
   failed(error: unknown): void {
@@ -55,6 +61,29 @@ export class HeldTopicFetch<Context> extends TopicFetch implements HeldPoll<Cont
 
   _shutdown(): void {
     this.forceComplete();
+  }
+}
+
+/**
+ * A held fetch of a public topic whose answer a shared cache may keep (see `topic-cache.ts`): the
+ * same, plus the caller's cursor and entity tag, so the answer is this caller's own (its body shared).
+ */
+export class HeldCachedTopicFetch<Context> extends HeldTopicFetch<Context> {
+  readonly #cached: SharedRead;
+
+  constructor(
+    waitMs: number,
+    exchange: Exchange<Context>,
+    slots: HeldRequests<Context>,
+    key: string | undefined,
+    cached: SharedRead,
+  ) {
+    super(waitMs, exchange, slots, key);
+    this.#cached = cached;
+  }
+
+  override _answer(result: TopicFetchResult): PollkitResponse {
+    return fetchAnswer(result, this.delayMs, this.#cached);
   }
 }
 

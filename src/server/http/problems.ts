@@ -90,7 +90,14 @@ export function errorToProblem(error: unknown): MappedProblem {
       retryAfterSeconds: ms === undefined ? 1 : Math.max(1, Math.ceil(ms / 1000)),
     };
   }
-  if (problemInfo(error.code) !== undefined) return { problem: problem(error.code as ProblemCode, error.message) };
+  if (problemInfo(error.code) !== undefined) {
+    // A refusal that passes with time (a cap that frees as jobs expire) says when to come back.
+    const ms = (error as { retryAfterMs?: unknown }).retryAfterMs;
+    const mapped = problem(error.code as ProblemCode, error.message);
+    return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0
+      ? { problem: mapped, retryAfterSeconds: Math.max(1, Math.ceil(ms / 1000)) }
+      : { problem: mapped };
+  }
   const status = (error as { status?: unknown }).status;
   if (typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599) {
     return {

@@ -30,7 +30,7 @@ export async function readJsonBody(request: PollkitRequest<unknown>, limits: Bod
   if (contentType !== undefined && contentType.trim() !== '' && !JSON_MEDIA.test(contentType.trim())) {
     throw new PollkitError(`Content-Type ${clip(contentType)} is not JSON`, 'unsupported-media-type');
   }
-  const text = request.readBody === undefined ? '' : await request.readBody(limits.bodyLimitBytes);
+  const text = request.readBody === undefined ? '' : await request.readBody(limits.bodyLimitBytes, limits.maxJsonDepth);
   if (text.trim() === '') throw new InvalidArgumentError('The request needs a JSON body', 'body');
   if (jsonDepth(text) > limits.maxJsonDepth) {
     throw new InvalidArgumentError(`The body nests deeper than ${limits.maxJsonDepth} levels`, 'body');

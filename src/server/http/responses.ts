@@ -5,7 +5,8 @@
  * @module
  */
 import { HEADERS, MEDIA_TYPES, type TopicFetchResult } from '../../core/protocol.js';
-import type { PollkitResponse } from './types.js';
+import type { SharedRead } from './topic-cache.js';
+import { type PollkitResponse, isStreamBody } from './types.js';
 
 /** The answer for a client that already left; nobody reads it. */
 export const CLIENT_GONE: PollkitResponse = Object.freeze({ status: 204, headers: Object.freeze({}), body: null });
@@ -85,24 +86,47 @@ export class SharedAnswers {
 /** Readers woken together share one (frozen) result, so they share its answers; dropped with the result. */
 const fetchAnswers = new WeakMap<TopicFetchResult, SharedAnswers>();
 
-/** The 200 answer to a topic fetch; `waitMs` is the wait applied, sent as `Preference-Applied`. */
-export function fetchAnswer(result: TopicFetchResult, waitMs: number | undefined): PollkitResponse {
-  if (!Object.isFrozen(result)) return buildFetchAnswer(JSON.stringify(result), waitMs);
+/**
+ * The 200 answer to a topic fetch; `waitMs` is the wait applied, sent as `Preference-Applied`.
+ * `cached` makes it an answer that shared caches may keep (a public topic, see `topic-cache.ts`):
+ * that one carries the caller's own cursor and entity tag, so only its body is shared.
+ */
+export function fetchAnswer(
+  result: TopicFetchResult,
+  waitMs: number | undefined,
+  cached?: SharedRead,
+): PollkitResponse {
+  if (!Object.isFrozen(result)) {
+    const body = JSON.stringify(result);
+    return cached === undefined ? buildFetchAnswer(body, waitMs) : cached.answer(result, fetchHeaders(waitMs), body);
+  }
   let answers = fetchAnswers.get(result);
   if (answers === undefined) {
     answers = new SharedAnswers(result);
     fetchAnswers.set(result, answers);
   }
+  if (cached !== undefined) return cached.answer(result, fetchHeaders(waitMs), answers.body);
   const key = waitMs ?? -1;
   return answers.get(key) ?? answers.set(key, buildFetchAnswer(answers.body, waitMs));
 }
 
 function buildFetchAnswer(body: string, waitMs: number | undefined): PollkitResponse {
+  return { status: 200, headers: Object.freeze(fetchHeaders(waitMs)), body };
+}
+
+function fetchHeaders(waitMs: number | undefined): Record<string, string> {
   const headers: Record<string, string> = {
     [HEADERS.vary]: 'Prefer',
     [HEADERS.contentType]: MEDIA_TYPES.json,
     [HEADERS.cacheControl]: 'no-store',
   };
   if (waitMs !== undefined) headers[HEADERS.preferenceApplied] = `wait=${formatSeconds(waitMs)}`;
-  return { status: 200, headers: Object.freeze(headers), body };
+  return headers;
+}
+
+/** The answer to `HEAD`: `GET`'s status and headers, no body (a stream is ended at once, releasing its slot). */
+export function withoutBody(response: PollkitResponse): PollkitResponse {
+  const { body } = response;
+  if (isStreamBody(body)) void body[Symbol.asyncIterator]().return?.();
+  return body === null ? response : { status: response.status, headers: response.headers, body: null };
 }

@@ -18,6 +18,7 @@ export type Route =
   | { readonly kind: 'job'; readonly id: string }
   | { readonly kind: 'job-cancel'; readonly id: string }
   | { readonly kind: 'job-events'; readonly id: string }
+  | { readonly kind: 'topic'; readonly topic: string }
   | { readonly kind: 'topic-records'; readonly topic: string }
   | { readonly kind: 'topic-events'; readonly topic: string };
 
@@ -27,9 +28,16 @@ export const ALLOWED: Readonly<Record<Route['kind'], readonly string[]>> = {
   job: ['GET', 'DELETE'],
   'job-cancel': ['POST'],
   'job-events': ['GET'],
+  topic: ['DELETE'],
   'topic-records': ['GET', 'POST'],
   'topic-events': ['GET'],
 };
+
+/** Every method a route answers: its own, `HEAD` wherever `GET` is allowed, and `OPTIONS`. */
+export function methodsFor(kind: Route['kind']): readonly string[] {
+  const own = ALLOWED[kind];
+  return [...own, ...(own.includes('GET') ? ['HEAD'] : []), 'OPTIONS'];
+}
 
 const MAX_ID_LENGTH = 256;
 
@@ -84,6 +92,7 @@ export function parseRoute(rest: string): Route | undefined {
     if (segments.length === 3 && action === 'events') return { kind: 'job-events', id: name };
     return undefined;
   }
+  if (collection === 'topics' && name !== undefined && segments.length === 2) return { kind: 'topic', topic: name };
   if (collection === 'topics' && name !== undefined && segments.length === 3) {
     if (action === 'records') return { kind: 'topic-records', topic: name };
     if (action === 'events') return { kind: 'topic-events', topic: name };

@@ -13,6 +13,7 @@ import {
   DEFAULT_PREFIX,
 } from '../../core/protocol.js';
 import { integerAtLeast } from '../validate.js';
+import { type TopicCacheOptions, type TopicCacheSettings, resolveTopicCache } from './topic-cache.js';
 
 /** The options of `PollkitHandler` that shape how requests are answered (see `PollkitHandlerOptions`). */
 export interface SettingsOptions {
@@ -32,6 +33,9 @@ export interface SettingsOptions {
   readonly autoCreateTopics?: boolean;
   readonly clock?: Clock;
   readonly closeGraceMs?: number;
+  readonly maxUnsentBytes?: number;
+  readonly slowReaderTimeoutMs?: number;
+  readonly topicCache?: TopicCacheOptions;
 }
 
 /** Validated handler settings, with every default applied. */
@@ -52,6 +56,9 @@ export interface HandlerSettings {
   readonly autoCreateTopics: boolean;
   readonly clock: Clock;
   readonly closeGraceMs: number;
+  readonly maxUnsentBytes: number;
+  readonly slowReaderTimeoutMs: number;
+  readonly topicCache: TopicCacheSettings;
 }
 
 /**
@@ -68,10 +75,11 @@ export function resolveSettings(options: SettingsOptions): HandlerSettings {
   if (!(waitJitter >= 0 && waitJitter <= 1 / 16)) {
     throw new InvalidArgumentError(`waitJitter must be between 0 and 1/16, got ${waitJitter}`, 'waitJitter');
   }
+  const maxWaitMs = nonNegative(options.maxWaitSeconds ?? DEFAULT_MAX_WAIT_SECONDS, 'maxWaitSeconds') * 1000;
   return {
     prefix: validatePrefix(options.prefix ?? DEFAULT_PREFIX),
     baseUrl: options.baseUrl === undefined ? undefined : validateBaseUrl(options.baseUrl),
-    maxWaitMs: nonNegative(options.maxWaitSeconds ?? DEFAULT_MAX_WAIT_SECONDS, 'maxWaitSeconds') * 1000,
+    maxWaitMs,
     waitJitter,
     heartbeatMs: nonNegative(options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, 'heartbeatMs'),
     sseRetryMs: integerAtLeast(options.sseRetryMs ?? 3000, 'sseRetryMs', 0),
@@ -85,6 +93,9 @@ export function resolveSettings(options: SettingsOptions): HandlerSettings {
     autoCreateTopics: options.autoCreateTopics ?? false,
     clock: options.clock ?? systemClock,
     closeGraceMs: nonNegative(options.closeGraceMs ?? 5000, 'closeGraceMs'),
+    maxUnsentBytes: integerAtLeast(options.maxUnsentBytes ?? 262_144, 'maxUnsentBytes', 0),
+    slowReaderTimeoutMs: integerAtLeast(options.slowReaderTimeoutMs ?? 30_000, 'slowReaderTimeoutMs', 0),
+    topicCache: resolveTopicCache(options.topicCache, maxWaitMs),
   };
 }
 

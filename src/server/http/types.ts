@@ -36,7 +36,9 @@ export interface HeaderGetter {
 /**
  * Reads the whole request body as UTF-8 text, rejecting with a {@link PollkitError} of code
  * `payload-too-large` as soon as more than `limitBytes` bytes arrive (or `Content-Length` announces
- * them), so an oversized body is never buffered.
+ * them), so an oversized body is never buffered. `maxDepth` is the handler's `maxJsonDepth`: a reader
+ * that hands back a body a framework already parsed checks it before turning it into text again
+ * (serializing a value nested thousands deep is costly, and fails).
  *
  * @example
  * ```ts
@@ -44,7 +46,7 @@ export interface HeaderGetter {
  * const readBody: BodyReader = async () => '{"type":"echo","input":1}';
  * ```
  */
-export type BodyReader = (limitBytes: number) => Promise<string>;
+export type BodyReader = (limitBytes: number, maxDepth?: number) => Promise<string>;
 
 /**
  * One HTTP request as the protocol handler sees it.
@@ -150,4 +152,21 @@ export function getHeader(headers: RequestHeaders, name: string): string | undef
   const value = (headers as Readonly<Record<string, string | readonly string[] | undefined>>)[name];
   if (value === undefined) return undefined;
   return typeof value === 'string' ? value : value.join(', ');
+}
+
+/**
+ * The bounds adapters write server-sent event streams under (`PollkitHandler.streamLimits`, from the
+ * handler's options of the same names).
+ *
+ * @example
+ * ```ts
+ * import type { StreamLimits } from 'pollkit/server';
+ * const limits: StreamLimits = { maxUnsentBytes: 262_144, slowReaderTimeoutMs: 30_000 };
+ * ```
+ */
+export interface StreamLimits {
+  /** Unsent bytes above which a stream stops pulling events and its client's slow-reader clock runs. */
+  readonly maxUnsentBytes: number;
+  /** How long a client above the bound may take to drain before it is evicted, in ms; 0: forever. */
+  readonly slowReaderTimeoutMs: number;
 }

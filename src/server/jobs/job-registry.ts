@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { throwIfAborted } from '../../core/abort.js';
-import { type Clock, type TimerHandle, systemClock } from '../../core/clock.js';
+import { type Clock, systemClock } from '../../core/clock.js';
 import { InvalidArgumentError, PollkitError } from '../../core/errors.js';
 import {
   type JobPage,
@@ -23,11 +23,27 @@ import { randomId } from '../ids.js';
 import { DelayedOperationPurgatory } from '../purgatory/purgatory.js';
 import { fingerprint } from './fingerprint.js';
 import { jobFailureProblem } from './job-problem.js';
+import { type BackgroundErrorContext, type BackgroundErrorHandler, safeErrorHandler } from './background-errors.js';
+import { ExpiryTimer, type ExpiryRunResult } from './expiry-timer.js';
 import { type JobHandler, JobRunner, type JobTypeOptions } from './job-runner.js';
-import { type FinishOptions, cancelJob, failJob, newJob, progressJob, startJob, succeedJob } from './job-state.js';
+import {
+  type FinishOptions,
+  cancelJob,
+  failJob,
+  leaseLapsed,
+  newJob,
+  progressJob,
+  requeueJob,
+  startJob,
+  succeedJob,
+  workerLostProblem,
+} from './job-state.js';
+import { LeaseKeeper, LeaseSweeper } from './leases.js';
+import { integerAtLeast } from '../validate.js';
 import { type JobWait, JobWaits } from './job-waits.js';
 import type { JobChange, JobStore, JobTransition, StoredJob, SweepResult } from './stores/job-store.js';
 import { MemoryJobStore } from './stores/memory-job-store.js';
+import { releasesKey } from './stores/store-rules.js';
 import { duration, validateProgress, validateTypeName } from './validation.js';
 
 /**
@@ -180,17 +196,37 @@ export interface JobRegistryOptions {
   readonly retryAfterSeconds?: number | ((job: JobSnapshot) => number);
   /** Makes job ids. Default: `crypto.randomUUID()`. */
   readonly generateId?: () => string;
-  /** The least time between two retention sweeps, in milliseconds. Default 1000. */
+  /** The least time between two retention sweeps (and two checks for lapsed leases), in milliseconds. Default 1000. */
   readonly sweepIntervalMs?: number;
   /**
-   * Receives failures that have no caller to reject: a store error while running a handler, timing a
-   * job out or sweeping. Default: rethrown in a microtask (an uncaught exception, as from a timer).
+   * How long this registry holds a job it queued, runs or started without renewing it, in
+   * milliseconds (≥ 1000). The registry renews every third of it; when a lease lapses (the process
+   * was killed, partitioned, or blocked its event loop that long), any live registry sharing the store
+   * fails the job with a retryable `worker-lost` problem, or runs it again if its type allows more
+   * `attempts`. Shorter finds dead processes sooner and costs more renewals. Default 30,000.
    */
-  readonly onError?: (error: unknown) => void;
+  readonly leaseMs?: number;
+  /**
+   * Most jobs one owner may have in the store at once, in any state (finished ones count until they
+   * expire or are forgotten); past it, submits reject with code `too-many-jobs` (HTTP 429 with
+   * `Retry-After`). Jobs without an owner are not counted. Default 10,000.
+   */
+  readonly maxJobsPerOwner?: number;
+  /**
+   * Receives failures of background work that no caller waits for — storing a handler's outcome (then
+   * retried with backoff until the store takes it), a progress flush, the retention sweep, lease
+   * upkeep, re-reading a job after a change notice — with the operation and the job's id. A store
+   * outage is an expected event, so nothing here should crash the process. Default:
+   * {@link logBackgroundError}, one line on `console.error`; it never throws, and an `onError` that
+   * throws is logged the same way.
+   */
+  readonly onError?: (error: unknown, context: BackgroundErrorContext) => void;
 }
 
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
-const SWEEP_BATCH = 1000;
+// The retention sweep's batch: it starts here, doubles while a backlog drains quickly and halves when
+// one batch holds the store (or, in memory, the event loop) too long.
+const SWEEP_BATCH = { initial: 500, min: 100, max: 20_000, fastMs: 10, slowMs: 50 } as const;
 // changes() holds one wait at a time; this only bounds how long one of them sits in the purgatory.
 const CHANGES_WAIT_MS = 60_000;
 
@@ -228,12 +264,17 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   readonly #retryAfter: number | ((job: JobSnapshot) => number);
   readonly #generateId: () => string;
   readonly #sweepIntervalMs: number;
-  readonly #onError: (error: unknown) => void;
+  readonly #onError: BackgroundErrorHandler;
   readonly #runner: JobRunner;
   readonly #waits: JobWaits;
-  #sweepTimer: TimerHandle | undefined;
-  #sweepAtMs: number | undefined;
-  #lastSweepAt = Number.NEGATIVE_INFINITY;
+  readonly #leaseMs: number;
+  readonly #maxJobsPerOwner: number;
+  readonly #keeper: LeaseKeeper;
+  readonly #leases: LeaseSweeper;
+  readonly #sweeper: ExpiryTimer;
+  #sweepLimit: number = SWEEP_BATCH.initial;
+  /** Types submitted here but run elsewhere (see `accept`), with their validators. */
+  readonly #accepted = new Map<string, ((input: unknown) => unknown) | undefined>();
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #unsubscribe: () => void;
@@ -253,17 +294,28 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     if (options.onError !== undefined && typeof options.onError !== 'function') {
       throw new InvalidArgumentError('onError must be a function', 'onError');
     }
-    this.#onError = options.onError ?? rethrowLater;
+    this.#onError = safeErrorHandler(options.onError);
     this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? new MemoryJobStore();
     this.#ownsPurgatory = options.purgatory === undefined;
     this.#purgatory = options.purgatory ?? new DelayedOperationPurgatory({ clock: this.#clock, name: 'jobs' });
+    this.#leaseMs = integerAtLeast(options.leaseMs ?? 30_000, 'leaseMs', 1000);
+    this.#maxJobsPerOwner = integerAtLeast(options.maxJobsPerOwner ?? 10_000, 'maxJobsPerOwner', 1);
+    this.#keeper = new LeaseKeeper({
+      store: this.#store,
+      clock: this.#clock,
+      holder: randomId(),
+      leaseMs: this.#leaseMs,
+      onError: this.#onError,
+      lost: (id) => this.#runner.lost(id),
+    });
     this.#runner = new JobRunner(
       {
         store: this.#store,
         clock: this.#clock,
         timer: this.#purgatory.timer,
         onError: this.#onError,
+        keeper: this.#keeper,
         finishOptions: (progress) => this.#finishOptions(progress),
         started: (job) => this.emit('started', job),
         progressed: (job) => this.emit('progress', job),
@@ -272,6 +324,19 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
       options,
     );
     this.#waits = new JobWaits(this.#store, this.#clock, this.#purgatory);
+    this.#sweeper = new ExpiryTimer(this.#clock, this.#sweepIntervalMs, () => this.#sweep());
+    this.#leases = new LeaseSweeper(
+      {
+        store: this.#store,
+        clock: this.#clock,
+        keeper: this.#keeper,
+        onError: this.#onError,
+        reclaim: (job, nowMs) => this.#reclaim(job, nowMs),
+      },
+      this.#sweepIntervalMs,
+    );
+    // Jobs of processes that died before this one started are found by looking once, at once.
+    this.#leases.schedule(this.#clock.wallNow());
     this.#unsubscribe = this.#store.onChange((change) => this.#onStoreChange(change));
   }
 
@@ -290,7 +355,38 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * ```
    */
   define<Input, Result>(type: string, handler: JobHandler<Input, Result>, options: JobTypeOptions<Input> = {}): this {
+    if (this.#accepted.has(type)) throw new InvalidArgumentError(`job type "${type}" is already accepted`, 'type');
     this.#runner.define(type, handler, options);
+    return this;
+  }
+
+  /**
+   * Lets clients `submit` jobs of `type` that workers outside this registry run — a queue's workers
+   * (`pollkit/bullmq`) or external workers driving {@link JobRegistry.start} and
+   * {@link JobRegistry.succeed}: the job is stored queued and nothing runs it here.
+   *
+   * @throws InvalidArgumentError for a malformed type, or one already defined or accepted.
+   *
+   * @example
+   * ```ts
+   * import { JobRegistry } from 'pollkit/server';
+   * const registry = new JobRegistry().accept('video.transcode', {
+   *   validate: (input) => {
+   *     if (typeof input !== 'object' || input === null) throw new TypeError('input must be an object');
+   *     return input;
+   *   },
+   * });
+   * ```
+   */
+  accept<Input>(type: string, options: Pick<JobTypeOptions<Input>, 'validate'> = {}): this {
+    validateTypeName(type);
+    if (this.#runner.has(type) || this.#accepted.has(type)) {
+      throw new InvalidArgumentError(`job type "${type}" is already defined`, 'type');
+    }
+    if (options.validate !== undefined && typeof options.validate !== 'function') {
+      throw new InvalidArgumentError('validate must be a function', 'validate');
+    }
+    this.#accepted.set(type, options.validate);
     return this;
   }
 
@@ -309,7 +405,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
 
   /**
    * Validates `input`, stores a queued job and returns its snapshot at once; the handler runs when a
-   * slot is free. With an idempotency key, a repeated submit of the same type and input returns the
+   * slot is free (a type taken with {@link JobRegistry.accept} waits for its workers). With an idempotency key, a repeated submit of the same type and input returns the
    * existing job (in its current state) instead of starting another.
    *
    * @throws PollkitError `unknown-job-type`, `invalid-input`, `idempotency-key-reused`, `shutting-down`;
@@ -326,10 +422,11 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   async submit(type: string, input: unknown, options: SubmitOptions = {}): Promise<JobSnapshot> {
     this.#assertOpen();
     throwIfAborted(options.signal);
-    if (!this.#runner.has(type)) {
+    const runsHere = this.#runner.has(type);
+    if (!runsHere && !this.#accepted.has(type)) {
       throw new PollkitError(`Unknown job type "${String(type)}"`, 'unknown-job-type');
     }
-    return this.#insert(type, input, options, true);
+    return this.#insert(type, input, options, runsHere);
   }
 
   /**
@@ -367,8 +464,10 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * ```
    */
   async start(id: string): Promise<JobSnapshot> {
-    const job = await this.#transition(id, (current) => startJob(current, this.#clock.wallNow()));
+    const job = await this.#transition(id, (current) => startJob(current, this.#clock.wallNow(), this.#keeper.lease()));
     this.#runner.dequeue(id);
+    // This registry holds the job from now on: if its process dies, the job fails with `worker-lost`.
+    if (!job.snapshot.done) this.#keeper.hold(id);
     this.emit('started', job.snapshot);
     return job.snapshot;
   }
@@ -688,9 +787,10 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   async #close(): Promise<void> {
     this.#closed = true;
     this.#waits.stopHolding();
-    if (this.#sweepTimer !== undefined) this.#clock.clearTimeout(this.#sweepTimer);
-    this.#sweepTimer = undefined;
+    this.#sweeper.close();
+    this.#leases.close();
     await this.#runner.close();
+    this.#keeper.close();
     await this.#waits.drain();
     this.#unsubscribe();
     if (this.#ownsPurgatory) this.#purgatory.shutdown();
@@ -714,7 +814,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
         'idempotencyKey',
       );
     }
-    const validate = this.#runner.validatorOf(type);
+    const validate = this.#runner.validatorOf(type) ?? this.#accepted.get(type);
     let validated = input;
     if (validate !== undefined) {
       try {
@@ -729,7 +829,11 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
       // The client's body is what "the same request" means, so the raw input is digested, not the validated one.
       digest = await fingerprint({ type, input });
       const existing = await this.#store.findByIdempotencyKey(owner, idempotencyKey);
-      if (existing !== undefined) return replay(existing, digest, idempotencyKey);
+      // A job that failed with a retryable problem (its process was lost) gives its key up: a repeat
+      // of the same request then means "try again", and makes a new job.
+      if (existing !== undefined && !(existing.fingerprint === digest && releasesKey(existing))) {
+        return replay(existing, digest, idempotencyKey);
+      }
     }
     throwIfAborted(signal);
     this.#assertOpen();
@@ -743,12 +847,18 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
       owner,
       idempotencyKey,
       fingerprint: digest,
+      // A job this process will run is its own from the start, so that it is not lost if the process
+      // dies while the job waits for a slot.
+      lease: runsHere ? this.#keeper.lease() : undefined,
+      maxAttempts: runsHere ? this.#runner.attemptsOf(type) : undefined,
     });
     let stored: StoredJob | undefined;
     try {
-      const result = await this.#store.insert(job);
+      const result = await this.#store.insert(job, { maxPerOwner: this.#maxJobsPerOwner });
       if (!result.inserted) return replay(result.job, digest, idempotencyKey);
       stored = result.job;
+    } catch (error) {
+      throw PollkitError.is(error) && error.code === 'too-many-jobs' ? this.#withRetryHint(error) : error;
     } finally {
       if (runsHere) this.#runner.admitted(stored?.snapshot.id);
     }
@@ -762,8 +872,48 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   #onStoreChange(change: JobChange): void {
     this.#waits.onChange(change);
     this.#runner.onChange(change);
-    const expiresAtMs = change.job?.expiresAtMs;
-    if (expiresAtMs !== undefined) this.#scheduleSweep(expiresAtMs);
+    const job = change.job;
+    if (job === undefined) return;
+    if (job.expiresAtMs !== undefined) this.#sweeper.schedule(job.expiresAtMs);
+    // When another process holds the job, this one looks once its lease would lapse: if the holder
+    // died, the job is failed (or run again) here. Its own leases it renews instead.
+    const lease = job.lease;
+    if (lease !== undefined && !job.snapshot.done && lease.holder !== this.#keeper.holder) {
+      this.#leases.schedule(lease.expiresAtMs);
+    }
+  }
+
+  /**
+   * A job whose lease lapsed: its holder is gone. Run it again here if its type is defined here, it
+   * has attempts left and the queue has room; otherwise fail it with a retryable `worker-lost`. The
+   * store re-checks the lapse atomically, so of several registries that saw it, one acts and a holder
+   * that renewed just in time keeps its job.
+   */
+  async #reclaim(lapsed: StoredJob, nowMs: number): Promise<void> {
+    const runner = this.#runner;
+    const retake =
+      !this.#closed &&
+      lapsed.runner === 'handler' &&
+      runner.has(lapsed.snapshot.type) &&
+      (lapsed.attempts ?? 0) < (lapsed.maxAttempts ?? 1) &&
+      runner.canAdopt();
+    const job = await this.#store.update(lapsed.snapshot.id, (current) => {
+      if (!leaseLapsed(current, nowMs)) return current;
+      if (retake && (current.attempts ?? 0) < (current.maxAttempts ?? 1)) {
+        return requeueJob(current, this.#keeper.lease(), this.#clock.wallNow());
+      }
+      return failJob(current, workerLostProblem(), this.#clock.wallNow(), this.#finishOptions());
+    });
+    if (job === undefined || job.snapshot.version === lapsed.snapshot.version) return;
+    if (job.snapshot.status === 'queued' && job.lease?.holder === this.#keeper.holder) runner.adopt(job.snapshot.id);
+    else if (job.snapshot.done) this.#afterSettle(job);
+  }
+
+  // The cap frees up as the owner's oldest jobs expire; a minute (or the retention, if shorter) is a
+  // fair time to look again, and forgetting finished jobs frees it at once.
+  #withRetryHint(error: PollkitError): PollkitError {
+    const retryAfterMs = Math.min(this.#retentionMs, 60_000);
+    return Object.assign(error, { retryAfterMs });
   }
 
   async #transition(id: string, transition: JobTransition): Promise<StoredJob> {
@@ -783,37 +933,28 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
 
   // --- retention -----------------------------------------------------------------------------------
 
-  // One timer, armed for the earliest known expiry (never sooner than sweepIntervalMs after the last
-  // sweep); the store hands back the next expiry after each sweep, so nothing is ever scanned.
-  #scheduleSweep(atMs: number): void {
-    if (this.#closed) return;
-    if (this.#sweepAtMs !== undefined && this.#sweepAtMs <= atMs) return;
-    if (this.#sweepTimer !== undefined) this.#clock.clearTimeout(this.#sweepTimer);
-    const delay = Math.max(
-      atMs - this.#clock.wallNow(),
-      this.#lastSweepAt + this.#sweepIntervalMs - this.#clock.now(),
-      0,
-    );
-    this.#sweepAtMs = atMs;
-    this.#sweepTimer = this.#clock.setTimeout(() => void this.#sweep().catch(this.#onError), delay, { unref: true });
-  }
-
-  async #sweep(): Promise<void> {
-    this.#sweepTimer = undefined;
-    this.#sweepAtMs = undefined;
-    this.#lastSweepAt = this.#clock.now();
-    if (this.#closed) return;
+  // Keeps pace with any submit rate: a batch that comes back full means a backlog, so the next one
+  // follows on the next turn of the event loop (other work runs in between) instead of after the
+  // interval, and batches grow while they stay quick and shrink when one takes too long. The store
+  // hands back the next expiry after each batch, so nothing is ever scanned.
+  async #sweep(): Promise<ExpiryRunResult> {
+    const limit = this.#sweepLimit;
+    const started = this.#clock.now();
     let result: SweepResult;
     try {
-      result = await this.#store.sweep(this.#clock.wallNow(), SWEEP_BATCH);
+      result = await this.#store.sweep(this.#clock.wallNow(), limit);
     } catch (error) {
       // A failing store is retried at the next interval rather than dropping retention for good.
-      this.#scheduleSweep(this.#clock.wallNow() + this.#sweepIntervalMs);
-      throw error;
+      this.#onError(error, { operation: 'sweep' });
+      return this.#clock.wallNow() + this.#sweepIntervalMs;
     }
+    const tookMs = this.#clock.now() - started;
     const { removed, nextExpiryMs } = result;
     for (const id of removed) this.emit('forgotten', id, 'expired');
-    if (nextExpiryMs !== undefined) this.#scheduleSweep(nextExpiryMs);
+    if (tookMs > SWEEP_BATCH.slowMs) this.#sweepLimit = Math.max(SWEEP_BATCH.min, Math.floor(limit / 2));
+    if (removed.length < limit) return nextExpiryMs;
+    if (tookMs <= SWEEP_BATCH.fastMs) this.#sweepLimit = Math.min(SWEEP_BATCH.max, limit * 2);
+    return 'again';
   }
 
   // --- misc ----------------------------------------------------------------------------------------
@@ -821,12 +962,6 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   #assertOpen(): void {
     if (this.#closed) throw new PollkitError('The job registry is shutting down', 'shutting-down', { retryable: true });
   }
-}
-
-function rethrowLater(error: unknown): void {
-  queueMicrotask(() => {
-    throw error;
-  });
 }
 
 function isExpired(job: StoredJob, nowMs: number): boolean {

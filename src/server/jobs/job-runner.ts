@@ -7,11 +7,20 @@
  *
  * @module
  */
-import { AbortedError, IllegalTransitionError, OverloadedError, TimeoutError } from '../../core/errors.js';
-import type { Clock } from '../../core/clock.js';
+import { Backoff, backoff } from '../../core/backoff.js';
+import {
+  AbortedError,
+  IllegalTransitionError,
+  OverloadedError,
+  PollkitError,
+  TimeoutError,
+} from '../../core/errors.js';
+import type { Clock, TimerHandle } from '../../core/clock.js';
 import { type JobProgress, type JobSnapshot, problem } from '../../core/protocol.js';
 import type { TimerTask, TimingWheel } from '../purgatory/timing-wheel.js';
 import { integerAtLeast } from '../validate.js';
+import type { BackgroundErrorHandler } from './background-errors.js';
+import type { LeaseKeeper } from './leases.js';
 import { jobFailureProblem } from './job-problem.js';
 import { type FinishOptions, failJob, progressJob, startJob, succeedJob } from './job-state.js';
 import type { JobChange, JobStore, JobTransition, StoredJob } from './stores/job-store.js';
@@ -81,6 +90,13 @@ export interface JobTypeOptions<Input> {
   readonly validate?: (input: unknown) => Input;
   /** How long one run may take (ms, > 0) before it fails with code `job-timeout`. Default: the registry's `defaultTimeoutMs`. */
   readonly timeoutMs?: number;
+  /**
+   * How many times a job of this type may be started when a run is lost with its process (killed,
+   * partitioned: its lease lapsed); a live registry that defines the type runs it again until the
+   * attempts are spent, then fails it with `worker-lost`. Only for handlers that are safe to run
+   * twice. A handler that throws fails the job at once, whatever this says. Default 1.
+   */
+  readonly attempts?: number;
 }
 
 /** The runner's options, as given to `JobRegistry` (see `JobRegistryOptions`). */
@@ -98,8 +114,10 @@ export interface JobRunnerHost {
   readonly clock: Clock;
   /** Holds per-job time limits and progress flushes. */
   readonly timer: TimingWheel;
-  /** Receives failures that have no caller to reject. */
-  readonly onError: (error: unknown) => void;
+  /** Receives failures that have no caller to reject; never throws. */
+  readonly onError: BackgroundErrorHandler;
+  /** Renews the leases of the jobs this runner queued or runs. */
+  readonly keeper: LeaseKeeper;
   /** Retention (and pending progress) for a job reaching a final state. */
   finishOptions(progress?: JobProgress): FinishOptions;
   /** A job this runner started is now `running`. */
@@ -114,6 +132,7 @@ interface JobDefinition {
   readonly handler: JobHandler<unknown, unknown>;
   readonly validate: ((input: unknown) => unknown) | undefined;
   readonly timeoutMs: number | undefined;
+  readonly attempts: number;
 }
 
 /** A handler run in this process, from the moment it is taken off the queue until it settles. */
@@ -132,6 +151,28 @@ interface ActiveJob {
   flushingProgress: boolean;
 }
 
+/** A final state this process reached and is still storing. */
+interface PendingFinish {
+  /** Ends the current pause between two attempts at once (close() does, for a last attempt). */
+  wake: (() => void) | undefined;
+  done: Promise<void> | undefined;
+}
+
+// Retries of a final write that the store refused: quick at first, since most outages are a blip
+// (a failover, a restart), then every few seconds for as long as it takes.
+const FINISH_BACKOFF = backoff({ strategy: 'full', initial: 200, factor: 2, max: 5000 });
+
+/** Whether a store failure may pass: an outage, not a write that can never succeed. */
+function isTransient(error: unknown): boolean {
+  if (PollkitError.is(error)) return error.retryable;
+  // What a serializer throws (a BigInt, a cycle) is the same on every attempt.
+  return !(error instanceof TypeError || error instanceof RangeError);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Runs the handlers of defined job types, `concurrency` at a time, in submission order. */
 export class JobRunner {
   readonly #host: JobRunnerHost;
@@ -144,6 +185,7 @@ export class JobRunner {
   // A Set keeps submission order and lets a canceled job leave the queue in O(1).
   readonly #queue = new Set<string>();
   readonly #active = new Map<string, ActiveJob>();
+  readonly #finishing = new Map<string, PendingFinish>();
   #running = 0;
   #admitting = 0;
   #idleResolvers: (() => void)[] = [];
@@ -182,11 +224,38 @@ export class JobRunner {
       throw new InvalidArgumentError('validate must be a function', 'validate');
     }
     const timeoutMs = options.timeoutMs === undefined ? undefined : positiveDuration(options.timeoutMs, 'timeoutMs');
+    const attempts = integerAtLeast(options.attempts ?? 1, 'attempts', 1);
     this.#types.set(type, {
       handler: handler as JobHandler<unknown, unknown>,
       validate: options.validate,
       timeoutMs,
+      attempts,
     });
+  }
+
+  /** How many starts a job of `type` may have (its `attempts`); 1 for a type not defined here. */
+  attemptsOf(type: string): number {
+    return this.#types.get(type)?.attempts ?? 1;
+  }
+
+  /** Whether a job taken over from a lost process fits in the queue now. */
+  canAdopt(): boolean {
+    return this.#running + this.#queue.size + this.#admitting < this.#concurrency + this.#maxQueued;
+  }
+
+  /** Queues a job this registry took over (its lease already names this registry). */
+  adopt(id: string): void {
+    if (this.#closed || this.#queue.has(id) || this.#active.has(id)) return;
+    this.#queue.add(id);
+    this.#host.keeper.hold(id);
+    this.#pump();
+  }
+
+  /** The lease of a job this process held went elsewhere: stop working on it. */
+  lost(id: string): void {
+    const active = this.#active.get(id);
+    if (active !== undefined) this.#release(active, new AbortedError(`Job ${id} is no longer held by this process`));
+    this.dequeue(id);
   }
 
   /** True when `type` has a handler here. */
@@ -216,7 +285,10 @@ export class JobRunner {
   /** Ends a reservation of {@link JobRunner.admit}; `id` is the stored job to run, if one was stored. */
   admitted(id: string | undefined): void {
     this.#admitting--;
-    if (id !== undefined) this.#queue.add(id);
+    if (id !== undefined) {
+      this.#queue.add(id);
+      this.#host.keeper.hold(id);
+    }
     this.#notifyIdle();
   }
 
@@ -236,21 +308,25 @@ export class JobRunner {
   onChange(change: JobChange): void {
     const active = this.#active.get(change.id);
     if (change.deleted === true || change.job?.snapshot.done === true) {
+      this.#host.keeper.release(change.id);
       // Finished elsewhere (cancel through any registry sharing the store, a worker's succeed): stop the handler.
       if (active !== undefined)
         this.#release(active, new AbortedError(`Job ${change.id} was ${change.job?.snapshot.status ?? 'removed'}`));
       this.dequeue(change.id);
     } else if (active !== undefined && change.job === undefined) {
-      this.#host.store.get(change.id).then((job) => {
-        if (job === undefined || job.snapshot.done)
-          this.#release(active, new AbortedError(`Job ${change.id} finished elsewhere`));
-      }, this.#host.onError);
+      this.#host.store.get(change.id).then(
+        (job) => {
+          if (job === undefined || job.snapshot.done)
+            this.#release(active, new AbortedError(`Job ${change.id} finished elsewhere`));
+        },
+        (error: unknown) => this.#host.onError(error, { operation: 'resync', jobId: change.id }),
+      );
     }
   }
 
-  /** Resolves when no handler runs and none is queued. */
+  /** Resolves when no handler runs, none is queued, and every outcome is stored. */
   onIdle(): Promise<void> {
-    if (this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0) return Promise.resolve();
+    if (this.#idle()) return Promise.resolve();
     return new Promise((resolve) => this.#idleResolvers.push(resolve));
   }
 
@@ -261,21 +337,33 @@ export class JobRunner {
   async close(): Promise<void> {
     this.#closed = true;
     const host = this.#host;
-    const body = problem('shutting-down', 'The job registry shut down before the job finished.');
+    // Retryable: a client may submit the job again, with the same idempotency key, elsewhere.
+    const body = problem('shutting-down', 'The job registry shut down before the job finished.', { retryable: true });
     const queued = [...this.#queue];
     this.#queue.clear();
     const active = [...this.#active.values()];
     for (const job of active) this.#release(job, new AbortedError('The job registry is closing'));
+    const ids = [...queued, ...active.map((job) => job.id)];
     const settled = await Promise.allSettled(
-      [...queued, ...active.map((job) => job.id)].map((id) =>
-        host.store.update(id, (current) =>
-          current.snapshot.done ? current : failJob(current, body, host.clock.wallNow(), host.finishOptions()),
+      ids.map((id) =>
+        host.store.update(
+          id,
+          this.#own(id, (current) =>
+            current.snapshot.done ? current : failJob(current, body, host.clock.wallNow(), host.finishOptions()),
+          ),
         ),
       ),
     );
-    for (const outcome of settled) {
+    for (const [index, outcome] of settled.entries()) {
       if (outcome.status === 'fulfilled' && outcome.value?.snapshot.status === 'failed') host.settled(outcome.value);
+      else if (outcome.status === 'rejected' && !IllegalTransitionError.is(outcome.reason)) {
+        host.onError(outcome.reason, { operation: 'close', jobId: ids[index]! });
+      }
     }
+    // Outcomes still waiting for the store get one last attempt now rather than after their pause.
+    const finishing = [...this.#finishing.values()];
+    for (const pending of finishing) pending.wake?.();
+    await Promise.all(finishing.map((pending) => pending.done));
     this.#notifyIdle();
   }
 
@@ -283,9 +371,12 @@ export class JobRunner {
   async #abandonQueued(id: string): Promise<void> {
     if (!this.#queue.delete(id)) return;
     const host = this.#host;
-    const body = problem('shutting-down', 'The job registry shut down before the job started.');
-    const job = await host.store.update(id, (current) =>
-      current.snapshot.done ? current : failJob(current, body, host.clock.wallNow(), host.finishOptions()),
+    const body = problem('shutting-down', 'The job registry shut down before the job started.', { retryable: true });
+    const job = await host.store.update(
+      id,
+      this.#own(id, (current) =>
+        current.snapshot.done ? current : failJob(current, body, host.clock.wallNow(), host.finishOptions()),
+      ),
     );
     if (job !== undefined) host.settled(job);
     this.#notifyIdle();
@@ -298,7 +389,7 @@ export class JobRunner {
       const id = this.#queue.values().next().value as string;
       this.#queue.delete(id);
       this.#running++;
-      this.#run(id).catch(this.#host.onError);
+      this.#run(id).catch((error: unknown) => this.#host.onError(error, { operation: 'start', jobId: id }));
     }
     this.#notifyIdle();
   }
@@ -320,7 +411,10 @@ export class JobRunner {
     this.#active.set(id, active);
     let job: StoredJob | undefined;
     try {
-      job = await host.store.update(id, (current) => startJob(current, host.clock.wallNow()));
+      job = await host.store.update(
+        id,
+        this.#own(id, (current) => startJob(current, host.clock.wallNow(), host.keeper.lease())),
+      );
     } catch (error) {
       if (!IllegalTransitionError.is(error)) {
         // The store failed; the job cannot be run, so it is failed if that at least can be stored.
@@ -339,7 +433,13 @@ export class JobRunner {
     const definition = this.#types.get(job.snapshot.type)!;
     const timeoutMs = definition.timeoutMs ?? this.#defaultTimeoutMs;
     if (Number.isFinite(timeoutMs)) {
-      active.timer = host.timer.schedule(() => void this.#timeout(active, timeoutMs).catch(host.onError), timeoutMs);
+      active.timer = host.timer.schedule(
+        () =>
+          void this.#timeout(active, timeoutMs).catch((error: unknown) =>
+            host.onError(error, { operation: 'timeout', jobId: id }),
+          ),
+        timeoutMs,
+      );
     }
     const context: JobContext = Object.freeze({
       id,
@@ -379,14 +479,79 @@ export class JobRunner {
     );
   }
 
-  // Stores a terminal state reached by this process; losing the race to another writer is not an error.
-  async #finish(id: string, transition: JobTransition): Promise<void> {
+  /**
+   * Stores a terminal state reached by this process. Losing the race to another writer is not an
+   * error. A store that refuses the write (an outage) does not lose the outcome: the transition, which
+   * holds the result, is retried with backoff until the store takes it, and the job stays in
+   * {@link JobRunner.finishing} meanwhile so that its lease keeps being renewed. A write that can never
+   * succeed (a result the store cannot serialize) is replaced by a failure saying so.
+   */
+  #finish(id: string, transition: JobTransition): Promise<void> {
+    const pending: PendingFinish = { wake: undefined, done: undefined };
+    pending.done = this.#storeOutcome(id, this.#own(id, transition), pending);
+    return pending.done;
+  }
+
+  /**
+   * Guards a write of this runner: a job whose lease names another registry was taken over (this
+   * process stalled past its lease), so this runner's outcome for it no longer counts.
+   */
+  #own(id: string, transition: JobTransition): JobTransition {
+    const holder = this.#host.keeper.holder;
+    return (current) => {
+      if (current.lease !== undefined && current.lease.holder !== holder) {
+        throw new IllegalTransitionError(`job ${id} is held by another process now`);
+      }
+      return transition(current);
+    };
+  }
+
+  async #storeOutcome(id: string, transition: JobTransition, pending: PendingFinish): Promise<void> {
+    const host = this.#host;
+    this.#finishing.set(id, pending);
+    const retry = new Backoff(FINISH_BACKOFF, () => host.clock.random());
+    let write = transition;
+    let replaced = false;
     try {
-      const job = await this.#host.store.update(id, transition);
-      if (job !== undefined && job.snapshot.done) this.#host.settled(job);
-    } catch (error) {
-      if (!IllegalTransitionError.is(error)) throw error;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const job = await host.store.update(id, write);
+          if (job !== undefined && job.snapshot.done) host.settled(job);
+          return;
+        } catch (error) {
+          if (IllegalTransitionError.is(error)) return;
+          host.onError(error, { operation: 'finish', jobId: id, attempt });
+          if (!isTransient(error) && !replaced) {
+            replaced = true;
+            const body = problem('job-failed', `The job's outcome could not be stored: ${describe(error)}`);
+            write = this.#own(id, (current) => failJob(current, body, host.clock.wallNow(), host.finishOptions()));
+            continue;
+          }
+          if (!isTransient(error) || this.#closed) return;
+          await this.#pause(pending, retry.next());
+          // One last attempt when close() woke the pause; the lease then lapses elsewhere if it fails.
+        }
+      }
+    } finally {
+      if (this.#finishing.get(id) === pending) this.#finishing.delete(id);
+      // Stored (then the store's change released it already) or given up: either way, not ours to renew.
+      host.keeper.release(id);
+      this.#notifyIdle();
     }
+  }
+
+  /** Waits `ms`, or less when close() wakes every pending finish for its last attempt. */
+  #pause(pending: PendingFinish, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const clock = this.#host.clock;
+      const timer: TimerHandle = clock.setTimeout(() => wake(), ms, { unref: true });
+      const wake = (): void => {
+        pending.wake = undefined;
+        clock.clearTimeout(timer);
+        resolve();
+      };
+      pending.wake = wake;
+    });
   }
 
   /** Frees the slot of a handler (once), stops its timers and, with a reason, aborts its signal. */
@@ -439,18 +604,27 @@ export class JobRunner {
     active.flushingProgress = true;
     active.lastProgressAt = host.clock.now();
     try {
-      const job = await host.store.update(active.id, (current) => progressJob(current, progress, host.clock.wallNow()));
+      const job = await host.store.update(
+        active.id,
+        this.#own(active.id, (current) => progressJob(current, progress, host.clock.wallNow())),
+      );
       if (job !== undefined) host.progressed(job.snapshot);
-    } catch {
-      // Progress is advisory: a job that finished meanwhile or a failing store write loses this report only.
+    } catch (error) {
+      // Progress is advisory: a job that finished meanwhile or a failing store write loses this report
+      // only; the next report is stored as usual.
+      if (!IllegalTransitionError.is(error)) host.onError(error, { operation: 'progress', jobId: active.id });
     } finally {
       active.flushingProgress = false;
       if (active.pendingProgress !== undefined) this.#scheduleProgress(active);
     }
   }
 
+  #idle(): boolean {
+    return this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0 && this.#finishing.size === 0;
+  }
+
   #notifyIdle(): void {
-    if (this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0 && this.#idleResolvers.length > 0) {
+    if (this.#idleResolvers.length > 0 && this.#idle()) {
       for (const resolve of this.#idleResolvers.splice(0)) resolve();
     }
   }

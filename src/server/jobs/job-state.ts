@@ -8,8 +8,8 @@
  * @module
  */
 import { IllegalTransitionError } from '../../core/errors.js';
-import type { JobProgress, JobSnapshot, JobStatus, Problem } from '../../core/protocol.js';
-import type { StoredJob } from './stores/job-store.js';
+import { type JobProgress, type JobSnapshot, type JobStatus, type Problem, problem } from '../../core/protocol.js';
+import type { JobLease, StoredJob } from './stores/job-store.js';
 
 /**
  * The fields of a new job.
@@ -30,6 +30,10 @@ export interface NewJob {
   readonly owner?: string | undefined;
   readonly idempotencyKey?: string | undefined;
   readonly fingerprint?: string | undefined;
+  /** Held from the start by the registry that will run it (jobs of defined types). */
+  readonly lease?: JobLease | undefined;
+  /** Starts allowed when a run is lost with its process; stored only when above 1. */
+  readonly maxAttempts?: number | undefined;
 }
 
 /**
@@ -66,11 +70,13 @@ export function newJob(fields: NewJob): StoredJob {
     ...(fields.owner === undefined ? {} : { owner: fields.owner }),
     ...(fields.idempotencyKey === undefined ? {} : { idempotencyKey: fields.idempotencyKey }),
     ...(fields.fingerprint === undefined ? {} : { fingerprint: fields.fingerprint }),
+    ...(fields.lease === undefined ? {} : { lease: Object.freeze({ ...fields.lease }) }),
+    ...(fields.maxAttempts === undefined || fields.maxAttempts <= 1 ? {} : { maxAttempts: fields.maxAttempts }),
   });
 }
 
 /**
- * queued → running.
+ * queued → running, counting the attempt; with `lease`, the starter holds the job from now on.
  *
  * @example
  * ```ts
@@ -78,10 +84,64 @@ export function newJob(fields: NewJob): StoredJob {
  * const running = startJob(newJob({ id: 'a', type: 't', input: 0, runner: 'external', nowMs: 0 }), 5);
  * ```
  */
-export function startJob(job: StoredJob, nowMs: number): StoredJob {
+export function startJob(job: StoredJob, nowMs: number, lease?: JobLease): StoredJob {
   expectStatus(job, 'start', ['queued']);
   const now = iso(nowMs);
-  return next(job, { status: 'running', startedAt: now }, now);
+  const started = next(job, { status: 'running', startedAt: now }, now);
+  return Object.freeze({
+    ...started,
+    attempts: (job.attempts ?? 0) + 1,
+    ...(lease === undefined ? {} : { lease: Object.freeze({ ...lease }) }),
+  });
+}
+
+/**
+ * queued | running → queued for another attempt, held by `lease`'s holder: the run was lost with its
+ * process. Progress and the start time go; the attempt count stays (the next start raises it).
+ *
+ * @example
+ * ```ts
+ * import { requeueJob } from './job-state.js';
+ * declare const lost: import('pollkit/server').StoredJob;
+ * const again = requeueJob(lost, { holder: 'registry-b', expiresAtMs: Date.now() + 30_000 }, Date.now());
+ * ```
+ */
+export function requeueJob(job: StoredJob, lease: JobLease, nowMs: number): StoredJob {
+  expectStatus(job, 'requeue', ['queued', 'running']);
+  const requeued = next(job, { status: 'queued', startedAt: null, progress: null }, iso(nowMs));
+  return Object.freeze({ ...requeued, lease: Object.freeze({ ...lease }) });
+}
+
+/**
+ * True for an unfinished job whose lease lapsed at or before `nowMs`.
+ *
+ * @example
+ * ```ts
+ * import { leaseLapsed } from './job-state.js';
+ * declare const job: import('pollkit/server').StoredJob;
+ * if (leaseLapsed(job, Date.now())) console.log('its process is gone');
+ * ```
+ */
+export function leaseLapsed(job: StoredJob, nowMs: number): boolean {
+  return !job.snapshot.done && job.lease !== undefined && job.lease.expiresAtMs <= nowMs;
+}
+
+/**
+ * The problem of a job whose process was lost while it held the job: retryable, so a client may
+ * submit it again (with the same idempotency key: a failed retryable job gives its key up).
+ *
+ * @example
+ * ```ts
+ * import { workerLostProblem } from './job-state.js';
+ * console.log(workerLostProblem().code); // "worker-lost"
+ * ```
+ */
+export function workerLostProblem(): Problem {
+  return problem(
+    'worker-lost',
+    'The process that held the job stopped renewing its lease (it died, or lost the store) before the job finished.',
+    { retryable: true },
+  );
 }
 
 /**
@@ -182,7 +242,9 @@ function finish(
     },
     now,
   );
-  return expires ? Object.freeze({ ...finished, expiresAtMs }) : finished;
+  // A finished job is nobody's: its lease goes with the same version.
+  const { lease: _lease, ...unleased } = finished;
+  return Object.freeze(expires ? { ...unleased, expiresAtMs } : unleased);
 }
 
 function next(job: StoredJob, changes: Partial<JobSnapshot>, now: string): StoredJob {

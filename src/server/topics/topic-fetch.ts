@@ -15,20 +15,27 @@
  */
 import { abortReason } from '../../core/abort.js';
 import type { Clock } from '../../core/clock.js';
-import { AbortedError, OffsetGoneError, OffsetOutOfRangeError } from '../../core/errors.js';
-import type { TopicFetchResult, TopicRecord } from '../../core/protocol.js';
+import { AbortedError, OffsetGoneError, OffsetOutOfRangeError, PollkitError } from '../../core/errors.js';
+import type { TopicFetchResult } from '../../core/protocol.js';
 import { onLaterTurn } from '../purgatory/later-turn.js';
 import { type Admission, DelayedOperation, type DelayedOperationPurgatory } from '../purgatory/purgatory.js';
 import type { Resumable } from '../purgatory/resume-batches.js';
-import type { TopicChange, TopicPosition, TopicReadResult, TopicStore, TopicRetention } from './stores/topic-store.js';
+import type {
+  StoredRecord,
+  TopicChange,
+  TopicPosition,
+  TopicReadResult,
+  TopicRetention,
+  TopicStore,
+} from './stores/topic-store.js';
 
 /** What a fetch needs from its topic and registry. */
 export interface FetchHost {
   readonly store: TopicStore;
   readonly purgatory: DelayedOperationPurgatory;
   readonly clock: Clock;
-  /** False when retention drops records by age: only the store knows then what a read may return. */
-  readonly answersFromHints: boolean;
+  /** Records appended before this wall-clock time are dropped by retention; `undefined` when none are. */
+  oldestKeptMs(): number | undefined;
   retention(): TopicRetention;
   unwatch(name: string, hint: Hint): void;
 }
@@ -53,8 +60,10 @@ export class Hint {
   earliestOffset = 0;
   /** The registry is closing: held reads answer now. */
   closed: boolean;
+  /** The topic was deleted: held reads fail with `topic-not-found`; the registry no longer hands this hint out. */
+  deleted = false;
   /** The latest records, the first at offset {@link Hint.tailStart}; the last ends at the high watermark. */
-  tail: TopicRecord[] = [];
+  tail: StoredRecord[] = [];
   tailStart = 0;
   /** The last answer built from the tail, shared by the readers it fits. */
   answer: TopicFetchResult | undefined = undefined;
@@ -86,7 +95,7 @@ export class Hint {
     if (earliestOffset > this.earliestOffset) this.earliestOffset = earliestOffset;
     const tailEnd = this.tailStart + this.tail.length;
     if (records !== undefined && records.length > 0 && records[0]!.record.offset === tailEnd) {
-      for (const stored of records) this.tail.push(stored.record);
+      for (const stored of records) this.tail.push(stored);
       if (this.tail.length >= 2 * TAIL_RECORDS) {
         const drop = this.tail.length - TAIL_RECORDS;
         this.tail = this.tail.slice(drop);
@@ -121,7 +130,7 @@ export class Hint {
     if (records !== undefined && records.length > 0 && records.length <= TAIL_RECORDS) {
       const first = records[0]!.record.offset;
       if (first + records.length === highWatermark) {
-        this.tail = records.map((stored) => stored.record);
+        this.tail = records.slice();
         this.tailStart = first;
         return;
       }
@@ -216,7 +225,12 @@ export abstract class TopicFetch<Value = unknown> extends DelayedOperation imple
   /** @internal the purgatory's check: enough records, a new epoch, or a closing registry end the wait. */
   tryComplete(): boolean {
     const hint = this._hint!;
-    if (hint.epoch !== this._pinned || hint.highWatermark - this._offset >= this._enough || hint.closed) {
+    if (
+      hint.epoch !== this._pinned ||
+      hint.highWatermark - this._offset >= this._enough ||
+      hint.closed ||
+      hint.deleted
+    ) {
       return this.forceComplete();
     }
     return false;
@@ -238,6 +252,11 @@ export abstract class TopicFetch<Value = unknown> extends DelayedOperation imple
 
   /** @internal answers from the hint, or joins a shared store read and answers from it once it settles. */
   resume(): void {
+    const hint = this._hint!;
+    if (hint.deleted) {
+      this._fail(topicDeleted(hint.name));
+      return;
+    }
     const result = resultFromHint(this);
     if (result !== undefined) this._deliver(result as TopicFetchResult<Value>);
     else joinRead(this);
@@ -274,6 +293,11 @@ export abstract class TopicFetch<Value = unknown> extends DelayedOperation imple
     this._release();
     this.failed(error);
   }
+}
+
+/** What a read of a deleted topic fails with (HTTP 404). */
+export function topicDeleted(name: string): PollkitError {
+  return new PollkitError(`Topic ${name} was deleted`, 'topic-not-found');
 }
 
 /** The problem with reading `offset` of `epoch` at `position`, if any. */
@@ -314,16 +338,23 @@ export function resultOf(name: string, read: TopicReadResult, offset: number): T
 /**
  * The answer from the hint alone, without a store read, when the hint covers it: same epoch as the
  * fetch's pinned one, offset retained, and every record from the offset up to the high watermark (or
- * the limit) in the tail.
+ * the limit) in the tail and not yet past retention by age.
  */
 export function resultFromHint(fetch: TopicFetch): TopicFetchResult | undefined {
   const hint = fetch._hint!;
   const offset = fetch._offset;
-  if (!hint.host.answersFromHints || hint.epoch !== fetch._pinned) return undefined;
+  if (hint.epoch !== fetch._pinned) return undefined;
   const highWatermark = hint.highWatermark;
   if (offset < hint.earliestOffset || offset > highWatermark) return undefined;
   const end = Math.min(offset + fetch._limit, highWatermark);
-  if (end > offset && offset < hint.tailStart) return undefined;
+  const from = offset - hint.tailStart;
+  if (end > offset) {
+    if (from < 0) return undefined;
+    // Retention by age drops records as time passes, with no change to announce it: the oldest record
+    // of the answer decides whether the hint may still give it (the later ones are younger).
+    const oldestKept = hint.host.oldestKeptMs();
+    if (oldestKept !== undefined && hint.tail[from]!.timestampMs < oldestKept) return undefined;
+  }
   const known = hint.answer;
   if (
     known !== undefined &&
@@ -335,8 +366,9 @@ export function resultFromHint(fetch: TopicFetch): TopicFetchResult | undefined 
   ) {
     return known;
   }
-  const from = offset - hint.tailStart;
-  const records = Object.freeze(end > offset ? hint.tail.slice(from, from + (end - offset)) : []);
+  const records = Object.freeze(
+    end > offset ? hint.tail.slice(from, from + (end - offset)).map((stored) => stored.record) : [],
+  );
   const result: TopicFetchResult = Object.freeze({
     topic: hint.name,
     epoch: hint.epoch!,

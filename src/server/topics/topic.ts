@@ -16,7 +16,7 @@ import { abortReason } from '../../core/abort.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { TopicFetchResult, TopicRecord } from '../../core/protocol.js';
 import type { TopicPosition } from './stores/topic-store.js';
-import { type FetchHost, type Hint, TopicFetch, hold, readFirst, resultFromHint } from './topic-fetch.js';
+import { type FetchHost, type Hint, TopicFetch, hold, readFirst, resultFromHint, topicDeleted } from './topic-fetch.js';
 
 /**
  * Options of {@link Topic.append}.
@@ -106,6 +106,7 @@ export class Topic<Value = unknown> {
   /** The topic's name in its registry and in URLs: 1 to 200 letters, digits, `.`, `_` or `-`. */
   readonly name: string;
   readonly #host: TopicHost;
+  #deleted = false;
 
   /** @internal Topics are made by {@link TopicRegistry.topic}. */
   constructor(host: TopicHost, name: string) {
@@ -125,6 +126,7 @@ export class Topic<Value = unknown> {
    */
   async append(value: Value, options: TopicAppendOptions = {}): Promise<number> {
     this.#host.assertOpen();
+    this.#assertLive();
     const key = options.key ?? null;
     if (key !== null && typeof key !== 'string') throw new InvalidArgumentError('key must be a string or null', 'key');
     const { offset } = await this.#host.store.append(
@@ -180,6 +182,10 @@ export class Topic<Value = unknown> {
     const signal = fetch.signal;
     if (signal?.aborted === true) {
       fetch.failed(abortReason(signal));
+      return;
+    }
+    if (this.#deleted) {
+      fetch.failed(topicDeleted(this.name));
       return;
     }
     // Watch before reading, so an append between the read and the purgatory registration still
@@ -281,6 +287,7 @@ export class Topic<Value = unknown> {
    * ```
    */
   async position(): Promise<TopicPosition> {
+    this.#assertLive();
     return this.#host.store.position(this.name, this.#host.retention());
   }
 
@@ -296,7 +303,18 @@ export class Topic<Value = unknown> {
    */
   async reset(): Promise<void> {
     this.#host.assertOpen();
+    this.#assertLive();
     await this.#host.store.reset(this.name);
+  }
+
+  /** @internal The registry deleted this topic: every later call, and every held read, fails. */
+  markDeleted(): void {
+    this.#deleted = true;
+  }
+
+  // A deleted topic's object must not bring its log back by reading or appending to the store.
+  #assertLive(): void {
+    if (this.#deleted) throw topicDeleted(this.name);
   }
 }
 

@@ -23,10 +23,16 @@ export interface ServerProcess {
 }
 
 /** Starts one server process. */
-export async function startServer(name: string, redisUrl: string, keyPrefix: string): Promise<ServerProcess> {
+export async function startServer(
+  name: string,
+  redisUrl: string,
+  keyPrefix: string,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
   const child = fork(script, [], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, REDIS_URL: redisUrl, KEY_PREFIX: keyPrefix, NAME: name },
+    // Strict: a rejection that escaped (an outage surfacing as an exception) ends the process.
+    execArgv: ['--import', 'tsx', '--unhandled-rejections=strict'],
+    env: { ...process.env, ...env, REDIS_URL: redisUrl, KEY_PREFIX: keyPrefix, NAME: name },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();

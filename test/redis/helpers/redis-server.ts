@@ -6,10 +6,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
+import { freePort } from '../../helpers/free-port.js';
 
 /** Options for {@link startRedis}. */
 export interface RedisServerOptions {
@@ -29,18 +29,6 @@ export interface RedisServer {
   restart(): Promise<void>;
   /** Stops the server, closes every client made through {@link RedisServer.client}, removes the directory. */
   stop(): Promise<void>;
-}
-
-/** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
 }
 
 async function waitForPing(port: number, timeoutMs = 10_000): Promise<void> {

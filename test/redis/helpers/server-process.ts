@@ -39,10 +39,17 @@ const jobStore = new RedisJobStore({ redis, feed, keyPrefix, commandTimeoutMs: 1
 const topicStore = new RedisTopicStore({ redis, feed, keyPrefix, commandTimeoutMs: 1000 });
 // One purgatory for both registries, so the parent can count every request this process holds.
 const purgatory = new DelayedOperationPurgatory({ name });
-const jobs = new JobRegistry({ store: jobStore, purgatory });
+const leaseMs = process.env['LEASE_MS'] === undefined ? undefined : Number(process.env['LEASE_MS']);
+const jobs = new JobRegistry({ store: jobStore, purgatory, ...(leaseMs === undefined ? {} : { leaseMs }) });
 const topics = new TopicRegistry({ store: topicStore, purgatory });
 // Finishes at once, so a submit through this process is followed by a cross-process wake elsewhere.
 jobs.define('echo', ({ input }) => input);
+// Runs until the process dies (in process A) or at once (elsewhere): what a lost worker looks like.
+const hangHere = (): boolean => name === 'A';
+jobs.define('hang', ({ input }) => (hangHere() ? new Promise(() => {}) : `${String(input)} done by ${name}`));
+jobs.define('retried', ({ input }) => (hangHere() ? new Promise(() => {}) : `${String(input)} done by ${name}`), {
+  attempts: 2,
+});
 const handler = new PollkitHandler({
   jobs,
   topics,

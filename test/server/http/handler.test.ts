@@ -203,7 +203,7 @@ describe('server-sent events', () => {
     const iterator = (response.body as AsyncIterable<string>)[Symbol.asyncIterator]();
     expect(await next(iterator)).toBe('retry: 2500\n\n');
     const first = await next(iterator);
-    expect(first).toMatch(/^id: 0\ndata: \{.*"offset":0.*\}\n\n$/);
+    expect(first).toMatch(/^id: 0@[^\n]+\ndata: \{.*"offset":0.*\}\n\n$/);
     const quiet = next(iterator);
     await clock.advanceAsync(14_999);
     let heartbeat: string | undefined;
@@ -214,7 +214,7 @@ describe('server-sent events', () => {
     expect(await quiet).toBe(': hb\n\n');
     const data = next(iterator);
     await topic.append({ n: 1 });
-    expect(await data).toMatch(/^id: 1\n/);
+    expect(await data).toMatch(/^id: 1@[^\n]+\n/);
     await iterator.return?.();
     expect(handler.heldRequests).toBe(0);
   });
@@ -337,7 +337,7 @@ describe('edge cases', () => {
     for (const value of ['c', 'd', 'e', 'f']) await topic.append(value);
     for (let result = await iterator.next(); result.done !== true; result = await iterator.next())
       chunks.push(result.value);
-    expect(chunks[1]).toMatch(/^id: 0\n/);
+    expect(chunks[1]).toMatch(/^id: 0@[^\n]+\n/);
     const problem = chunks.at(-1)!;
     expect(problem).toMatch(/^event: problem\ndata: /);
     expect(JSON.parse(problem.slice(problem.indexOf('data: ') + 6))).toMatchObject({

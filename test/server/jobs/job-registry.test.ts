@@ -172,6 +172,37 @@ describe('JobRegistry: external workers and the state machine', () => {
   });
 });
 
+describe('JobRegistry: types accepted for workers elsewhere', () => {
+  it('stores a submit of an accepted type as queued for external workers, validating its input', async () => {
+    const { registry, store, flush } = setup();
+    registry.accept('render', {
+      validate: (input) => {
+        if (typeof input !== 'number') throw new TypeError('frames must be a number');
+        return input * 2;
+      },
+    });
+    const job = await registry.submit('render', 21, { owner: 'alice' });
+    await flush();
+    expect(job).toMatchObject({ type: 'render', status: 'queued', version: 1 });
+    expect(await store.get(job.id)).toMatchObject({ runner: 'external', input: 42, owner: 'alice' });
+    expect(registry.stats()).toMatchObject({ running: 0, queued: 0 });
+    await expect(registry.submit('render', 'x')).rejects.toMatchObject({ code: 'invalid-input' });
+    await registry.start(job.id);
+    expect((await registry.succeed(job.id, 'ok')).status).toBe('succeeded');
+  });
+
+  it('keeps defined and accepted types apart and still refuses unknown ones', async () => {
+    const { registry } = setup();
+    registry.define('echo', ({ input }) => input).accept('render');
+    expect(() => registry.accept('echo')).toThrow(InvalidArgumentError);
+    expect(() => registry.accept('render')).toThrow(InvalidArgumentError);
+    expect(() => registry.define('render', () => 1)).toThrow(InvalidArgumentError);
+    expect(() => registry.accept('no spaces')).toThrow(InvalidArgumentError);
+    expect(() => registry.accept('x', { validate: 1 as never })).toThrow(InvalidArgumentError);
+    await expect(registry.submit('other', 1)).rejects.toMatchObject({ code: 'unknown-job-type' });
+  });
+});
+
 describe('JobRegistry: handlers', () => {
   it('returns the queued handle at once and runs the handler with its context', async () => {
     const { registry, flush } = setup();
@@ -270,6 +301,8 @@ describe('JobRegistry: handlers', () => {
     });
     expect(signal?.aborted).toBe(true);
     expect(await registry.get(next.id)).toMatchObject({ status: 'succeeded', result: 'ok' });
+    // Idle again: once the check for lapsed leases the start planned has run, no timer is left.
+    await clock.advanceAsync(30_000);
     expect(clock.pendingTimers).toBe(0);
   });
 
@@ -784,6 +817,20 @@ describe('JobRegistry: retention, forget and list', () => {
     expect(ids(await registry.list({ status: 'queued', pageSize: 2 }))).toEqual(['job-7', 'job-6']);
     await expect(registry.list({ pageToken: 'garbage!' })).rejects.toSatisfy(InvalidArgumentError.is);
     await expect(registry.list({ pageSize: 0 })).rejects.toSatisfy(InvalidArgumentError.is);
+  });
+
+  it("gives page tokens that reveal nothing of other owners' jobs", async () => {
+    const tokens = async (others: number): Promise<(string | undefined)[]> => {
+      const { registry } = setup();
+      for (let n = 0; n < 3; n++) {
+        await registry.create('t', n, { owner: 'alice' });
+        for (let m = 0; m < others; m++) await registry.create('t', m, { owner: 'bob' });
+      }
+      const first = await registry.list({ owner: 'alice', pageSize: 1 });
+      const second = await registry.list({ owner: 'alice', pageSize: 1, pageToken: first.nextPageToken! });
+      return [first.nextPageToken, second.nextPageToken];
+    };
+    expect(await tokens(40)).toEqual(await tokens(0));
   });
 
   it('hides other owners’ jobs everywhere', async () => {

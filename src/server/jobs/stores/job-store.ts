@@ -35,6 +35,38 @@ export interface StoredJob {
   readonly runner: 'handler' | 'external';
   /** When a finished job may be removed, in wall-clock epoch milliseconds; absent while not finished. */
   readonly expiresAtMs?: number;
+  /**
+   * The process that holds an unfinished job and until when (see {@link JobLease}); absent for a job
+   * nobody holds (queued for external workers) and for finished jobs.
+   */
+  readonly lease?: JobLease;
+  /** How many times the job was started; absent before the first start. */
+  readonly attempts?: number;
+  /** How many starts the job may have when its process is lost mid-run (its type's `attempts`). Default 1. */
+  readonly maxAttempts?: number;
+}
+
+/**
+ * A lease: the job belongs to `holder` (one `JobRegistry`) until `expiresAtMs`, and the holder renews
+ * it while the job is queued or running there ({@link JobStore.renewLeases}). A lease that lapses means
+ * the holder is gone (killed, partitioned, stalled): any live registry then fails the job with a
+ * retryable `worker-lost` problem, or runs it again while its `maxAttempts` allow.
+ *
+ * Renewals are not changes: they raise no version and announce nothing, so a store may keep the
+ * current expiry apart from the job it stores; but the job it hands out — to `get`, and to the
+ * transitions of `update` — must carry the current expiry.
+ *
+ * @example
+ * ```ts
+ * import type { JobLease } from 'pollkit/server';
+ * const lease: JobLease = { holder: 'registry-7f3a', expiresAtMs: Date.now() + 30_000 };
+ * ```
+ */
+export interface JobLease {
+  /** The registry that holds the job: its `holderId`. */
+  readonly holder: string;
+  /** When the lease lapses unless renewed, in wall-clock epoch milliseconds. */
+  readonly expiresAtMs: number;
 }
 
 /**
@@ -87,6 +119,39 @@ export interface InsertResult {
   readonly inserted: boolean;
   /** The job now stored: the new one, or the earlier job with the same owner and idempotency key. */
   readonly job: StoredJob;
+}
+
+/**
+ * Options of {@link JobStore.insert}.
+ *
+ * @example
+ * ```ts
+ * import type { InsertOptions } from 'pollkit/server';
+ * const options: InsertOptions = { maxPerOwner: 10_000 };
+ * ```
+ */
+export interface InsertOptions {
+  /**
+   * Refuse the job (reject with a `PollkitError` of code `too-many-jobs`) when its owner already has
+   * this many jobs stored, in any state. Checked atomically with the insert. Default: no cap.
+   */
+  readonly maxPerOwner?: number;
+}
+
+/**
+ * What {@link JobStore.expiredLeases} found.
+ *
+ * @example
+ * ```ts
+ * import type { LeaseSweep } from 'pollkit/server';
+ * const report = (sweep: LeaseSweep) => `${sweep.jobs.length} lapsed, next at ${sweep.nextExpiryMs ?? 'never'}`;
+ * ```
+ */
+export interface LeaseSweep {
+  /** Unfinished jobs whose lease lapsed, each as it is now (with its current lease). */
+  readonly jobs: readonly StoredJob[];
+  /** The earliest lease expiry still stored, if any. */
+  readonly nextExpiryMs?: number;
 }
 
 /**
@@ -156,18 +221,34 @@ export interface SweepResult {
 export interface JobStore {
   /**
    * Adds a job. When `job` carries an idempotency key and a job of the same owner with that key
-   * exists, nothing is written and the existing job is returned with `inserted: false`.
+   * exists, nothing is written and the existing job is returned with `inserted: false` — unless that
+   * job failed with a retryable problem (`error.retryable === true`, as `worker-lost` is): such a job
+   * no longer holds its key, the new job takes it, and the old one stays readable by its id. Rejects
+   * with code `too-many-jobs` when `options.maxPerOwner` is reached.
    */
-  insert(job: StoredJob): Promise<InsertResult>;
+  insert(job: StoredJob, options?: InsertOptions): Promise<InsertResult>;
   /** The job with this id, or `undefined`. */
   get(id: string): Promise<StoredJob | undefined>;
   /** The job of this owner with this idempotency key, or `undefined`. */
   findByIdempotencyKey(owner: string | undefined, key: string): Promise<StoredJob | undefined>;
   /**
    * Applies `transition` atomically and returns the stored result, or `undefined` for an unknown id.
-   * Rejects with whatever the transition throws, having changed nothing.
+   * Rejects with whatever the transition throws, having changed nothing. Atomic includes the lease:
+   * a renewal between the transition's read and the write must make the write retry on the renewed
+   * job, so that a transition that fails a job because its lease lapsed cannot undo a renewal.
    */
   update(id: string, transition: JobTransition): Promise<StoredJob | undefined>;
+  /**
+   * Extends to `expiresAtMs` the leases of these jobs that `holder` still holds and that are not
+   * finished, without a new version or a change notice. Resolves to the ids it did not renew: gone,
+   * finished, or held by someone else now. A store that keeps a TTL on jobs extends it too.
+   */
+  renewLeases(holder: string, ids: readonly string[], expiresAtMs: number): Promise<readonly string[]>;
+  /**
+   * Up to `limit` unfinished jobs whose lease lapsed at or before `nowMs`, without scanning the
+   * others, and the earliest lease expiry still stored.
+   */
+  expiredLeases(nowMs: number, limit: number): Promise<LeaseSweep>;
   /**
    * Removes a job if `condition` (when given) returns true; `condition` may throw to refuse, and the
    * store rejects with that error. Resolves to whether a job was removed.

@@ -7,8 +7,10 @@
  */
 import { InvalidArgumentError } from '../../../core/errors.js';
 import type {
+  InsertOptions,
   InsertResult,
   JobChange,
+  LeaseSweep,
   JobListPage,
   JobListQuery,
   JobStore,
@@ -18,6 +20,7 @@ import type {
 } from './job-store.js';
 import { MinHeap } from './min-heap.js';
 import { ChangeListeners } from '../../change-listeners.js';
+import { releasesKey, tooManyJobs } from './store-rules.js';
 
 interface Entry {
   readonly seq: number;
@@ -25,8 +28,11 @@ interface Entry {
 }
 
 interface IndexItem {
+  /** The position in its index: the global sequence, or in an owner's index the owner's own. */
   readonly seq: number;
   readonly id: string;
+  /** The job's global sequence, which tells a live item from one of a removed job. */
+  readonly entry: number;
 }
 
 // Indexes keep dead items until they outnumber live ones, so a delete is O(1) and compaction is amortized.
@@ -49,8 +55,14 @@ export class MemoryJobStore implements JobStore {
   readonly #idempotency = new Map<string, string>();
   #order: IndexItem[] = [];
   #byOwner = new Map<string, IndexItem[]>();
+  // Each owner's index counts on its own, so an owner's page tokens reveal nothing of other owners'
+  // jobs (a global sequence would tell every caller how many jobs everyone made).
+  readonly #ownerSeq = new Map<string, number>();
   #dead = 0;
   readonly #expiry = new MinHeap<{ readonly id: string; readonly at: number }>();
+  /** Unfinished jobs with a lease, by id: their current expiry. Few (running and queued ones), so scanned. */
+  readonly #leases = new Map<string, number>();
+  readonly #owned = new Map<string, number>();
   readonly #listeners = new ChangeListeners<JobChange>();
   #seq = 0;
 
@@ -59,24 +71,30 @@ export class MemoryJobStore implements JobStore {
     return this.#jobs.size;
   }
 
-  async insert(job: StoredJob): Promise<InsertResult> {
+  async insert(job: StoredJob, options: InsertOptions = {}): Promise<InsertResult> {
     const id = job.snapshot.id;
     if (job.idempotencyKey !== undefined) {
       const existingId = this.#idempotency.get(idempotencySlot(job.owner, job.idempotencyKey));
       const existing = existingId === undefined ? undefined : this.#jobs.get(existingId);
-      if (existing !== undefined) return { inserted: false, job: existing.job };
+      if (existing !== undefined && !releasesKey(existing.job)) return { inserted: false, job: existing.job };
     }
     if (this.#jobs.has(id)) throw new InvalidArgumentError(`a job with id ${id} already exists`, 'id');
-    const item: IndexItem = { seq: ++this.#seq, id };
-    this.#jobs.set(id, { seq: item.seq, job });
-    this.#order.push(item);
+    const owned = job.owner === undefined ? 0 : (this.#owned.get(job.owner) ?? 0);
+    if (options.maxPerOwner !== undefined && owned >= options.maxPerOwner) throw tooManyJobs(owned);
+    if (job.owner !== undefined) this.#owned.set(job.owner, owned + 1);
+    const seq = ++this.#seq;
+    this.#jobs.set(id, { seq, job });
+    this.#order.push({ seq, id, entry: seq });
     if (job.owner !== undefined) {
       let owned = this.#byOwner.get(job.owner);
       if (owned === undefined) this.#byOwner.set(job.owner, (owned = []));
-      owned.push(item);
+      const ownerSeq = (this.#ownerSeq.get(job.owner) ?? 0) + 1;
+      this.#ownerSeq.set(job.owner, ownerSeq);
+      owned.push({ seq: ownerSeq, id, entry: seq });
     }
     if (job.idempotencyKey !== undefined) this.#idempotency.set(idempotencySlot(job.owner, job.idempotencyKey), id);
     if (job.expiresAtMs !== undefined) this.#expiry.push(job.expiresAtMs, { id, at: job.expiresAtMs });
+    this.#indexLease(id, job);
     this.#listeners.emit({ id, version: job.snapshot.version, job });
     return { inserted: true, job };
   }
@@ -93,8 +111,13 @@ export class MemoryJobStore implements JobStore {
   async update(id: string, transition: JobTransition): Promise<StoredJob | undefined> {
     const entry = this.#jobs.get(id);
     if (entry === undefined) return undefined;
-    const current = entry.job;
-    const next = transition(current);
+    let current = entry.job;
+    let next = transition(current);
+    // A transition that (against the rules) renewed or changed the job while it ran is run again.
+    while (entry.job !== current && this.#jobs.get(id) === entry) {
+      current = entry.job;
+      next = transition(current);
+    }
     if (next === current) return current;
     if (next.snapshot.id !== id) throw new InvalidArgumentError('a transition must not change the job id', 'id');
     if (!(next.snapshot.version > current.snapshot.version)) {
@@ -107,6 +130,7 @@ export class MemoryJobStore implements JobStore {
     if (next.expiresAtMs !== undefined && next.expiresAtMs !== current.expiresAtMs) {
       this.#expiry.push(next.expiresAtMs, { id, at: next.expiresAtMs });
     }
+    this.#indexLease(id, next);
     this.#listeners.emit({ id, version: next.snapshot.version, job: next });
     return next;
   }
@@ -135,7 +159,7 @@ export class MemoryJobStore implements JobStore {
     for (let position = low - 1; position >= 0; position--) {
       const item = index[position]!;
       const entry = this.#jobs.get(item.id);
-      if (entry === undefined || entry.seq !== item.seq) continue;
+      if (entry === undefined || entry.seq !== item.entry) continue;
       if (query.status !== undefined && entry.job.snapshot.status !== query.status) continue;
       if (jobs.length === query.limit) return { jobs, cursor: encodeCursor(lastSeq) };
       jobs.push(entry.job);
@@ -157,6 +181,32 @@ export class MemoryJobStore implements JobStore {
     return next === undefined ? { removed } : { removed, nextExpiryMs: next };
   }
 
+  async renewLeases(holder: string, ids: readonly string[], expiresAtMs: number): Promise<readonly string[]> {
+    const lost: string[] = [];
+    for (const id of ids) {
+      const entry = this.#jobs.get(id);
+      const job = entry?.job;
+      if (entry === undefined || job === undefined || job.snapshot.done || job.lease?.holder !== holder) {
+        lost.push(id);
+        continue;
+      }
+      // Not a change: same version, nobody told. The job object is replaced, never mutated.
+      entry.job = Object.freeze({ ...job, lease: Object.freeze({ holder, expiresAtMs }) });
+      this.#leases.set(id, expiresAtMs);
+    }
+    return lost;
+  }
+
+  async expiredLeases(nowMs: number, limit: number): Promise<LeaseSweep> {
+    const jobs: StoredJob[] = [];
+    let next: number | undefined;
+    for (const [id, expiresAtMs] of this.#leases) {
+      if (expiresAtMs <= nowMs && jobs.length < limit) jobs.push(this.#jobs.get(id)!.job);
+      else if (expiresAtMs > nowMs && (next === undefined || expiresAtMs < next)) next = expiresAtMs;
+    }
+    return next === undefined ? { jobs } : { jobs, nextExpiryMs: next };
+  }
+
   onChange(listener: (change: JobChange) => void): () => void {
     return this.#listeners.add(listener);
   }
@@ -175,17 +225,32 @@ export class MemoryJobStore implements JobStore {
     }
   }
 
+  #indexLease(id: string, job: StoredJob): void {
+    if (job.lease !== undefined && !job.snapshot.done) this.#leases.set(id, job.lease.expiresAtMs);
+    else this.#leases.delete(id);
+  }
+
   #remove(id: string, entry: Entry): void {
     this.#jobs.delete(id);
+    this.#leases.delete(id);
     const { job } = entry;
-    if (job.idempotencyKey !== undefined) this.#idempotency.delete(idempotencySlot(job.owner, job.idempotencyKey));
+    if (job.owner !== undefined) {
+      const owned = (this.#owned.get(job.owner) ?? 1) - 1;
+      if (owned <= 0) this.#owned.delete(job.owner);
+      else this.#owned.set(job.owner, owned);
+    }
+    if (job.idempotencyKey !== undefined) {
+      // The key may have passed to a newer job (a retryable failure gives it up); only its holder frees it.
+      const slot = idempotencySlot(job.owner, job.idempotencyKey);
+      if (this.#idempotency.get(slot) === id) this.#idempotency.delete(slot);
+    }
     this.#dead++;
     if (this.#dead >= COMPACT_MIN_DEAD && this.#dead > this.#jobs.size) this.#compact();
     this.#listeners.emit({ id, version: job.snapshot.version, deleted: true });
   }
 
   #compact(): void {
-    const live = (item: IndexItem): boolean => this.#jobs.get(item.id)?.seq === item.seq;
+    const live = (item: IndexItem): boolean => this.#jobs.get(item.id)?.seq === item.entry;
     this.#order = this.#order.filter(live);
     const byOwner = new Map<string, IndexItem[]>();
     for (const [owner, items] of this.#byOwner) {

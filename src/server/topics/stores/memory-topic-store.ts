@@ -133,6 +133,13 @@ export class MemoryTopicStore implements TopicStore {
     return position;
   }
 
+  async delete(topic: string): Promise<boolean> {
+    if (!this.#logs.delete(topic)) return false;
+    const position: TopicPosition = { epoch: this.#generateEpoch(), earliestOffset: 0, highWatermark: 0 };
+    this.#listeners.emit({ topic, position, deleted: true });
+    return true;
+  }
+
   onChange(listener: (change: TopicChange) => void): () => void {
     return this.#listeners.add(listener);
   }

@@ -65,7 +65,7 @@ export interface TopicRetention {
 }
 
 /**
- * A change announced by {@link TopicStore.onChange}: an append or a reset.
+ * A change announced by {@link TopicStore.onChange}: an append, a reset or a deletion.
  *
  * @example
  * ```ts
@@ -74,9 +74,9 @@ export interface TopicRetention {
  * ```
  */
 export interface TopicChange {
-  /** The name of the topic that was appended to or reset. */
+  /** The name of the topic that was appended to, reset or deleted. */
   readonly topic: string;
-  /** The topic's position right after the change. */
+  /** The topic's position right after the change; after a deletion, an empty log in a fresh epoch. */
   readonly position: TopicPosition;
   /**
    * The records an append added, when the store has them at hand (the in-memory store always does).
@@ -84,6 +84,8 @@ export interface TopicChange {
    * them is read instead.
    */
   readonly records?: readonly StoredRecord[];
+  /** True when the topic was deleted ({@link TopicStore.delete}), here or in another process. */
+  readonly deleted?: boolean;
 }
 
 /**
@@ -156,7 +158,12 @@ export interface TopicStore {
   position(topic: string, retention: TopicRetention): Promise<TopicPosition>;
   /** Empties the log and starts a new epoch at offset 0. */
   reset(topic: string): Promise<TopicPosition>;
-  /** Calls `listener` after every append and reset; returns a function that removes it. */
+  /**
+   * Removes the topic's log and everything kept about it, announcing a change with `deleted: true`;
+   * resolves to whether there was one. Naming the topic again later starts a new, empty log.
+   */
+  delete(topic: string): Promise<boolean>;
+  /** Calls `listener` after every append, reset and deletion; returns a function that removes it. */
   onChange(listener: (change: TopicChange) => void): () => void;
   /** Releases connections; the in-memory store drops its listeners. */
   close(): Promise<void>;
