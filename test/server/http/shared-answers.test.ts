@@ -170,3 +170,46 @@ describe('shared answers: jobs', () => {
     for (const answer of await Promise.all(held)) expect(answer!.status).toBe(404);
   });
 });
+
+describe('answers of held polls, wherever they come from', () => {
+  it('carry the CORS headers, and a held HEAD is answered without a body', async () => {
+    const { clock, topics, handler } = setup({ cors: { origins: ['https://app.example'] } });
+    const topic = topics.topic('news');
+    const origin = { origin: 'https://app.example' };
+    const held = get(handler, '/pollkit/topics/news/records?offset=0&wait=30', origin);
+    const head = handler.handle({
+      method: 'HEAD',
+      url: '/pollkit/topics/news/records?offset=0&wait=30',
+      headers: origin,
+      signal: new AbortController().signal,
+    });
+    await flush(clock);
+    expect(handler.heldRequests).toBe(2);
+    await topic.append('x');
+    const [answer, headAnswer] = await Promise.all([held, head]);
+    expect(answer.status).toBe(200);
+    expect(answer.headers['access-control-allow-origin']).toBe('https://app.example');
+    expect(headAnswer!.status).toBe(200);
+    expect(headAnswer!.body).toBeNull();
+    expect(headAnswer!.headers['access-control-allow-origin']).toBe('https://app.example');
+  });
+});
+
+describe('answers from the latest records', () => {
+  it('are given only while retention by age keeps those records', async () => {
+    const clock = new ManualClock({ seed: 5 });
+    const purgatory = new DelayedOperationPurgatory({ clock });
+    const topics = new TopicRegistry({ clock, purgatory, retention: { maxAgeMs: 60_000 } });
+    const topic = topics.topic('t');
+    // A reader keeps the topic's hint alive while the others come and go.
+    const keeper = topic.read(0, { waitMs: 600_000, minRecords: 1000 });
+    await clock.advanceAsync(0);
+    await topic.append('old');
+    expect((await topic.read(0)).records.map((r) => r.value)).toEqual(['old']);
+    await clock.advanceAsync(61_000);
+    // The record aged out: the hint still holds it, but must not give it.
+    await expect(topic.read(0)).rejects.toMatchObject({ code: 'offset-gone' });
+    await topics.close();
+    await keeper.catch(() => undefined);
+  });
+});
