@@ -10,7 +10,8 @@
  *   never finish, so a connection cannot be reused), only a measurement.
  *
  * Both answer `GET /floor/topics/{t}/records?offset=` like the naive server and pollkit do, so the
- * load generator drives all of them alike.
+ * load generator drives all of them alike. A fetch behind the head is answered at once, with
+ * placeholders for the records it missed (the floors keep only each topic's length).
  *
  * @module
  */
@@ -50,8 +51,19 @@ export function createFloorServer(mode: FloorMode): FloorServer {
       return;
     }
     const topic = match[1]!;
-    if (Number(match[2]) < (lengths.get(topic) ?? 0)) {
-      res.writeHead(409).end(); // the benchmark only holds fetches at the head of the log
+    const offset = Number(match[2]);
+    const length = lengths.get(topic) ?? 0;
+    if (offset < length) {
+      // A reader that fell behind (section 5): answered at once, with placeholders for what it missed.
+      const missed = Array.from({ length: length - offset }, (_, i) => ({ offset: offset + i, value: null }));
+      const body = JSON.stringify({
+        topic,
+        epoch: 'floor',
+        records: missed,
+        nextOffset: length,
+        highWatermark: length,
+      });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
       return;
     }
     let set = waiting.get(topic);

@@ -51,6 +51,17 @@ export type LoadCommand =
       readonly durationMs: number;
       readonly startOffset: number;
     }
+  | {
+      readonly id: number;
+      readonly cmd: 'follow';
+      readonly host: string;
+      readonly port: number;
+      /** One long-poll follower per path (a topic's records URL without its query). */
+      readonly paths: readonly string[];
+      /** Records each follower must receive before it stops. */
+      readonly records: number;
+    }
+  | { readonly id: number; readonly cmd: 'followed'; readonly timeoutMs: number }
   | { readonly id: number; readonly cmd: 'exit' };
 
 /** The answer to one command. */
@@ -233,6 +244,71 @@ async function poll(
   return { requests, requestBytes, responseBytes, delivered, failed };
 }
 
+interface Following {
+  connections: Connection[];
+  done: Promise<{ at: number; requests: number; failed: number }[]>;
+}
+
+let following: Following | undefined;
+
+/**
+ * Connects one follower per path, each long-polling its topic from offset 0 and asking again from
+ * `nextOffset` at once, until it has received `records` records. Replies once all are connected and
+ * holding their first fetch; `followed` then waits for them to finish.
+ */
+async function follow(
+  host: string,
+  port: number,
+  paths: readonly string[],
+  records: number,
+): Promise<Record<string, unknown>> {
+  assertLoopback(host);
+  const connections = await connectAll(host, port, paths.length);
+  const loop = async (connection: Connection, path: string) => {
+    let offset = 0;
+    let received = 0;
+    let requests = 0;
+    let failed = 0;
+    while (received < records && !connection.closed) {
+      try {
+        const response = await connection.get(host, `${path}?offset=${offset}&wait=600`, ACCEPT);
+        requests += 1;
+        if (response.status !== 200) {
+          failed += 1;
+          continue;
+        }
+        const parsed = JSON.parse(response.body) as { records: unknown[]; nextOffset: number };
+        received += parsed.records.length;
+        offset = parsed.nextOffset;
+      } catch {
+        failed += 1;
+        break;
+      }
+    }
+    return { at: absoluteNow(), requests, failed };
+  };
+  following = { connections, done: Promise.all(connections.map((connection, i) => loop(connection, paths[i]!))) };
+  return { following: connections.length };
+}
+
+async function followed(timeoutMs: number): Promise<Record<string, unknown>> {
+  if (following === undefined) throw new Error('nobody follows');
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const outcome = await Promise.race([following.done, timeout]);
+  clearTimeout(timer);
+  for (const connection of following.connections) connection.destroy();
+  following = undefined;
+  if (outcome === 'timeout') return { timedOut: true };
+  return {
+    last: Math.max(...outcome.map((entry) => entry.at)),
+    requests: outcome.reduce((sum, entry) => sum + entry.requests, 0),
+    failed: outcome.reduce((sum, entry) => sum + entry.failed, 0),
+  };
+}
+
 async function run(command: LoadCommand): Promise<Record<string, unknown>> {
   switch (command.cmd) {
     case 'hold':
@@ -253,6 +329,10 @@ async function run(command: LoadCommand): Promise<Record<string, unknown>> {
         command.durationMs,
         command.startOffset,
       );
+    case 'follow':
+      return follow(command.host, command.port, command.paths, command.records);
+    case 'followed':
+      return followed(command.timeoutMs);
     case 'exit':
       release();
       setImmediate(() => process.exit(0));

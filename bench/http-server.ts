@@ -39,9 +39,10 @@ export type Framework = 'node' | 'express' | 'fastify' | 'koa' | 'hono';
 /**
  * Which server a process runs: pollkit behind a framework's adapter, the same framework answering a
  * fixed job body from a plain route (`plain-…`, so the adapter's own share can be told from the
- * framework's), the naive long-poll baseline, or a lower bound (`floor-http`, `floor-socket`).
+ * framework's), the naive long-poll baseline, a lower bound (`floor-http`, `floor-socket`), or
+ * pollkit/node never yielding during a wake-up (`node-unsliced`).
  */
-export type ServerKind = Framework | `plain-${Framework}` | 'naive' | 'floor-http' | 'floor-socket';
+export type ServerKind = Framework | `plain-${Framework}` | 'naive' | 'floor-http' | 'floor-socket' | 'node-unsliced';
 
 /** A command from the orchestrator. */
 export type ServerCommand =
@@ -57,10 +58,20 @@ export type ServerCommand =
       readonly intervalMs: number;
       readonly count: number;
     }
+  | {
+      readonly id: number;
+      readonly cmd: 'append-spread';
+      /** Appends go to topics `t0` … `t{topics - 1}` in turn. */
+      readonly topics: number;
+      readonly count: number;
+    }
   | { readonly id: number; readonly cmd: 'snapshot'; readonly dir: string }
   | { readonly id: number; readonly cmd: 'profile-start' }
   | { readonly id: number; readonly cmd: 'profile-stop'; readonly dir: string; readonly label: string }
   | { readonly id: number; readonly cmd: 'exit' };
+
+/** The topics `append-spread` may use, made up front (reading an unknown topic is a 404). */
+const SPREAD_TOPICS = 1000;
 
 // Jitter off: the benchmark wants every held request to wait exactly as long as asked.
 const benchClock: Clock = { ...systemClock, random: () => 0 };
@@ -93,12 +104,18 @@ async function start(kind: ServerKind): Promise<Record<string, unknown>> {
     baseline.server.requestTimeout = 0;
     return { port: await listenOn(baseline.server) };
   }
-  purgatory = new DelayedOperationPurgatory({ name: 'bench', clock: benchClock });
+  // `node-unsliced`: pollkit/node with a purgatory that never yields during a wake-up (what yielding costs).
+  purgatory = new DelayedOperationPurgatory({
+    name: 'bench',
+    clock: benchClock,
+    ...(kind === 'node-unsliced' ? { resumeSliceMs: Number.POSITIVE_INFINITY } : {}),
+  });
   topics = new TopicRegistry({ purgatory, clock: benchClock });
   const jobs = new JobRegistry({ purgatory, clock: benchClock });
   topics.topic('fan');
   topics.topic('idle');
   topics.topic('feed');
+  for (let i = 0; i < SPREAD_TOPICS; i++) topics.topic(`t${i}`);
   jobId = (await jobs.create('bench.status', { n: 1 })).id;
   handler = new PollkitHandler({
     jobs,
@@ -111,7 +128,7 @@ async function start(kind: ServerKind): Promise<Record<string, unknown>> {
     maxHeldPerCaller: 50_000,
     publicAppends: true,
   });
-  const server = await build(kind as Framework, handler);
+  const server = await build(kind === 'node-unsliced' ? 'node' : (kind as Framework), handler);
   // Held requests outlive Node's default request and keep-alive timeouts.
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 0;
@@ -240,6 +257,23 @@ async function append(topic: string, bytes: number | undefined): Promise<Record<
   return { at, offset, appendMs: performance.timeOrigin + performance.now() - at };
 }
 
+/**
+ * Appends `count` records to `topics` topics in turn, as fast as the server goes, yielding to the
+ * event loop after each round of the topics so the answers it triggers go out and the readers' next
+ * fetches come in.
+ */
+async function appendSpread(topicCount: number, count: number): Promise<Record<string, unknown>> {
+  if (topicCount > SPREAD_TOPICS) throw new Error(`at most ${SPREAD_TOPICS} topics`);
+  const startedAt = performance.timeOrigin + performance.now();
+  for (let i = 0; i < count; i++) {
+    const topic = `t${i % topicCount}`;
+    if (baseline !== undefined) baseline.append(topic, { n: i });
+    else await topics!.topic(topic).append({ n: i });
+    if ((i + 1) % topicCount === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { startedAt, endedAt: performance.timeOrigin + performance.now() };
+}
+
 function produce(topic: string, intervalMs: number, count: number): Record<string, unknown> {
   let produced = 0;
   const timer = setInterval(() => {
@@ -283,6 +317,8 @@ async function run(command: ServerCommand): Promise<Record<string, unknown>> {
       return append(command.topic, command.bytes);
     case 'produce':
       return produce(command.topic, command.intervalMs, command.count);
+    case 'append-spread':
+      return appendSpread(command.topics, command.count);
     case 'snapshot':
       return { file: writeHeapSnapshot(`${command.dir}/http-server-${process.pid}-${Date.now()}.heapsnapshot`) };
     case 'profile-start':

@@ -8,7 +8,9 @@
  * processes share the machine). With `--expose-gc` it also prints the heap each held waiter costs.
  * Each side runs once to warm up, then alternately REPEATS times; the best run of each side counts.
  *
- *   node --expose-gc --import tsx bench/jobs.ts [--quick]
+ *   node --expose-gc --import tsx bench/jobs.ts [--quick] [--only=1,4]
+ *
+ * `--only` picks scenarios by number (1: 0 waiters, 2: 1 waiter, 3: 1,000 waiters, 4: topic wake).
  *
  * @module
  */
@@ -19,6 +21,11 @@ import { JobRegistry } from '../src/server/jobs/job-registry.js';
 import { TopicRegistry } from '../src/server/topics/topic-registry.js';
 
 const quick = process.argv.includes('--quick');
+const only = process.argv
+  .find((arg) => arg.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',');
+const runs = (scenario: number): boolean => only === undefined || only.includes(String(scenario));
 const HOLD_MS = 30_000;
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -214,12 +221,21 @@ async function jobsNaive(jobs: number, waiters: number, batch: number): Promise<
   return { seconds: (performance.now() - started) / 1000, cpuSeconds: cpuSince(cpu), operations: jobs };
 }
 
-async function heapOf(hold: () => Promise<unknown>[]): Promise<{ bytes: number; held: Promise<unknown>[] }> {
-  gc?.();
+/**
+ * Holds the waiters of one round; in the first round (`measure`) also collects garbage around it to
+ * weigh them. Only that round: a forced full collection just before every timed wake-up would time
+ * V8 rebuilding its optimized code rather than the wake-up (with nothing held, a full collection
+ * drops the hidden classes of the held objects and deoptimizes the code that embedded them).
+ */
+async function heapOf(
+  measure: boolean,
+  hold: () => Promise<unknown>[],
+): Promise<{ bytes: number; held: Promise<unknown>[] }> {
+  if (measure) gc?.();
   const before = process.memoryUsage().heapUsed;
   const held = hold();
   await tick();
-  gc?.();
+  if (measure) gc?.();
   return { bytes: process.memoryUsage().heapUsed - before, held };
 }
 
@@ -229,9 +245,10 @@ async function topicPollkit(readers: number, rounds: number): Promise<Measuremen
   let wakeSeconds = 0;
   let cpuSeconds = 0;
   let heapPerWaiter: number | undefined;
-  for (let round = 0; round < rounds; round++) {
+  // Round 0 weighs the waiters and is not timed; the rounds after it are.
+  for (let round = 0; round <= rounds; round++) {
     const offset = round;
-    const { bytes, held } = await heapOf(() =>
+    const { bytes, held } = await heapOf(round === 0, () =>
       Array.from({ length: readers }, () => topic.read(offset, { waitMs: HOLD_MS })),
     );
     if (round === 0 && gc !== undefined) heapPerWaiter = bytes / readers;
@@ -239,8 +256,10 @@ async function topicPollkit(readers: number, rounds: number): Promise<Measuremen
     const cpu = process.cpuUsage();
     await topic.append(round);
     const results = (await Promise.all(held)) as TopicFetchResult[];
-    wakeSeconds += (performance.now() - started) / 1000;
-    cpuSeconds += cpuSince(cpu);
+    if (round > 0) {
+      wakeSeconds += (performance.now() - started) / 1000;
+      cpuSeconds += cpuSince(cpu);
+    }
     if (results.some((r) => r.records.length !== 1)) throw new Error('a pollkit reader missed the record');
   }
   await topics.close();
@@ -252,19 +271,55 @@ async function topicNaive(readers: number, rounds: number): Promise<Measurement>
   let wakeSeconds = 0;
   let cpuSeconds = 0;
   let heapPerWaiter: number | undefined;
-  for (let round = 0; round < rounds; round++) {
+  for (let round = 0; round <= rounds; round++) {
     const offset = round;
-    const { bytes, held } = await heapOf(() => Array.from({ length: readers }, () => topic.read(offset, HOLD_MS)));
+    const { bytes, held } = await heapOf(round === 0, () =>
+      Array.from({ length: readers }, () => topic.read(offset, HOLD_MS)),
+    );
     if (round === 0 && gc !== undefined) heapPerWaiter = bytes / readers;
     const started = performance.now();
     const cpu = process.cpuUsage();
     topic.append(round);
     const results = (await Promise.all(held)) as unknown[][];
-    wakeSeconds += (performance.now() - started) / 1000;
-    cpuSeconds += cpuSince(cpu);
+    if (round > 0) {
+      wakeSeconds += (performance.now() - started) / 1000;
+      cpuSeconds += cpuSince(cpu);
+    }
     if (results.some((r) => r.length !== 1)) throw new Error('a naive reader missed the record');
   }
   return { seconds: wakeSeconds, cpuSeconds, operations: readers * rounds, heapPerWaiter };
+}
+
+/** Heap per held `wait` on a running job: 10,000 waiters on 10 jobs, weighed, then released by the jobs' ends. */
+async function jobWaiterHeap(kind: 'pollkit' | 'naive'): Promise<number> {
+  const gated = gatedHandlers();
+  const waiters = 10_000;
+  if (kind === 'pollkit') {
+    const registry = new JobRegistry({ concurrency: 10, maxQueued: 10 });
+    registry.define('bench', ({ id }) => gated.handler(id));
+    const running = gated.expect(10);
+    const jobs = await Promise.all(Array.from({ length: 10 }, (_, i) => registry.submit('bench', i)));
+    await running;
+    const { bytes, held } = await heapOf(true, () =>
+      Array.from({ length: waiters }, (_, i) =>
+        registry.wait(jobs[i % 10]!.id, { sinceVersion: 2, timeoutMs: HOLD_MS }),
+      ),
+    );
+    gated.open();
+    await Promise.all(held);
+    await registry.close();
+    return bytes / waiters;
+  }
+  const naive = new NaiveJobs((id) => gated.handler(id));
+  const running = gated.expect(10);
+  const jobs = await Promise.all(Array.from({ length: 10 }, () => naive.submit('bench')));
+  await running;
+  const { bytes, held } = await heapOf(true, () =>
+    Array.from({ length: waiters }, (_, i) => naive.wait(jobs[i % 10]!.id, 2, HOLD_MS)),
+  );
+  gated.open();
+  await Promise.all(held);
+  return bytes / waiters;
 }
 
 // --- reporting --------------------------------------------------------------------------------------
@@ -334,27 +389,41 @@ const topicRounds = Math.round(20 * scale);
 console.log(
   `pollkit bench/jobs ${quick ? '(--quick)' : ''} — node ${process.version}${gc ? '' : ' (run with --expose-gc for heap figures)'}`,
 );
-await compare(
-  `submit → succeed, 0 waiters/job`,
-  'jobs/s',
-  () => jobsPollkit(jobs0, 0, 100),
-  () => jobsNaive(jobs0, 0, 100),
-);
-await compare(
-  `submit → succeed, 1 waiter/job`,
-  'jobs/s',
-  () => jobsPollkit(jobs1, 1, 100),
-  () => jobsNaive(jobs1, 1, 100),
-);
-await compare(
-  `submit → succeed, 1,000 waiters/job`,
-  'jobs/s',
-  () => jobsPollkit(jobs1000, 1000, 10),
-  () => jobsNaive(jobs1000, 1000, 10),
-);
-await compare(
-  `topic append + wake, 10,000 readers`,
-  'wakes/s',
-  () => topicPollkit(10_000, topicRounds),
-  () => topicNaive(10_000, topicRounds),
-);
+if (runs(1)) {
+  await compare(
+    `submit → succeed, 0 waiters/job`,
+    'jobs/s',
+    () => jobsPollkit(jobs0, 0, 100),
+    () => jobsNaive(jobs0, 0, 100),
+  );
+}
+if (runs(2)) {
+  await compare(
+    `submit → succeed, 1 waiter/job`,
+    'jobs/s',
+    () => jobsPollkit(jobs1, 1, 100),
+    () => jobsNaive(jobs1, 1, 100),
+  );
+}
+if (runs(3)) {
+  await compare(
+    `submit → succeed, 1,000 waiters/job`,
+    'jobs/s',
+    () => jobsPollkit(jobs1000, 1000, 10),
+    () => jobsNaive(jobs1000, 1000, 10),
+  );
+  if (gc !== undefined) {
+    const [pollkit, naive] = [await jobWaiterHeap('pollkit'), await jobWaiterHeap('naive')];
+    console.log(
+      `${''.padEnd(LABEL_WIDTH)} heap per held job waiter: pollkit ${Math.round(pollkit)} B, naive ${Math.round(naive)} B`,
+    );
+  }
+}
+if (runs(4)) {
+  await compare(
+    `topic append + wake, 10,000 readers`,
+    'wakes/s',
+    () => topicPollkit(10_000, topicRounds),
+    () => topicNaive(10_000, topicRounds),
+  );
+}

@@ -468,7 +468,7 @@ const fmt = (n: number | undefined, digits = 1): string =>
 function report(scenario: Scenario, results: Result[]): void {
   const driver = results.find((r) => r.impl === 'driver only')!;
   const measured = results.filter((r) => r !== driver);
-  const base = measured.find((r) => r.impl === 'timeout+map')!;
+  const base = measured.find((r) => r.impl === 'timeout+map') ?? measured[0]!;
   const net = (r: Result): number => Math.max(0.001, r.cpuUsPerRequest - driver.cpuUsPerRequest);
   console.log(
     `\n## ${scenario.name}: target ${scenario.rate}/s, T ${scenario.timeoutMs}${scenario.jitterMs === undefined ? '' : ` + U(0, ${scenario.jitterMs})`} ms, p50/p75 ${scenario.p50}/${scenario.p75} ms, ` +
@@ -489,12 +489,25 @@ function report(scenario: Scenario, results: Result[]): void {
   }
 }
 
+/** `BENCH_IMPLS=wheel` runs only those implementations (beside the driver), say to profile one. */
+const onlyImpls = process.env.BENCH_IMPLS?.split(',');
+
 async function scenarioRun(scenario: Scenario): Promise<void> {
   const results: Result[] = [];
   results.push(await run(scenario, new NullImpl()));
-  results.push(await run(scenario, new WheelImpl()));
-  results.push(await run(scenario, new TimeoutImpl()));
-  results.push(await run(scenario, new ScanImpl()));
+  const impls: (() => Impl<WheelRequest> | Impl<PlainRequest>)[] = [
+    () => new WheelImpl(),
+    () => new TimeoutImpl(),
+    () => new ScanImpl(),
+  ];
+  for (const make of impls) {
+    const impl = make();
+    if (onlyImpls === undefined || onlyImpls.includes(impl.name.split('/')[0]!)) {
+      results.push(await run(scenario, impl as Impl<WheelRequest>));
+    } else {
+      impl.shutdown();
+    }
+  }
   report(scenario, results);
 }
 
@@ -584,6 +597,53 @@ async function timerPath(): Promise<void> {
     console.log(
       `| ${name} | ${fmt(((cpu.user + cpu.system) * 1000) / n, 0)} | ${fmt(percentile(late, 0.5), 2)} / ${fmt(percentile(late, 0.99), 2)} / ${fmt(late[n - 1], 2)} | ${early} | ${fmt(((cpuCancel.user + cpuCancel.system) * 1000) / n, 0)} |`,
     );
+  }
+}
+
+/**
+ * Insert + complete: what a held request that gets its answer costs, timer included. N operations with
+ * distinct deadlines (T + U(0, 20 s)), one key each over N/10 keys, are watched, then every key gets
+ * one event that completes its operations. CPU per operation, best of alternating rounds, against the
+ * same work on baselines (1) and (2).
+ */
+async function insertComplete(): Promise<void> {
+  const n = QUICK ? 20_000 : 100_000;
+  const rounds = QUICK ? 3 : 7;
+  const keys = Array.from({ length: n / 10 }, (_, i) => [`ic-${i}`]);
+  seed = 4242;
+  // Whole milliseconds, as callers pass them (pollkit rounds its jittered waits too).
+  const delays = Float64Array.from({ length: n }, () => Math.round(20_000 + random() * 20_000));
+  console.log(
+    `\n## Insert + complete: ${n} operations, distinct deadlines 20–40 s, ${keys.length} keys, one event per key`,
+  );
+  console.log('| impl | CPU ns per operation (best of ' + rounds + ') | vs (1) |');
+  console.log('|---|---|---|');
+  const makers: [string, () => Impl<WheelRequest> | Impl<PlainRequest>][] = [
+    ['wheel', () => new WheelImpl()],
+    ['timeout+map', () => new TimeoutImpl()],
+    [`scan/${SCAN_PERIOD_MS}ms`, () => new ScanImpl()],
+  ];
+  const best = new Map<string, number>();
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, make] of makers) {
+      const impl = make() as Impl<WheelRequest>;
+      const requests = Array.from({ length: n }, (_, i) => impl.create(delays[i]!, keys[i % keys.length]!));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const cpu0 = process.cpuUsage();
+      for (const request of requests) impl.watch(request, request.keys);
+      for (const request of requests) request.satisfied = true;
+      for (const key of keys) impl.checkAndComplete(key[0]!);
+      const used = process.cpuUsage(cpu0);
+      if (impl.pending() !== 0) throw new Error(`${name}: ${impl.pending()} left pending`);
+      impl.shutdown();
+      const ns = ((used.user + used.system) * 1000) / n;
+      best.set(name, Math.min(best.get(name) ?? Infinity, ns));
+    }
+  }
+  const base = best.get('timeout+map')!;
+  for (const [name] of makers) {
+    const ns = best.get(name)!;
+    console.log(`| ${name} | ${fmt(ns, 0)} | ${fmt(base / ns, 2)}× |`);
   }
 }
 
@@ -690,9 +750,14 @@ async function main(): Promise<void> {
     await timerPath();
     return;
   }
+  if (only === 'insert') {
+    await insertComplete();
+    return;
+  }
   if (only === undefined) wheelSizeSweep();
   for (const scenario of scenarios)
     if (only === undefined || scenario.name.startsWith(only)) await scenarioRun(scenario);
+  if (only === undefined) await insertComplete();
   if (only === undefined) await timerPath();
   if (only === undefined) await million();
 }

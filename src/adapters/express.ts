@@ -69,17 +69,11 @@ export function pollkitExpress<Context = unknown>(
       next(error);
       return;
     }
-    serveNode(handler, {
-      req,
-      res,
+    const served = serveNode(handler, res, {
       url: req.originalUrl,
       parsedBody: (req as { body?: unknown }).body,
       ...(context === undefined ? {} : { context }),
-    }).then(
-      (served) => {
-        if (!served) next();
-      },
-      (error: unknown) => next(error),
-    );
+    });
+    if (!served) next();
   };
 }

@@ -82,21 +82,19 @@ export function pollkitFastify<Context = unknown>(
         done(null);
       },
     );
-    // Not an async function: a held request would keep one more suspended frame alive for its whole wait.
-    const route = (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    // Not an async function, and done as soon as the handler claims the request (the response is
+    // hijacked then): a held request keeps no frame or promise of the route alive for its whole wait.
+    const route = (request: FastifyRequest, reply: FastifyReply): void => {
       const context = options.context?.(request, reply);
-      return serveNode(handler, {
-        req: request.raw,
-        res: reply.raw,
+      const served = serveNode(handler, reply.raw, {
         url: request.raw.url ?? request.url,
         ...(context === undefined ? {} : { context }),
         onClaim: () => {
           reply.hijack();
         },
-      }).then((served) => {
-        // The routes cover only the prefix, so this is a path the handler itself declines.
-        if (!served) reply.callNotFound();
       });
+      // The routes cover only the prefix, so this is a path the handler itself declines.
+      if (!served) reply.callNotFound();
     };
     teachMethods(instance);
     instance.all(`${relative}/*`, route);

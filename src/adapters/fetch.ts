@@ -2,7 +2,7 @@
  * The protocol handler as a web-standard `(Request) => Promise<Response>` function, for runtimes and
  * frameworks built on the fetch API: Hono, Bun, Deno, Cloudflare Workers, Next.js route handlers. It
  * only translates: the request's `Headers` are read in place, its `signal` (and a cancelled response
- * stream) aborts the held request, and server-sent events are enqueued one chunk per event.
+ * stream) ends the held request, and server-sent events are enqueued one chunk per event.
  *
  * @example
  * ```ts
@@ -17,7 +17,6 @@
  *
  * @module pollkit/fetch
  */
-import { linkSignals } from '../core/abort.js';
 import { AbortedError } from '../core/errors.js';
 import { problem } from '../core/protocol.js';
 import type { PollkitHandler } from '../server/http/handler.js';
@@ -50,85 +49,91 @@ export function createFetchHandler<Context = unknown>(
   handler: PollkitHandler<Context>,
   options: FetchHandlerOptions<Context> = {},
 ): (request: Request) => Promise<Response> {
-  return async (request) => {
-    // Linked so that a cancelled response stream ends the held work even where the runtime does not
-    // abort request.signal on disconnect.
-    const link = linkSignals(request.signal);
-    let streaming = false;
+  // Not an async function, and no signal of its own: a held request keeps only the handler's promise
+  // alive, and waits on the request's own signal. A cancelled response stream needs no signal either:
+  // returning the stream's iterator ends what it waits on.
+  return (request) => {
+    let neutral: PollkitRequest<Context>;
     try {
       const remoteAddress = options.remoteAddress?.(request);
-      const neutral: PollkitRequest<Context> = {
+      neutral = {
         method: request.method,
         url: request.url,
         headers: request.headers,
         readBody: bodyReader(request),
-        signal: link.signal,
+        signal: request.signal,
         secure: request.url.startsWith('https:'),
         ...(remoteAddress === undefined ? {} : { remoteAddress }),
         ...(options.context === undefined ? {} : { context: options.context(request) }),
       };
-      const response = await handler.handle(neutral);
-      if (response === null) {
-        if (options.onUnmatched !== undefined) return await options.onUnmatched(request);
-        return toResponse(problemResponse(problem('not-found', 'Nothing is served here.')));
-      }
-      const { body } = response;
-      if (!isStreamBody(body)) return toResponse(response);
-      streaming = true;
-      const iterator = body[Symbol.asyncIterator]();
-      const encoder = new TextEncoder();
-      let finished = false;
-      // The runtime asks for the next event as soon as it has sent the last one; an event it has not
-      // asked past within slowReaderTimeoutMs sits behind a client that stopped reading: evict it.
-      const { slowReaderTimeoutMs } = handler.streamLimits;
-      let stall: ReturnType<typeof setTimeout> | undefined;
-      const finish = (): void => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(stall);
-        link.dispose();
-        void iterator.return?.();
-      };
-      const stream = new ReadableStream<Uint8Array>(
-        {
-          async pull(controller) {
-            clearTimeout(stall);
-            try {
-              const { done, value } = await iterator.next();
-              if (done === true) {
-                finish();
-                controller.close();
-              } else {
-                controller.enqueue(encoder.encode(value));
-                if (slowReaderTimeoutMs > 0 && !finished) {
-                  stall = setTimeout(() => {
-                    link.abort(new AbortedError('The client stopped reading'));
-                    finish();
-                    controller.error(new AbortedError('The client stopped reading'));
-                  }, slowReaderTimeoutMs);
-                  (stall as { unref?: () => void }).unref?.();
-                }
-              }
-            } catch (error) {
-              finish();
-              controller.error(error);
-            }
-          },
-          cancel() {
-            link.abort(new AbortedError('The client disconnected'));
-            finish();
-          },
-        },
-        // No read-ahead: one event is produced when the runtime asks for it, so nothing waits in a buffer.
-        { highWaterMark: 0 },
-      );
-      return new Response(stream, { status: response.status, headers: response.headers });
     } catch (error) {
-      return toResponse(problemResponse(errorToProblem(error).problem));
-    } finally {
-      if (!streaming) link.dispose();
+      return Promise.resolve(toResponse(problemResponse(errorToProblem(error).problem)));
     }
+    return handler
+      .handle(neutral)
+      .then((response) => {
+        if (response === null) {
+          if (options.onUnmatched !== undefined) return options.onUnmatched(request);
+          return toResponse(problemResponse(problem('not-found', 'Nothing is served here.')));
+        }
+        return isStreamBody(response.body)
+          ? streamResponse(response, response.body, handler.streamLimits.slowReaderTimeoutMs)
+          : toResponse(response);
+      })
+      .then(undefined, (error: unknown) => toResponse(problemResponse(errorToProblem(error).problem)));
   };
+}
+
+/** Server-sent events as a `ReadableStream`, one chunk per event, pulled only when the runtime asks. */
+function streamResponse(
+  response: { readonly status: number; readonly headers: Readonly<Record<string, string>> },
+  body: AsyncIterable<string>,
+  slowReaderTimeoutMs: number,
+): Response {
+  const iterator = body[Symbol.asyncIterator]();
+  const encoder = new TextEncoder();
+  let finished = false;
+  // The runtime asks for the next event as soon as it has sent the last one; an event it has not
+  // asked past within slowReaderTimeoutMs sits behind a client that stopped reading: evict it.
+  let stall: ReturnType<typeof setTimeout> | undefined;
+  const finish = (): void => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(stall);
+    void iterator.return?.();
+  };
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        clearTimeout(stall);
+        try {
+          const { done, value } = await iterator.next();
+          if (done === true) {
+            finish();
+            controller.close();
+          } else {
+            controller.enqueue(encoder.encode(value));
+            if (slowReaderTimeoutMs > 0 && !finished) {
+              stall = setTimeout(() => {
+                finish();
+                controller.error(new AbortedError('The client stopped reading'));
+              }, slowReaderTimeoutMs);
+              (stall as { unref?: () => void }).unref?.();
+            }
+          }
+        } catch (error) {
+          finish();
+          controller.error(error);
+        }
+      },
+      cancel() {
+        finish();
+      },
+    },
+    // No read-ahead: one event is produced when the runtime asks for it, so nothing waits in a buffer.
+    { highWaterMark: 0 },
+  );
+  return new Response(stream, { status: response.status, headers: response.headers });
 }
 
 function toResponse(response: {

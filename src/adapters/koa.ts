@@ -60,20 +60,21 @@ export function pollkitKoa<Context = unknown>(
   if (options.context !== undefined && typeof options.context !== 'function') {
     throw new InvalidArgumentError('context must be a function', 'context');
   }
-  // Not an async function: a held request would keep one more suspended frame alive for its whole wait.
+  // Not an async function, and resolved as soon as the handler claims the request: a held request
+  // keeps no frame or promise of the middleware alive for its whole wait.
   return (ctx: KoaContext, next: Next): Promise<void> => {
     const context = options.context?.(ctx);
     const request = ctx.request as { body?: unknown; rawBody?: unknown };
-    return serveNode(handler, {
-      req: ctx.req,
-      res: ctx.res,
+    const served = serveNode(handler, ctx.res, {
       url: ctx.originalUrl,
       parsedBody: request.body,
       ...(typeof request.rawBody === 'string' ? { rawBody: request.rawBody } : {}),
       ...(context === undefined ? {} : { context }),
+      // Koa leaves the response alone from here on, even once this middleware's promise settles.
       onClaim: () => {
         ctx.respond = false;
       },
-    }).then((served) => (served ? undefined : next()));
+    });
+    return served ? Promise.resolve() : next();
   };
 }

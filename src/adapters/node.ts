@@ -73,19 +73,8 @@ export function createNodeListener<Context = unknown>(
     }
     // The URL is the one the client sent: as a plain listener nothing has rewritten it, and as
     // middleware the prefix check is meant against the full path anyway.
-    const served = serveNode(handler, {
-      req,
-      res,
-      url: req.url ?? '/',
-      ...(built === undefined ? {} : { context: built }),
-    });
-    served.then(
-      (claimed) => {
-        if (!claimed) unmatched(req, res, next);
-      },
-      // serveNode answers every failure itself; this only keeps a bug from becoming an unhandled rejection.
-      () => {},
-    );
+    const claimed = serveNode(handler, res, built === undefined ? undefined : { context: built });
+    if (!claimed) unmatched(req, res, next);
   };
 }
 

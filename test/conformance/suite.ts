@@ -12,6 +12,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { StartServer } from '../helpers/http-server.js';
+import { RawConnection, listenerCounts } from '../helpers/raw-http.js';
 import { openSse } from '../helpers/sse-client.js';
 import {
   type Fixture,
@@ -664,6 +665,46 @@ export function describeConformance(name: string, start: StartServer, backend?: 
         controller.abort();
         await poll;
         await eventually(() => idle(f), 3000, 'the purgatory to empty');
+      });
+
+      it('held polls add no listener to their connection, and one whose client hangs up leaves nothing behind', async () => {
+        const f = await startFixture(start);
+        f.topics.topic('quiet');
+        const base = new URL(f.base);
+        const path = `${base.pathname}/topics/quiet/records`;
+        const connection = new RawConnection(base.hostname, Number(base.port));
+        const get = (target: string) => connection.get(base.host, target);
+        try {
+          // A short answer first, so the connection's server side is at rest before anything is held.
+          expect((await get(`${path}?offset=0`)).status).toBe(200);
+          expect(f.server.sockets.size).toBe(1);
+          const [socket] = f.server.sockets;
+          const resting = listenerCounts(socket!);
+          // While a response is in flight node:http (and some frameworks: Koa's on-finished) keep
+          // listeners of their own on the socket; every held poll must find the same ones, and
+          // leave the socket as it was once answered: nothing accumulates on a keep-alive connection.
+          let inFlight: Record<string, number> | undefined;
+          for (let offset = 0; offset < 5; offset++) {
+            const poll = get(`${path}?offset=${offset}&wait=20`);
+            await eventually(() => f.handler.heldRequests === 1 && f.purgatory.watched() === 1);
+            inFlight ??= listenerCounts(socket!);
+            expect(listenerCounts(socket!)).toEqual(inFlight);
+            await f.topics.topic('quiet').append(offset);
+            expect((await poll).status).toBe(200);
+            await eventually(() => f.handler.heldRequests === 0);
+          }
+          expect(listenerCounts(socket!)).toEqual(resting);
+          // Then the client hangs up on a held poll.
+          const abandoned = get(`${path}?offset=5&wait=20`).catch(() => undefined);
+          await eventually(() => f.handler.heldRequests === 1 && f.purgatory.watched() === 1);
+          connection.destroy();
+          await abandoned;
+          await eventually(() => idle(f), 3000, 'the purgatory to empty');
+          expect(f.handler.heldRequests).toBe(0);
+          expect(f.purgatory.metrics()).toMatchObject({ pending: 0, watched: 0, watchedKeys: 0 });
+        } finally {
+          connection.destroy();
+        }
       });
 
       it('a client hanging up on SSE streams leaves nothing in the purgatory', async () => {

@@ -142,3 +142,10 @@ export function socketFetch(): (input: string, init?: RequestInit) => Promise<Re
     }
   };
 }
+
+/** How many listeners `emitter` has for each event, for before/after comparisons. */
+export function listenerCounts(emitter: NodeJS.EventEmitter): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const name of emitter.eventNames()) counts[String(name)] = emitter.listenerCount(name);
+  return counts;
+}

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Exchange } from './exchange.js';
 import type { PollkitRequest } from './types.js';
 
 /**
@@ -53,6 +54,8 @@ export type AuthorizeHook<Context> = (
 
 /** One routed request: the request, its query, and who sent it (internal). */
 export interface Call<Context> {
+  /** Where the answer goes; a held poll answers through it. */
+  readonly exchange: Exchange<Context>;
   readonly request: PollkitRequest<Context>;
   readonly query: URLSearchParams;
   readonly caller: PollkitCaller | undefined;

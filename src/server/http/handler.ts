@@ -5,9 +5,10 @@
  * `topic-routes.ts`), held requests and streams in `holding.ts`, so each adapter is a few lines of
  * translation and every stack speaks exactly the same protocol.
  *
- * Held requests wait in the registries' purgatory with a signal linked to the client's connection: a
- * hang-up unlinks them at once. Nothing a client sends is answered with a 5xx; only a bug in the server
- * (reported to `onError`) is.
+ * A held request waits in the registries' purgatory as one object, the purgatory's operation, which
+ * writes its own answer through the adapter's exchange (`exchange.ts`, `held-polls.ts`); a hang-up
+ * aborts it at once. Nothing a client sends is answered with a 5xx; only a bug in the server (reported
+ * to `onError`) is.
  *
  * @module
  */
@@ -17,10 +18,10 @@ import type { AuthorizeHook, Call } from './caller.js';
 import { HeldRequests } from './holding.js';
 import { type HandlerJobs, JobRoutes } from './job-routes.js';
 import { clip } from './params.js';
-import { type LoadSample, type LoadSheddingOptions, LoadMonitor } from './pressure.js';
-import { errorToProblem, problemResponse } from './problems.js';
 import { Cors, type CorsOptions } from './cors.js';
-import { CLIENT_GONE, withoutBody } from './responses.js';
+import { ANSWERED_LATER, DecoratedExchange, type Exchange, PromiseExchange, type RouteOutcome } from './exchange.js';
+import { type LoadSample, type LoadSheddingOptions, LoadMonitor } from './pressure.js';
+import { problemResponse } from './problems.js';
 import { ALLOWED, methodsFor, type Route, type Target, parseRoute, parseTarget } from './routes.js';
 import { type HandlerSettings, resolveSettings } from './settings.js';
 import type { TopicCacheOptions } from './topic-cache.js';
@@ -130,7 +131,6 @@ export class PollkitHandler<Context = unknown> {
   readonly #jobs: JobRoutes<Context> | undefined;
   readonly #topics: TopicRoutes<Context> | undefined;
   readonly #authorize: AuthorizeHook<Context> | undefined;
-  readonly #onError: ((error: unknown, request: PollkitRequest<Context>) => void) | undefined;
   readonly #load: LoadMonitor | undefined;
   readonly #cors: Cors | undefined;
 
@@ -145,7 +145,6 @@ export class PollkitHandler<Context = unknown> {
       slowReaderTimeoutMs: settings.slowReaderTimeoutMs,
     });
     this.#authorize = options.authorize;
-    this.#onError = options.onError;
     this.#cors = options.cors === undefined ? undefined : new Cors(options.cors);
     this.#held = new HeldRequests(settings, options.onError);
     this.#jobs = options.jobs === undefined ? undefined : new JobRoutes(options.jobs, settings, this.#held);
@@ -202,73 +201,89 @@ export class PollkitHandler<Context = unknown> {
    * pass the request on); never rejects.
    */
   handle(request: PollkitRequest<Context>): Promise<PollkitResponse | null> {
-    let target: Target;
-    try {
-      target = parseTarget(request.url);
-    } catch {
-      return Promise.resolve(
-        problemResponse(problem('bad-request', 'The request target is not a valid URL.', { parameter: 'url' })),
-      );
-    }
-    const rest = this.#relative(target.path);
-    if (rest === undefined) return Promise.resolve(null);
-    // The route's promise is passed on, not awaited in a frame here: a held request then keeps no
-    // suspended frame (with the parsed URL and query) alive for its whole wait.
-    const answer = this.#dispatch(request, target, rest).then(undefined, (error: unknown) =>
-      this.#fail(error, request),
-    );
-    const cors = this.#cors;
-    return cors === undefined ? answer : answer.then((response) => cors.decorate(request, response));
+    return new Promise((resolve) => {
+      if (!this._serve(new PromiseExchange(request, resolve))) resolve(null);
+    });
   }
 
-  // Not async, like #route: each async layer that only passes a promise on would cost every held
-  // request one more promise adoption (a reaction, two resolving functions and their context).
-  #dispatch(request: PollkitRequest<Context>, target: Target, rest: string): Promise<PollkitResponse> {
+  /**
+   * Answers `exchange` through its `respond`, exactly once, unless its path is outside the prefix:
+   * then it returns false at once and answers nothing. Never throws. This is how the adapters call
+   * the handler: a held request keeps no promise, frame or closure of the handler's alive.
+   *
+   * @internal
+   */
+  _serve(exchange: Exchange<Context>): boolean {
+    let target: Target;
     try {
-      if (this.#held.closing) return Promise.resolve(this.#held.shuttingDown());
-      const load = this.#load;
-      if (load !== undefined && load.sample.shedding) {
-        return Promise.resolve(
-          problemResponse(
-            problem('overloaded', 'The server is under pressure; try again shortly.'),
-            load.retryAfterSeconds,
-          ),
-        );
-      }
-      const route = parseRoute(rest);
-      if (route === undefined) {
-        return Promise.resolve(problemResponse(problem('not-found', `Nothing is served at ${clip(target.path, 80)}.`)));
-      }
-      const asked = request.method.toUpperCase();
-      const methods = methodsFor(route.kind);
-      if (asked === 'OPTIONS') {
-        const allow = methods.join(', ');
-        return Promise.resolve(
-          this.#cors?.preflight(request, methods) ?? { status: 204, headers: { allow }, body: null },
-        );
-      }
-      // HEAD is GET without the body.
-      const method = asked === 'HEAD' && ALLOWED[route.kind].includes('GET') ? 'GET' : asked;
-      if (!ALLOWED[route.kind].includes(method)) {
-        return Promise.resolve(
-          problemResponse(problem('method-not-allowed', `${clip(method, 20)} is not allowed here.`), undefined, {
-            allow: methods.join(', '),
-          }),
-        );
-      }
-      const authorize = this.#authorize;
-      const answer =
-        authorize === undefined
-          ? this.#route(route, method, { request, query: target.query, caller: undefined })
-          : Promise.resolve(authorize(request)).then((caller) =>
-              this.#route(route, method, { request, query: target.query, caller }),
-            );
-      return asked === 'HEAD'
-        ? answer.then(withoutBody, (error: unknown) => withoutBody(this.#fail(error, request)))
-        : answer;
-    } catch (error) {
-      return Promise.reject(error);
+      target = parseTarget(exchange.request.url);
+    } catch {
+      exchange.respond(
+        problemResponse(problem('bad-request', 'The request target is not a valid URL.', { parameter: 'url' })),
+      );
+      return true;
     }
+    const rest = this.#relative(target.path);
+    if (rest === undefined) return false;
+    // CORS headers and HEAD's missing body apply to every answer, a held poll's included: they are
+    // added where the answer goes, by an exchange that wraps the adapter's (only when they apply).
+    const cors = this.#cors;
+    if (cors !== undefined || exchange.request.method.toUpperCase() === 'HEAD') {
+      exchange = new DecoratedExchange(exchange, cors);
+    }
+    let outcome: RouteOutcome | Promise<RouteOutcome>;
+    try {
+      outcome = this.#dispatch(exchange, target, rest);
+    } catch (error) {
+      exchange.respond(this.#held.failure(exchange, error));
+      return true;
+    }
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (answer) => {
+          if (answer !== ANSWERED_LATER) exchange.respond(answer);
+        },
+        (error: unknown) => exchange.respond(this.#held.failure(exchange, error)),
+      );
+    } else if (outcome !== ANSWERED_LATER) {
+      exchange.respond(outcome);
+    }
+    return true;
+  }
+
+  #dispatch(exchange: Exchange<Context>, target: Target, rest: string): RouteOutcome | Promise<RouteOutcome> {
+    if (this.#held.closing) return this.#held.shuttingDown();
+    const load = this.#load;
+    if (load !== undefined && load.sample.shedding) {
+      return problemResponse(
+        problem('overloaded', 'The server is under pressure; try again shortly.'),
+        load.retryAfterSeconds,
+      );
+    }
+    const route = parseRoute(rest);
+    if (route === undefined)
+      return problemResponse(problem('not-found', `Nothing is served at ${clip(target.path, 80)}.`));
+    const request = exchange.request;
+    const asked = request.method.toUpperCase();
+    const methods = methodsFor(route.kind);
+    if (asked === 'OPTIONS') {
+      return (
+        this.#cors?.preflight(request, methods) ?? { status: 204, headers: { allow: methods.join(', ') }, body: null }
+      );
+    }
+    // HEAD is GET without the body (the decorated exchange drops it).
+    const method = asked === 'HEAD' && ALLOWED[route.kind].includes('GET') ? 'GET' : asked;
+    if (!ALLOWED[route.kind].includes(method)) {
+      return problemResponse(problem('method-not-allowed', `${clip(method, 20)} is not allowed here.`), undefined, {
+        allow: methods.join(', '),
+      });
+    }
+    const authorize = this.#authorize;
+    if (authorize === undefined)
+      return this.#route(route, method, { exchange, request, query: target.query, caller: undefined });
+    return Promise.resolve(authorize(request)).then((caller) =>
+      this.#route(route, method, { exchange, request, query: target.query, caller }),
+    );
   }
 
   /**
@@ -290,7 +305,7 @@ export class PollkitHandler<Context = unknown> {
   }
 
   /** Every route is an async method, so nothing here throws synchronously once the registry exists. */
-  #route(route: Route, method: string, call: Call<Context>): Promise<PollkitResponse> {
+  #route(route: Route, method: string, call: Call<Context>): Promise<RouteOutcome> {
     switch (route.kind) {
       case 'jobs': {
         const jobs = this.#requireJobs();
@@ -319,7 +334,9 @@ export class PollkitHandler<Context = unknown> {
     const prefix = this.#settings.prefix;
     if (prefix === '') return path;
     if (path === prefix) return '';
-    return path.startsWith(`${prefix}/`) ? path.slice(prefix.length) : undefined;
+    return path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47 /* / */
+      ? path.slice(prefix.length)
+      : undefined;
   }
 
   #requireJobs(): JobRoutes<Context> {
@@ -330,16 +347,6 @@ export class PollkitHandler<Context = unknown> {
   #requireTopics(): TopicRoutes<Context> {
     if (this.#topics === undefined) throw new PollkitError('This server has no topics', 'not-found');
     return this.#topics;
-  }
-
-  #fail(error: unknown, request: PollkitRequest<Context>): PollkitResponse {
-    // A body cut off by a hang-up, or a wait ended by one, is nobody's fault and has nobody to tell.
-    if (request.signal.aborted && !this.#held.abortedByShutdown(request)) return CLIENT_GONE;
-    const { problem, retryAfterSeconds } = errorToProblem(error);
-    if (problem.status >= 500 && problem.code !== 'overloaded' && problem.code !== 'shutting-down') {
-      this.#onError?.(error, request);
-    }
-    return problemResponse(problem, retryAfterSeconds);
   }
 }
 

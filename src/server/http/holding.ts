@@ -1,10 +1,11 @@
 /**
- * Held requests and streams: the slots they take (with the global and per-caller limits), waiting in
- * them, and ending them all on shutdown (internal, not exported from `pollkit/server`).
+ * Held requests and streams: the slots they take (with the global and per-caller limits), and ending
+ * them all on shutdown (internal, not exported from `pollkit/server`).
  *
- * A long poll whose adapter offered its request's controller (see `request-abort.ts`) waits on the
- * request's own signal; otherwise its entry links a signal of its own, being itself the abort listener
- * (`handleEvent`) so the link costs no closures. The handler keeps thousands of these at once.
+ * A held long poll is its purgatory operation (`held-polls.ts`); a stream, or a long poll on a
+ * `HandlerJobs`/`HandlerTopic` that is not pollkit's own registry, is a {@link Held} entry with an
+ * `AbortController` of its own. Both take their place in one intrusive list, so holding costs two
+ * fields per request rather than a set entry.
  *
  * @module
  */
@@ -12,33 +13,37 @@ import { abortReason } from '../../core/abort.js';
 import { AbortedError, PollkitError } from '../../core/errors.js';
 import { HEADERS, MEDIA_TYPES, problem } from '../../core/protocol.js';
 import type { Call } from './caller.js';
-import { problemResponse } from './problems.js';
-import { offeredController } from './request-abort.js';
+import type { Exchange } from './exchange.js';
+import { errorToProblem, problemResponse } from './problems.js';
 import { CLIENT_GONE } from './responses.js';
 import type { HandlerSettings } from './settings.js';
 import { type SseEvent, SseStream } from './sse.js';
 import type { PollkitRequest, PollkitResponse } from './types.js';
 
-/** One held request or stream. */
-export class Held {
-  readonly key: string | undefined;
+/** A place in the handler's list of held requests and streams. */
+export interface HeldSlot {
+  /** The caller it counts against, when the per-caller limit is kept. */
+  _heldKey: string | undefined;
+  _heldPrev: HeldSlot | null;
+  _heldNext: HeldSlot | null;
+  /** The handler is closing: a poll answers with the current state, a stream sends its last event. */
+  _shutdown(reason: PollkitError): void;
+}
+
+/** One held stream, or one long poll on a registry that only speaks promises. */
+export class Held implements HeldSlot {
+  _heldKey: string | undefined;
+  _heldPrev: HeldSlot | null = null;
+  _heldNext: HeldSlot | null = null;
   readonly #source: AbortSignal;
-  readonly #controller: AbortController;
-  /** True when `#controller` is the entry's own, listening to `#source`. */
-  readonly #linked: boolean;
+  readonly #controller = new AbortController();
   /** The handler, not the client, aborted the signal (shutdown, or the stream ended). */
   abortedByHandler = false;
-  /** Made only when `close()` has to wait for this request, not for every held request. */
-  settled: Promise<void> | undefined;
-  settle: (() => void) | undefined;
   stream: SseStream | undefined;
 
-  constructor(key: string | undefined, source: AbortSignal, shared: AbortController | undefined) {
-    this.key = key;
+  constructor(key: string | undefined, source: AbortSignal) {
+    this._heldKey = key;
     this.#source = source;
-    this.#linked = shared === undefined;
-    this.#controller = shared ?? new AbortController();
-    if (shared !== undefined) return;
     if (source.aborted) this.#controller.abort(abortReason(source));
     else source.addEventListener('abort', this);
   }
@@ -48,7 +53,7 @@ export class Held {
     return this.#controller.signal;
   }
 
-  /** The client's signal aborted (linked entries only). */
+  /** The client's signal aborted. */
   handleEvent(): void {
     this.dispose();
     this.#controller.abort(abortReason(this.#source));
@@ -61,16 +66,12 @@ export class Held {
     this.#controller.abort(reason ?? new AbortedError());
   }
 
-  dispose(): void {
-    if (this.#linked) this.#source.removeEventListener('abort', this);
+  _shutdown(reason: PollkitError): void {
+    this.abort(reason);
   }
 
-  /** Resolves once the request has left the handler. */
-  whenSettled(): Promise<void> {
-    this.settled ??= new Promise<void>((resolve) => {
-      this.settle = resolve;
-    });
-    return this.settled;
+  dispose(): void {
+    this.#source.removeEventListener('abort', this);
   }
 }
 
@@ -78,12 +79,14 @@ export class Held {
 export class HeldRequests<Context> {
   readonly #settings: HandlerSettings;
   readonly #onError: ((error: unknown, request: PollkitRequest<Context>) => void) | undefined;
-  readonly #held = new Set<Held>();
+  #head: HeldSlot | null = null;
+  #size = 0;
   readonly #heldByCaller = new Map<string, number>();
+  /** A per-caller limit at or above the global one can never refuse anything, so it is not counted. */
+  readonly #perCaller: boolean;
   #closing = false;
   #closed: Promise<void> | undefined;
-  /** What `close()` aborted held requests with; a request signal aborted with it is no hang-up. */
-  #shutdownReason: unknown;
+  #empty: (() => void) | undefined;
 
   constructor(
     settings: HandlerSettings,
@@ -91,21 +94,17 @@ export class HeldRequests<Context> {
   ) {
     this.#settings = settings;
     this.#onError = onError;
+    this.#perCaller = settings.maxHeldPerCaller < settings.maxHeldRequests;
   }
 
   /** How many requests and streams are held right now. */
   get size(): number {
-    return this.#held.size;
+    return this.#size;
   }
 
   /** True once {@link HeldRequests.close} has been called. */
   get closing(): boolean {
     return this.#closing;
-  }
-
-  /** Whether `request` was aborted by the shutdown rather than by its client. */
-  abortedByShutdown(request: PollkitRequest<Context>): boolean {
-    return request.signal.reason === this.#shutdownReason;
   }
 
   /** The 503 every request gets once the handler is shutting down. */
@@ -116,17 +115,23 @@ export class HeldRequests<Context> {
     );
   }
 
-  /** Takes a held slot; `shareSignal` (one-shot waits, never streams) waits on the request's own signal if offered. */
-  enter(call: Call<Context>, shareSignal = false): Held | PollkitResponse {
+  /** The key `call` counts against for the per-caller limit, or `undefined` when none is kept. */
+  keyOf(call: Call<Context>): string | undefined {
+    if (!this.#perCaller) return undefined;
+    return call.caller?.id ?? call.caller?.owner ?? call.request.remoteAddress;
+  }
+
+  /** Takes a place for `slot`; returns the refusal (503, 429) when a limit is reached, else `undefined`. */
+  take(slot: HeldSlot): PollkitResponse | undefined {
     if (this.#closing) return this.shuttingDown();
     const settings = this.#settings;
-    if (this.#held.size >= settings.maxHeldRequests) {
+    if (this.#size >= settings.maxHeldRequests) {
       return problemResponse(
         problem('overloaded', `The server holds its maximum of ${settings.maxHeldRequests} requests.`),
         settings.heldRetryAfterSeconds,
       );
     }
-    const key = call.caller?.id ?? call.caller?.owner ?? call.request.remoteAddress;
+    const key = slot._heldKey;
     if (key !== undefined) {
       const count = this.#heldByCaller.get(key) ?? 0;
       if (count >= settings.maxHeldPerCaller) {
@@ -137,26 +142,46 @@ export class HeldRequests<Context> {
       }
       this.#heldByCaller.set(key, count + 1);
     }
-    const shared = shareSignal ? offeredController(call.request) : undefined;
-    const entry = new Held(key, call.request.signal, shared);
-    this.#held.add(entry);
-    return entry;
+    const head = this.#head;
+    slot._heldPrev = null;
+    slot._heldNext = head;
+    if (head !== null) head._heldPrev = slot;
+    this.#head = slot;
+    this.#size++;
+    return undefined;
   }
 
-  leave(entry: Held): void {
-    if (!this.#held.delete(entry)) return;
-    entry.dispose();
-    if (entry.key !== undefined) {
-      const count = (this.#heldByCaller.get(entry.key) ?? 1) - 1;
-      if (count <= 0) this.#heldByCaller.delete(entry.key);
-      else this.#heldByCaller.set(entry.key, count);
+  /** Gives `slot`'s place back; does nothing when it holds none. */
+  leave(slot: HeldSlot): void {
+    const prev = slot._heldPrev;
+    const next = slot._heldNext;
+    if (prev === null && this.#head !== slot) return;
+    if (prev === null) this.#head = next;
+    else prev._heldNext = next;
+    if (next !== null) next._heldPrev = prev;
+    slot._heldPrev = slot._heldNext = null;
+    this.#size--;
+    const key = slot._heldKey;
+    if (key !== undefined) {
+      const count = (this.#heldByCaller.get(key) ?? 1) - 1;
+      if (count <= 0) this.#heldByCaller.delete(key);
+      else this.#heldByCaller.set(key, count);
     }
-    entry.settle?.();
+    if (this.#size === 0 && this.#empty !== undefined) this.#empty();
+  }
+
+  /** A held stream's entry, or the refusal when no place is left. */
+  enter(call: Call<Context>): Held | PollkitResponse {
+    const entry = new Held(this.keyOf(call), call.request.signal);
+    const refusal = this.take(entry);
+    if (refusal === undefined) return entry;
+    entry.dispose();
+    return refusal;
   }
 
   /**
-   * Runs a wait in a held slot. A client hang-up yields {@link CLIENT_GONE}; a shutdown answers with
-   * `current()`, the state as it is now.
+   * Runs a promise-only wait (a registry that is not pollkit's own) in a held slot. A client hang-up
+   * yields {@link CLIENT_GONE}; a shutdown answers with `current()`, the state as it is now.
    */
   async hold<T>(
     call: Call<Context>,
@@ -165,18 +190,29 @@ export class HeldRequests<Context> {
   ): Promise<T | PollkitResponse> {
     // Arrived before close() but reached its wait after: answered like the ones close() found waiting.
     if (this.#closing) return await current();
-    const entry = this.enter(call, true);
+    const entry = this.enter(call);
     if (!(entry instanceof Held)) return entry;
     try {
       return await wait(entry.signal);
     } catch (error) {
       if (this.#closing && entry.abortedByHandler) return await current();
       if (call.request.signal.aborted) return CLIENT_GONE;
-      if (this.#closing && entry.signal.aborted) return await current();
       throw error;
     } finally {
+      entry.dispose();
       this.leave(entry);
     }
+  }
+
+  /** The answer to a failure: nothing for a client that left, else the problem (5xx reported to `onError`). */
+  failure(exchange: Exchange<Context>, error: unknown): PollkitResponse {
+    // A body cut off by a hang-up, or a wait ended by one, is nobody's fault and has nobody to tell.
+    if (exchange.gone) return CLIENT_GONE;
+    const { problem, retryAfterSeconds } = errorToProblem(error);
+    if (problem.status >= 500 && problem.code !== 'overloaded' && problem.code !== 'shutting-down') {
+      this.#onError?.(error, exchange.request);
+    }
+    return problemResponse(problem, retryAfterSeconds);
   }
 
   /** The 200 answer that streams `events` as server-sent events while `entry` holds its slot. */
@@ -206,8 +242,8 @@ export class HeldRequests<Context> {
   }
 
   /**
-   * Aborts every held request (each answers with the current state) and lets streams send their last
-   * event; resolves once all have left, cutting streams still open after `closeGraceMs`. Idempotent.
+   * Answers every held request with the current state and lets streams send their last event;
+   * resolves once all have left, cutting streams still open after `closeGraceMs`. Idempotent.
    */
   close(): Promise<void> {
     this.#closed ??= this.#shutdown();
@@ -216,11 +252,9 @@ export class HeldRequests<Context> {
 
   async #shutdown(): Promise<void> {
     this.#closing = true;
-    const held = [...this.#held];
-    const all = Promise.all(held.map((entry) => entry.whenSettled()));
+    const all = this.#size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#empty = resolve));
     const reason = new PollkitError('The server is shutting down', 'shutting-down');
-    this.#shutdownReason = reason;
-    for (const entry of held) entry.abort(reason);
+    for (const slot of this.#slots()) slot._shutdown(reason);
     const clock = this.#settings.clock;
     let timer: unknown;
     const grace = new Promise<'grace'>((resolve) => {
@@ -229,8 +263,15 @@ export class HeldRequests<Context> {
     const winner = await Promise.race([all, grace]);
     clock.clearTimeout(timer);
     if (winner === 'grace') {
-      for (const entry of this.#held) void entry.stream?.return();
+      for (const slot of this.#slots()) if (slot instanceof Held) void slot.stream?.return();
       await all;
     }
+  }
+
+  /** A snapshot of the list: shutting a slot down may make it leave. */
+  #slots(): HeldSlot[] {
+    const slots: HeldSlot[] = [];
+    for (let slot = this.#head; slot !== null; slot = slot._heldNext) slots.push(slot);
+    return slots;
   }
 }

@@ -5,8 +5,19 @@
  * @module
  */
 import { InvalidArgumentError } from '../../core/errors.js';
-import { HEADERS, JOB_STATUSES, type JobPage, type JobSnapshot, type JobStatus, problem } from '../../core/protocol.js';
+import {
+  HEADERS,
+  JOB_STATUSES,
+  type JobPage,
+  type JobSnapshot,
+  type JobStatus,
+  MEDIA_TYPES,
+  problem,
+} from '../../core/protocol.js';
+import type { JobRegistry } from '../jobs/job-registry.js';
 import { type Call, ownerOf } from './caller.js';
+import { ANSWERED_LATER, type RouteOutcome } from './exchange.js';
+import { HeldJobPoll, type JobAnswers } from './held-polls.js';
 import { Held, type HeldRequests } from './holding.js';
 import {
   type IfNoneMatch,
@@ -18,7 +29,7 @@ import {
 } from './params.js';
 import { problemResponse } from './problems.js';
 import { isPlainObject, readJsonBody } from './request-body.js';
-import { CLIENT_GONE, formatSeconds, isResponse, json, noContent } from './responses.js';
+import { CLIENT_GONE, SharedAnswers, formatSeconds, isResponse, json, noContent } from './responses.js';
 import type { HandlerSettings } from './settings.js';
 import type { SseEvent } from './sse.js';
 import { type PollkitRequest, type PollkitResponse, getHeader } from './types.js';
@@ -68,11 +79,16 @@ const MAX_PAGE_SIZE = 1000;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const SAFE_HOST = /^[A-Za-z0-9.\-_:[\]]{1,255}$/;
 
+// Enough for every job polled at the same moment on a busy server; each entry is one job's JSON.
+const ANSWER_CACHE_SIZE = 512;
+
 /** The routes under `{prefix}/jobs`. */
-export class JobRoutes<Context> {
+export class JobRoutes<Context> implements JobAnswers {
   readonly #jobs: HandlerJobs;
   readonly #settings: HandlerSettings;
   readonly #held: HeldRequests<Context>;
+  /** Answers by job version (snapshots are immutable: a new version is a new object). */
+  readonly #answers = new Map<JobSnapshot, SharedAnswers>();
 
   constructor(jobs: HandlerJobs, settings: HandlerSettings, held: HeldRequests<Context>) {
     this.#jobs = jobs;
@@ -132,7 +148,7 @@ export class JobRoutes<Context> {
   }
 
   /** `GET {p}/jobs/{id}`: the job, 304 when unchanged, held while a `wait` is asked for. */
-  async get(id: string, call: Call<Context>): Promise<PollkitResponse> {
+  async get(id: string, call: Call<Context>): Promise<RouteOutcome> {
     const jobs = this.#jobs;
     const { request, query } = call;
     const condition: IfNoneMatch | undefined = parseIfNoneMatch(getHeader(request.headers, HEADERS.ifNoneMatch));
@@ -149,9 +165,18 @@ export class JobRoutes<Context> {
       (condition !== undefined && condition !== '*' && matchesVersion(condition, job.version)
         ? job.version
         : undefined);
+    // A 304 answers a conditional request only; `?version=` always gets the job.
+    const notModifiedBy = version === undefined ? condition : undefined;
     // A finished job is held too: it can still disappear (forget, expiry), and answering at once would
     // let a client that keeps polling its final version spin.
     if (waitMs !== undefined && waitMs > 0 && baseline === job.version) {
+      const startWait = (jobs as Partial<Pick<JobRegistry, '_startWait'>>)._startWait;
+      if (typeof startWait === 'function') {
+        // Held as one object, the purgatory's operation, which writes its own answer.
+        const poll = new HeldJobPoll(waitMs, call.exchange, this.#held, this.#held.keyOf(call), notModifiedBy, this);
+        startWait.call(jobs, poll, id, { ...access, sinceVersion: baseline, timeoutMs: waitMs });
+        return ANSWERED_LATER;
+      }
       const held = await this.#held.hold(
         call,
         (signal) => jobs.wait(id, { ...access, sinceVersion: baseline, timeoutMs: waitMs, signal }),
@@ -162,18 +187,53 @@ export class JobRoutes<Context> {
       if (held === undefined) return jobNotFound(id);
       job = held;
     }
-    const headers = {
+    // Without a version to compare there is nothing to wait for, so the preference was not applied.
+    return this.#answer(job, baseline === undefined ? undefined : waitMs, notModifiedBy);
+  }
+
+  /** @internal the answer of a held poll (see `HeldJobPoll`). */
+  heldAnswer(job: JobSnapshot | undefined, poll: HeldJobPoll<unknown>): PollkitResponse {
+    return job === undefined ? jobNotFound(poll.jobId) : this.#answer(job, poll.waitMs, poll.condition);
+  }
+
+  /**
+   * The answer to a GET of `job`: 304 when `notModifiedBy` matches its version, else 200 with the job;
+   * `Preference-Applied` when a wait was applied. Shared by every caller who gets the same version.
+   */
+  #answer(
+    job: JobSnapshot,
+    appliedWaitMs: number | undefined,
+    notModifiedBy: IfNoneMatch | undefined,
+  ): PollkitResponse {
+    const notModified = notModifiedBy !== undefined && matchesVersion(notModifiedBy, job.version);
+    const key = appliedWaitMs === undefined ? (notModified ? -2 : -1) : appliedWaitMs * 2 + (notModified ? 1 : 0);
+    const answers = this.#answersOf(job);
+    const known = answers.get(key);
+    if (known !== undefined) return known;
+    const headers: Record<string, string> = {
       ...this.#headers(job),
       [HEADERS.vary]: 'Prefer',
-      // Without a version to compare there is nothing to wait for, so the preference was not applied.
-      ...(waitMs === undefined || baseline === undefined
-        ? {}
-        : { [HEADERS.preferenceApplied]: `wait=${formatSeconds(waitMs)}` }),
+      ...(appliedWaitMs === undefined ? {} : { [HEADERS.preferenceApplied]: `wait=${formatSeconds(appliedWaitMs)}` }),
     };
-    if (version === undefined && condition !== undefined && matchesVersion(condition, job.version)) {
-      return { status: 304, headers: { ...headers, [HEADERS.cacheControl]: 'no-store' }, body: null };
+    if (notModified) {
+      headers[HEADERS.cacheControl] = 'no-store';
+      return answers.set(key, { status: 304, headers: Object.freeze(headers), body: null });
     }
-    return json(200, job, headers);
+    headers[HEADERS.contentType] = MEDIA_TYPES.json;
+    headers[HEADERS.cacheControl] = 'no-store';
+    return answers.set(key, { status: 200, headers: Object.freeze(headers), body: answers.body });
+  }
+
+  /** The shared answers of one version of a job, kept for the latest few hundred versions asked for. */
+  #answersOf(job: JobSnapshot): SharedAnswers {
+    const cache = this.#answers;
+    let answers = cache.get(job);
+    if (answers === undefined) {
+      answers = new SharedAnswers(job);
+      if (cache.size >= ANSWER_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      cache.set(job, answers);
+    }
+    return answers;
   }
 
   /** `POST {p}/jobs/{id}:cancel`. */

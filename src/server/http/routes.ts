@@ -41,6 +41,9 @@ export function methodsFor(kind: Route['kind']): readonly string[] {
 
 const MAX_ID_LENGTH = 256;
 
+/** The query of every target without one; routes only read queries. */
+const NO_QUERY = new URLSearchParams();
+
 /** Splits an origin-form or absolute-form target; throws on a malformed absolute URL. */
 export function parseTarget(url: string): Target {
   let pathAndQuery = url;
@@ -52,25 +55,26 @@ export function parseTarget(url: string): Target {
   const hash = pathAndQuery.indexOf('#');
   if (hash >= 0) pathAndQuery = pathAndQuery.slice(0, hash);
   const mark = pathAndQuery.indexOf('?');
-  const path = mark < 0 ? pathAndQuery : pathAndQuery.slice(0, mark);
-  const query = new URLSearchParams(mark < 0 ? '' : pathAndQuery.slice(mark + 1));
-  return { path, query };
+  if (mark < 0) return { path: pathAndQuery, query: NO_QUERY };
+  return { path: pathAndQuery.slice(0, mark), query: new URLSearchParams(pathAndQuery.slice(mark + 1)) };
 }
 
 /** Matches a path below the prefix to a route; `undefined` when nothing is served there. */
 export function parseRoute(rest: string): Route | undefined {
   if (!rest.startsWith('/')) return undefined;
-  const raw = rest.slice(1).split('/');
-  const segments: string[] = [];
-  for (const segment of raw) {
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(segment);
-    } catch {
-      throw new InvalidArgumentError('The path holds a malformed percent-encoding', 'path');
+  const segments = rest.slice(1).split('/');
+  for (let i = 0; i < segments.length; i++) {
+    let segment = segments[i]!;
+    // decodeURIComponent costs about half a microsecond even when there is nothing to decode.
+    if (segment.includes('%')) {
+      try {
+        segment = decodeURIComponent(segment);
+      } catch {
+        throw new InvalidArgumentError('The path holds a malformed percent-encoding', 'path');
+      }
+      segments[i] = segment;
     }
-    if (decoded === '' || decoded.length > MAX_ID_LENGTH) return undefined;
-    segments.push(decoded);
+    if (segment === '' || segment.length > MAX_ID_LENGTH) return undefined;
   }
   const [collection, name, action] = segments;
   if (collection === 'jobs') {

@@ -5,21 +5,17 @@
  * @module
  */
 import { InvalidArgumentError, OffsetGoneError, OffsetOutOfRangeError, PollkitError } from '../../core/errors.js';
-import {
-  HEADERS,
-  MEDIA_TYPES,
-  type TopicFetchResult,
-  type TopicRecord,
-  problem,
-  topicEventId,
-} from '../../core/protocol.js';
+import { HEADERS, type TopicFetchResult, type TopicRecord, problem, topicEventId } from '../../core/protocol.js';
 import type { TopicPosition } from '../topics/stores/topic-store.js';
+import type { Topic } from '../topics/topic.js';
 import { type Call, creatorOf } from './caller.js';
+import { ANSWERED_LATER, type RouteOutcome } from './exchange.js';
+import { HeldCachedTopicFetch, HeldTopicFetch } from './held-polls.js';
 import { Held, type HeldRequests } from './holding.js';
 import { clip, parseUnsignedInteger, singleParam } from './params.js';
 import { errorToProblem, problemResponse } from './problems.js';
 import { isPlainObject, readJsonBody } from './request-body.js';
-import { formatSeconds, isResponse, json, noContent } from './responses.js';
+import { fetchAnswer, isResponse, json, noContent } from './responses.js';
 import type { HandlerSettings } from './settings.js';
 import type { SseEvent } from './sse.js';
 import { type SharedRead, sharedRead } from './topic-cache.js';
@@ -117,7 +113,7 @@ export class TopicRoutes<Context> {
   }
 
   /** `GET {p}/topics/{name}/records?offset=`: records from an offset, held until there are enough. */
-  async read(name: string, call: Call<Context>): Promise<PollkitResponse> {
+  async read(name: string, call: Call<Context>): Promise<RouteOutcome> {
     const settings = this.#settings;
     const { query } = call;
     const offsetText = singleParam(query, 'offset');
@@ -148,22 +144,45 @@ export class TopicRoutes<Context> {
         epochInUrl: epoch !== undefined,
       },
     );
-    const position = waitMs !== undefined && waitMs > 0 ? await topic.position() : undefined;
-    // Only a read that can be answered later is held; a gone or out-of-range offset fails at once.
+    if (waitMs !== undefined && waitMs > 0) {
+      const fetch = (topic as Partial<Pick<Topic, '_fetch'>>)._fetch;
+      if (typeof fetch === 'function') {
+        // Held as one object, the purgatory's operation, which writes its own answer. Only a read that
+        // can be answered later takes a held slot; a gone or out-of-range offset fails at once.
+        const key = this.#held.keyOf(call);
+        const held =
+          shared === undefined
+            ? new HeldTopicFetch(waitMs, call.exchange, this.#held, key)
+            : new HeldCachedTopicFetch(waitMs, call.exchange, this.#held, key, shared);
+        fetch.call(topic, held, offset, options);
+        return ANSWERED_LATER;
+      }
+      return this.#holdWithPromises(topic, call, offset, options, waitMs, shared);
+    }
+    return fetchAnswer(await topic.read(offset, options), waitMs, shared);
+  }
+
+  /** A held read on a `HandlerTopic` that is not pollkit's own `Topic`: its promise API in a held slot. */
+  async #holdWithPromises(
+    topic: HandlerTopic,
+    call: Call<Context>,
+    offset: number,
+    options: { limit: number; minRecords: number; epoch?: string },
+    waitMs: number,
+    shared: SharedRead | undefined,
+  ): Promise<PollkitResponse> {
+    const position = await topic.position();
     if (
-      position !== undefined &&
       offset >= position.earliestOffset &&
       offset <= position.highWatermark &&
       position.highWatermark - offset < options.minRecords
     ) {
-      // Returned, not awaited, so this frame (the parsed query and options) ends before the wait does.
-      return this.#held
-        .hold(
-          call,
-          (signal) => topic.read(offset, { ...options, waitMs: waitMs!, signal }),
-          () => topic.read(offset, options),
-        )
-        .then((held) => (isResponse(held) ? held : fetchAnswer(held, waitMs, shared)));
+      const held = await this.#held.hold(
+        call,
+        (signal) => topic.read(offset, { ...options, waitMs, signal }),
+        () => topic.read(offset, options),
+      );
+      return isResponse(held) ? held : fetchAnswer(held, waitMs, shared);
     }
     return fetchAnswer(await topic.read(offset, options), waitMs, shared);
   }
@@ -241,36 +260,4 @@ function epochParam(query: URLSearchParams): string | undefined {
 
 function topicNotFound(name: string): PollkitResponse {
   return problemResponse(problem('topic-not-found', `No topic ${clip(name)} is visible to this caller.`));
-}
-
-/**
- * Readers woken by one append share one (frozen) result object, so its JSON is built once and the
- * string shared; the cache entry goes when the last answer holding the result does.
- */
-const fetchBodies = new WeakMap<TopicFetchResult, string>();
-
-/** The 200 answer to a topic fetch; `shared` makes it one that shared caches may keep. */
-function fetchAnswer(
-  result: TopicFetchResult,
-  waitMs: number | undefined,
-  shared: SharedRead | undefined,
-): PollkitResponse {
-  const headers: Record<string, string> = {
-    [HEADERS.vary]: 'Prefer',
-    [HEADERS.contentType]: MEDIA_TYPES.json,
-    [HEADERS.cacheControl]: 'no-store',
-  };
-  if (waitMs !== undefined) headers[HEADERS.preferenceApplied] = `wait=${formatSeconds(waitMs)}`;
-  if (shared !== undefined) return shared.answer(result, headers, serializeFetch(result));
-  return { status: 200, headers, body: serializeFetch(result) };
-}
-
-function serializeFetch(result: TopicFetchResult): string {
-  if (!Object.isFrozen(result)) return JSON.stringify(result);
-  let body = fetchBodies.get(result);
-  if (body === undefined) {
-    body = JSON.stringify(result);
-    fetchBodies.set(result, body);
-  }
-  return body;
 }

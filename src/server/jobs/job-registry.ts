@@ -40,7 +40,7 @@ import {
 } from './job-state.js';
 import { LeaseKeeper, LeaseSweeper } from './leases.js';
 import { integerAtLeast } from '../validate.js';
-import { JobWaits } from './job-waits.js';
+import { type JobWait, JobWaits } from './job-waits.js';
 import type { JobChange, JobStore, JobTransition, StoredJob, SweepResult } from './stores/job-store.js';
 import { MemoryJobStore } from './stores/memory-job-store.js';
 import { releasesKey } from './stores/store-rules.js';
@@ -667,6 +667,16 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    */
   wait(id: string, options: JobWaitOptions): Promise<JobSnapshot | undefined> {
     return this.#waits.wait(id, options);
+  }
+
+  /**
+   * {@link JobRegistry.wait} without a promise: the HTTP handler's held polls hand over the operation
+   * that receives the outcome.
+   *
+   * @internal
+   */
+  _startWait(wait: JobWait, id: string, request: JobWaitOptions): void {
+    this.#waits.start(wait, id, request);
   }
 
   /**

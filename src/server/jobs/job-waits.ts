@@ -1,19 +1,23 @@
 /**
- * Long polls on jobs: each `wait` is held in the {@link DelayedOperationPurgatory} under the job's key,
- * so ten thousand held requests cost ten thousand watcher entries and no timers of their own.
+ * Long polls on jobs: each wait is one {@link JobWait}, the operation the
+ * {@link DelayedOperationPurgatory} holds under the job's key, so ten thousand held requests cost ten
+ * thousand operations and no timers, promises or closures of their own. Its subclass receives the
+ * outcome: the promise form `JobRegistry.wait` resolves a promise, the HTTP handler writes its answer.
  *
  * Because the purgatory's `check()` is synchronous and the store is not, a small hint is kept per
  * watched job (the newest version heard of, and the job itself when the store's change notification
- * carried it); a wake-up either answers from that hint or re-reads the store. Hints exist only while
- * someone waits on the job. Internal: users reach it through `JobRegistry.wait` and `changes`.
+ * carried it or a read brought it). Waiters are woken from the hint; a notification without the job
+ * makes the hint reload the job once for all of its waiters. Hints exist only while someone waits on
+ * the job. Internal: users reach it through `JobRegistry.wait` and `changes`.
  *
  * @module
  */
-import { throwIfAborted } from '../../core/abort.js';
+import { abortReason } from '../../core/abort.js';
 import type { Clock } from '../../core/clock.js';
-import { InvalidArgumentError } from '../../core/errors.js';
+import { AbortedError, InvalidArgumentError } from '../../core/errors.js';
 import type { JobSnapshot } from '../../core/protocol.js';
-import type { DelayedOperationPurgatory } from '../purgatory/purgatory.js';
+import { type Admission, DelayedOperation, type DelayedOperationPurgatory } from '../purgatory/purgatory.js';
+import type { Resumable } from '../purgatory/resume-batches.js';
 import type { JobChange, JobStore, StoredJob } from './stores/job-store.js';
 import { duration } from './validation.js';
 
@@ -26,21 +30,150 @@ export interface WaitRequest {
 }
 
 /** What the registry knows about a job someone is waiting on. */
-interface Watch {
+class Watch {
+  readonly id: string;
   /** The purgatory keys of this job, shared by all its waiters. */
   readonly keys: readonly string[];
-  refs: number;
-  version: number;
-  job: StoredJob | undefined;
-  gone: boolean;
-  stale: boolean;
-  /** A store read in flight for waiters that arrived before the hint was filled. */
-  loading: Promise<StoredJob | undefined> | undefined;
+  refs = 0;
+  /** The newest version heard of. */
+  version = 0;
+  /** The newest state known; older than `version` while a reload is due. */
+  job: StoredJob | undefined = undefined;
+  gone = false;
+  /** A notification without the job arrived: the store may hold something newer than `job`. */
+  stale = false;
+  /** A store read in flight, shared by waiters arriving and by the reload after a bare notification. */
+  loading: Promise<StoredJob | undefined> | undefined = undefined;
+  /** How long the latest read took, in ms: waiters that shared it hold that much less. */
+  loadTook = 0;
+  /** Waits that arrived while the hint could not answer them, started once the read in flight settles. */
+  arriving: JobWait[] | undefined = undefined;
+  /** A notification without the job arrived while a read was in flight: read again after it. */
+  again = false;
+  /** A failed reload, seen by the walk it triggers and then forgotten. */
+  failure: { readonly error: unknown } | undefined = undefined;
+
+  constructor(id: string) {
+    this.id = id;
+    this.keys = [jobKey(id)];
+  }
+
+  /** True when `job` is the newest state the hint knows of. */
+  get fresh(): boolean {
+    return this.job !== undefined && !this.stale && this.job.snapshot.version === this.version;
+  }
 }
 
+/** A job that disappeared while waited on. */
 const GONE = Symbol('gone');
-const RELOAD = Symbol('reload');
-type Wake = StoredJob | typeof GONE | typeof RELOAD;
+
+/**
+ * One long poll on one job: its parameters, the operation the purgatory holds while it waits, and the
+ * receiver of its outcome. Subclasses implement {@link JobWait.delivered} and {@link JobWait.failed};
+ * exactly one of them is called, once. Start it with `JobWaits.start`.
+ *
+ * @internal
+ */
+export abstract class JobWait extends DelayedOperation implements Resumable {
+  /** @internal */
+  _waits: JobWaits | undefined = undefined;
+  /** @internal */
+  _watch: Watch | undefined = undefined;
+  /** @internal the version the caller has; -1 for none (then the wait answers at once). */
+  _since = -1;
+  /** @internal */
+  _ownerId: string | undefined = undefined;
+  /** @internal what the check woke the wait with: the job, GONE, or nothing (answer with the current state). */
+  _woken: StoredJob | typeof GONE | undefined = undefined;
+
+  /** `timeoutMs`: the longest hold; `signal`: ends the wait early, as {@link JobWait.aborted}. */
+  constructor(timeoutMs: number, signal?: AbortSignal) {
+    super(timeoutMs, signal === undefined ? undefined : { signal });
+  }
+
+  /** The id of the job waited on (empty before the wait starts). */
+  get jobId(): string {
+    return this._watch?.id ?? '';
+  }
+
+  /** Receives the job as the caller may see it; `undefined` when it cannot (unknown, gone, another owner's). */
+  abstract delivered(job: JobSnapshot | undefined): void;
+  /** Receives why the wait failed: a validation error, a store failure, an abort. */
+  abstract failed(error: unknown): void;
+
+  /** The wait is about to be held; the default is to hold. */
+  admit(): Admission {
+    return 'hold';
+  }
+
+  /** Ended by its signal or {@link DelayedOperation.abort}; by default a failure with the signal's reason. */
+  aborted(): void {
+    const signal = this.signal;
+    this.failed(signal === undefined ? new AbortedError('The wait was aborted') : abortReason(signal));
+  }
+
+  /** @internal */
+  tryComplete(): boolean {
+    const watch = this._watch!;
+    // Gone, a failed reload, or a closing registry: answered with what the state is (resume reads it).
+    if (watch.failure !== undefined || watch.gone || this._waits!.closed) return this.forceComplete();
+    if (!watch.fresh) return false;
+    const job = watch.job!;
+    if (job.snapshot.version === this._since) return false;
+    this._woken = job;
+    return this.forceComplete();
+  }
+
+  /** @internal */
+  onComplete(): void {
+    if (this.settlement === 'aborted') {
+      this._release();
+      this.aborted();
+      return;
+    }
+    const watch = this._watch!;
+    if (watch.failure !== undefined) {
+      this._fail(watch.failure.error);
+      return;
+    }
+    if (watch.gone) this._woken = GONE;
+    // One change may settle thousands of waits in one walk; the purgatory paces their answers.
+    const purgatory = this._purgatory;
+    if (purgatory === null) this.resume();
+    else purgatory._resume(this);
+  }
+
+  /** @internal answers with the job it was woken with, or with the current state (timeout, shutdown). */
+  resume(): void {
+    const woken = this._woken;
+    this._woken = undefined;
+    if (woken === GONE) this._deliver(undefined);
+    else if (woken !== undefined) this._deliver(woken);
+    else this._waits!._answerCurrent(this);
+  }
+
+  /** @internal leaves the hint; called once, before the outcome is handed over. */
+  _release(): void {
+    const waits = this._waits;
+    if (waits === undefined) return;
+    this._waits = undefined;
+    waits._leave(this._watch!);
+  }
+
+  /** @internal */
+  _deliver(job: StoredJob | undefined): void {
+    const waits = this._waits;
+    const visible = job === undefined || waits === undefined ? undefined : waits.visibleJob(job, this._ownerId);
+    this._release();
+    this.delivered(visible?.snapshot);
+  }
+
+  /** @internal */
+  _fail(error: unknown): void {
+    this._release();
+    this.failed(error);
+  }
+}
 
 /** Every held wait on the jobs of one store. */
 export class JobWaits {
@@ -63,58 +196,83 @@ export class JobWaits {
     return this.#waiting;
   }
 
-  /** See `JobRegistry.wait`. */
+  /** True once the registry is closing: waits answer at once instead of holding. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** See `JobRegistry.wait`: the promise form, over {@link JobWaits.start}. */
   wait(id: string, request: WaitRequest): Promise<JobSnapshot | undefined> {
-    const { sinceVersion, signal, owner } = request;
+    const timeoutMs = request.timeoutMs;
+    // A timeout the operation cannot even hold is refused by the validation in start, in its turn.
+    const delayMs = typeof timeoutMs === 'number' && !Number.isNaN(timeoutMs) ? timeoutMs : 0;
+    return new Promise((resolve, reject) => {
+      this.start(new PromisedWait(delayMs, request.signal, resolve, reject), id, request);
+    });
+  }
+
+  /**
+   * Starts `wait` (its delay is the timeout unless `request.timeoutMs` says otherwise): answers at once
+   * when the job already differs from `sinceVersion` (or there is none), otherwise holds it in the
+   * purgatory. Its `delivered` or `failed` is called exactly once.
+   */
+  start(wait: JobWait, id: string, request: Omit<WaitRequest, 'signal'>): void {
+    const { sinceVersion, owner } = request;
     let timeoutMs: number;
     try {
-      timeoutMs = duration(request.timeoutMs, 'timeoutMs', false);
+      timeoutMs = duration(request.timeoutMs ?? wait.delayMs, 'timeoutMs', false);
       if (sinceVersion !== undefined && !(Number.isInteger(sinceVersion) && sinceVersion >= 0)) {
         throw new InvalidArgumentError(
           `sinceVersion must be an integer >= 0, got ${String(sinceVersion)}`,
           'sinceVersion',
         );
       }
-      throwIfAborted(signal);
     } catch (error) {
-      return Promise.reject(error);
+      wait.failed(error);
+      return;
     }
-    const deadline = this.#clock.now() + timeoutMs;
+    const signal = wait.signal;
+    if (signal?.aborted === true) {
+      wait.failed(abortReason(signal));
+      return;
+    }
     // Watch before reading, so a change landing between the read and the purgatory registration
     // still reaches this wait's hint (the check–watch–recheck order of Kafka's purgatory).
     const watch = this.#watch(id);
     this.#waiting++;
+    wait._waits = this;
+    wait._watch = watch;
+    wait._ownerId = owner;
+    wait._since = sinceVersion ?? -1;
+    // Not in a purgatory yet, so its delay can still be the one asked for here.
+    if (timeoutMs !== wait.delayMs) (wait as { delayMs: number }).delayMs = timeoutMs;
     // Another waiter's hint is as fresh as the last change notification; when it is at or past the
     // caller's version it answers (or starts the hold) without a store read.
-    const hinted = watch.job;
-    if (
-      hinted !== undefined &&
-      !watch.stale &&
-      !watch.gone &&
-      sinceVersion !== undefined &&
-      watch.version >= sinceVersion
-    ) {
-      const job = this.visibleJob(hinted, owner);
-      if (job === undefined || job.snapshot.version !== sinceVersion || this.#closed || timeoutMs === 0) {
-        this.#leave(id, watch);
-        return Promise.resolve(job?.snapshot);
-      }
-      return this.#hold(id, watch, sinceVersion, deadline, owner, signal);
+    if (watch.fresh && !watch.gone && sinceVersion !== undefined && watch.version >= sinceVersion) {
+      this.#startFrom(wait, watch.job!, sinceVersion, timeoutMs);
+      return;
     }
-    return this.#readThenHold(id, watch, sinceVersion, deadline, owner, signal);
+    // Waiters arriving together share one store read, and wait for it in a list rather than each in
+    // a promise reaction of its own.
+    (watch.arriving ??= []).push(wait);
+    void this.#load(watch);
   }
 
-  /** A store change: updates the job's hint and wakes its waiters. */
+  /** A store change: updates the job's hint and wakes its waiters (after a reload when it did not carry the job). */
   onChange(change: JobChange): void {
     const watch = this.#watches.get(change.id);
     if (watch === undefined) return;
     if (change.deleted === true) watch.gone = true;
     else if (change.job !== undefined) observe(watch, change.job);
-    else if (change.version > watch.version) {
-      watch.version = change.version;
+    else {
+      if (change.version > watch.version) watch.version = change.version;
       watch.stale = true;
-    } else watch.stale = true;
-    this.#purgatory.checkAndComplete(jobKey(change.id));
+      // A read already in flight may have started before this change: read once more after it.
+      if (watch.loading !== undefined) watch.again = true;
+      else void this.#load(watch);
+      return;
+    }
+    this.#purgatory.checkAndComplete(watch.keys[0]!);
   }
 
   /** From now on, waits answer at once instead of holding (the registry is closing). */
@@ -125,8 +283,8 @@ export class JobWaits {
   /** Answers every held wait with the job's current state; resolves once none is left. */
   async drain(): Promise<void> {
     this.#closed = true;
-    // Every held wait re-checks, sees the registry closed and answers with the state it re-reads.
-    for (const id of [...this.#watches.keys()]) this.#purgatory.checkAndComplete(jobKey(id));
+    // Every held wait re-checks, sees the registry closed and answers with the current state.
+    for (const watch of [...this.#watches.values()]) this.#purgatory.checkAndComplete(watch.keys[0]!);
     if (this.#waiting > 0) await new Promise<void>((resolve) => this.#drainResolvers.push(resolve));
   }
 
@@ -144,100 +302,115 @@ export class JobWaits {
     return job === undefined ? undefined : this.visibleJob(job, owner);
   }
 
-  async #readThenHold(
-    id: string,
-    watch: Watch,
-    sinceVersion: number | undefined,
-    deadline: number,
-    owner: string | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<JobSnapshot | undefined> {
-    let holding = false;
-    try {
-      // Waiters arriving together share one store read instead of making one each.
-      const loaded = await (watch.loading ??= this.#load(id, watch));
-      const job = loaded === undefined ? undefined : this.visibleJob(loaded, owner);
-      if (job === undefined) return undefined;
-      observe(watch, job);
-      if (sinceVersion === undefined || job.snapshot.version !== sinceVersion || this.#closed) return job.snapshot;
-      if (deadline - this.#clock.now() <= 0) return job.snapshot;
-      holding = true;
-      // Returned, not awaited: this frame ends here, and only the small one of #hold stays alive while held.
-      return this.#hold(id, watch, sinceVersion, deadline, owner, signal);
-    } finally {
-      if (!holding) this.#leave(id, watch);
-    }
+  /** @internal a wait that ended without news (timeout, shutdown) answers with the current state. */
+  _answerCurrent(wait: JobWait): void {
+    const watch = wait._watch!;
+    if (watch.gone) wait._deliver(undefined);
+    else if (watch.fresh) wait._deliver(watch.job);
+    else
+      this.#load(watch).then(
+        (job) => wait._deliver(job),
+        (error: unknown) => wait._fail(error),
+      );
   }
 
-  // Held waits are what a server keeps ten thousand of, so this frame is kept to the few values it needs.
-  async #hold(
-    id: string,
-    watch: Watch,
-    sinceVersion: number,
-    deadline: number,
-    owner: string | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<JobSnapshot | undefined> {
-    try {
-      for (;;) {
-        const remaining = deadline - this.#clock.now();
-        watch.stale = false;
-        const outcome = await this.#purgatory.waitFor<Wake>(
-          watch.keys,
-          () => this.#check(watch, sinceVersion),
-          signal === undefined ? { timeoutMs: remaining } : { timeoutMs: remaining, signal },
-        );
-        if (outcome.status === 'completed') {
-          if (outcome.value === GONE) return undefined;
-          if (outcome.value !== RELOAD) return outcome.value.snapshot;
-        }
-        const job = await this.visible(id, owner);
-        if (job === undefined || outcome.status !== 'completed') return job?.snapshot;
-        // A bare "something changed" notification: re-read and, if the version did not move, hold again.
-        observe(watch, job);
-        if (job.snapshot.version !== sinceVersion || this.#closed) return job.snapshot;
-        if (deadline - this.#clock.now() <= 0) return job.snapshot;
-      }
-    } finally {
-      this.#leave(id, watch);
-    }
-  }
-
-  #load(id: string, watch: Watch): Promise<StoredJob | undefined> {
-    const loading = typeof id === 'string' && id.length > 0 ? this.#store.get(id) : Promise.resolve(undefined);
-    const done = (): void => {
-      if (watch.loading === loading) watch.loading = undefined;
-    };
-    loading.then(done, done);
-    return loading;
-  }
-
-  #leave(id: string, watch: Watch): void {
-    if (--watch.refs === 0 && this.#watches.get(id) === watch) this.#watches.delete(id);
+  /** @internal */
+  _leave(watch: Watch): void {
+    if (--watch.refs === 0 && this.#watches.get(watch.id) === watch) this.#watches.delete(watch.id);
     if (--this.#waiting === 0 && this.#drainResolvers.length > 0) {
       for (const resolve of this.#drainResolvers.splice(0)) resolve();
     }
   }
 
-  #check(watch: Watch, sinceVersion: number): Wake | undefined {
-    if (watch.gone) return GONE;
-    if (watch.version !== sinceVersion) return watch.job?.snapshot.version === watch.version ? watch.job : RELOAD;
-    if (watch.stale || this.#closed) return RELOAD;
-    return undefined;
+  /** Starts a wait that waited for a store read of its job; the read's time counts against it. */
+  #afterLoad(wait: JobWait, job: StoredJob | undefined, took: number): void {
+    if (job === undefined || this.visibleJob(job, wait._ownerId) === undefined) wait._deliver(undefined);
+    else if (wait._since < 0) wait._deliver(job);
+    else this.#startFrom(wait, job, wait._since, wait.delayMs - took);
+  }
+
+  /** Answers at once when `job` already differs from the caller's version, otherwise holds the wait for `remaining` ms. */
+  #startFrom(wait: JobWait, job: StoredJob, sinceVersion: number, remaining: number): void {
+    if (job.snapshot.version !== sinceVersion || this.#closed || remaining <= 0) {
+      wait._deliver(job);
+      return;
+    }
+    if (this.visibleJob(job, wait._ownerId) === undefined) {
+      wait._deliver(undefined);
+      return;
+    }
+    wait._since = sinceVersion;
+    const admission = wait.admit();
+    if (admission === 'refused') {
+      wait._release();
+      return;
+    }
+    if (admission === 'now') {
+      // Not held after all: settled here, outside the purgatory, it answers with the current state.
+      wait.forceComplete();
+      return;
+    }
+    // The operation is not in a purgatory yet, so its delay may still shrink by the time spent reading.
+    if (remaining !== wait.delayMs) (wait as { delayMs: number }).delayMs = remaining;
+    this.#purgatory.tryCompleteElseWatch(wait, wait._watch!.keys);
+  }
+
+  /**
+   * Reads the job once for everyone who needs it now: waiters arriving, and the waiters of a hint that
+   * a notification without the job made stale. The hint takes the result, then its held waiters are
+   * checked again; a failed read fails them.
+   */
+  #load(watch: Watch): Promise<StoredJob | undefined> {
+    if (watch.loading !== undefined) return watch.loading;
+    const id = watch.id;
+    const started = this.#clock.now();
+    const loading = id.length > 0 ? this.#store.get(id) : Promise.resolve(undefined);
+    watch.loading = loading;
+    const key = watch.keys[0]!;
+    loading.then(
+      (job) => {
+        if (watch.loading === loading) watch.loading = undefined;
+        watch.loadTook = this.#clock.now() - started;
+        if (watch.again) {
+          watch.again = false;
+          void this.#load(watch);
+          return;
+        }
+        // A read can be older than a notification that arrived while it ran; the newer state wins.
+        if (job === undefined) {
+          if (watch.job === undefined || watch.stale) watch.gone = true;
+        } else if (job.snapshot.version >= watch.version) {
+          watch.stale = false;
+          observe(watch, job);
+        }
+        this.#purgatory.checkAndComplete(key);
+        const arriving = watch.arriving;
+        if (arriving === undefined) return;
+        watch.arriving = undefined;
+        const current = watch.gone ? undefined : watch.fresh ? watch.job : job;
+        for (const wait of arriving) this.#afterLoad(wait, current, watch.loadTook);
+      },
+      (error: unknown) => {
+        if (watch.loading === loading) watch.loading = undefined;
+        watch.again = false;
+        watch.failure = { error };
+        try {
+          this.#purgatory.checkAndComplete(key);
+        } finally {
+          watch.failure = undefined;
+        }
+        const arriving = watch.arriving;
+        watch.arriving = undefined;
+        if (arriving !== undefined) for (const wait of arriving) wait._fail(error);
+      },
+    );
+    return loading;
   }
 
   #watch(id: string): Watch {
     let watch = this.#watches.get(id);
     if (watch === undefined) {
-      watch = {
-        keys: [jobKey(id)],
-        refs: 0,
-        version: 0,
-        job: undefined,
-        gone: false,
-        stale: false,
-        loading: undefined,
-      };
+      watch = new Watch(id);
       this.#watches.set(id, watch);
     }
     watch.refs++;
@@ -245,7 +418,33 @@ export class JobWaits {
   }
 }
 
-function jobKey(id: string): string {
+/** The promise form of a wait: what `JobRegistry.wait` returns. */
+class PromisedWait extends JobWait {
+  readonly #resolve: (job: JobSnapshot | undefined) => void;
+  readonly #reject: (error: unknown) => void;
+
+  constructor(
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    resolve: (job: JobSnapshot | undefined) => void,
+    reject: (error: unknown) => void,
+  ) {
+    super(timeoutMs, signal);
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  delivered(job: JobSnapshot | undefined): void {
+    this.#resolve(job);
+  }
+
+  failed(error: unknown): void {
+    this.#reject(error);
+  }
+}
+
+/** The purgatory key of a job. */
+export function jobKey(id: string): string {
   return `job:${id}`;
 }
 

@@ -3,9 +3,10 @@
  * wait for a condition on one or more keys, complete as soon as an event on a key satisfies them, and
  * expire after a timeout held in a {@link TimingWheel}.
  *
- * - Every operation is itself the node of its timer bucket and of its first key's watcher list; further
- *   keys cost one small entry each. A completed operation leaves every watcher list at once, so
- *   `watched()` is exact at all times and a key with no watcher disappears (no KAFKA-664 leak).
+ * - Every operation is itself the node of its timer bucket and the element of its keys' watcher lists
+ *   (its slot in a further key's list costs two array elements). A completed operation leaves every
+ *   watcher list at once, so `watched()` is exact at all times and a key with no watcher disappears
+ *   (no KAFKA-664 leak).
  * - Settlement wins exactly once across completion, expiry, cancellation, abort and shutdown, and
  *   `onComplete` runs exactly once.
  * - `waitFor` is the promise form used by long polls, jobs and topics.
@@ -42,6 +43,15 @@ export type WaitOutcome<T> =
       readonly status: 'shutdown';
     };
 
+/**
+ * What the owner of a held operation decides when it is about to wait: `'hold'` waits in the
+ * purgatory, `'now'` answers at once with the state as it is, `'refused'` means the owner answered
+ * itself (a limit was reached) and nothing more happens.
+ *
+ * @internal
+ */
+export type Admission = 'hold' | 'now' | 'refused';
+
 /** How an operation was settled, or `'pending'`. */
 export type Settlement = 'pending' | 'completed' | 'expired' | 'canceled' | 'shutdown' | 'aborted' | 'failed';
 
@@ -68,58 +78,87 @@ const EXPIRED_OUTCOME: WaitOutcome<never> = Object.freeze({ status: 'expired' })
 const CANCELED_OUTCOME: WaitOutcome<never> = Object.freeze({ status: 'canceled' });
 const SHUTDOWN_OUTCOME: WaitOutcome<never> = Object.freeze({ status: 'shutdown' });
 
-/**
- * An operation's membership in one key's watchers: the operation itself (first key) or a
- * {@link WatchEntry} (other keys). It knows its slot, so leaving is O(1).
- */
-interface Entry {
-  /** Slot in the key's {@link WatcherList}; -1 when the entry is the key's only watcher. */
-  _wIndex: number;
-  _wKey: PurgatoryKey | undefined;
-  /** The operation this entry stands for; `undefined` on the operation itself (read from its prototype). */
-  readonly _owner: DelayedOperation | undefined;
-}
-
-/** The watcher-list entry of an operation's second and later keys. */
-class WatchEntry implements Entry {
-  _wIndex = -1;
-  _wKey: PurgatoryKey | undefined;
-  readonly _owner: DelayedOperation;
-  _nextOfOp: WatchEntry | null;
-  constructor(owner: DelayedOperation, key: PurgatoryKey, nextOfOp: WatchEntry | null) {
-    this._owner = owner;
-    this._wKey = key;
-    this._nextOfOp = nextOfOp;
-  }
-}
+/** Where an operation watches one key: the key itself while it is the key's only watcher, else the key's list. */
+type Place = PurgatoryKey | WatcherList;
 
 /**
- * The watchers of a key with more than one: a dense array walked in order (cache-friendly, unlike a
- * linked list), where leaving leaves a hole that later appends never reuse until the array is
- * compacted — which happens only while no walk is running, so walks neither skip nor revisit.
+ * The watchers of a key with more than one: a dense array of the operations themselves, walked in
+ * order (one object touched per watcher, cache-friendly, unlike a linked list or an entry object per
+ * key). Leaving leaves a hole that later appends never reuse until the array is compacted — which
+ * happens only while no walk is running, so walks neither skip nor revisit.
  */
 class WatcherList {
-  readonly entries: (Entry | null)[];
-  live: number;
-  constructor(first: Entry, second: Entry) {
-    first._wIndex = 0;
-    second._wIndex = 1;
-    this.entries = [first, second];
-    this.live = 2;
-  }
-  compactIfSparse(): void {
-    const entries = this.entries;
-    const holes = entries.length - this.live;
-    if (holes < 8 || holes * 2 < entries.length) return;
-    let j = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i]!;
-      if (entry !== null) {
-        entries[j] = entry;
-        entry._wIndex = j++;
+  readonly key: PurgatoryKey;
+  readonly ops: (DelayedOperation | null)[];
+  live = 0;
+  /**
+   * Where each slot's operation keeps its place for this key: -1 in its own first-key fields, else the
+   * index of the pair in its `_extra`, so compaction moves a slot in O(1) whatever the operation's key
+   * count. Made only once an operation watching this key as a further key joins.
+   */
+  pairs: number[] | null = null;
+
+  constructor(key: PurgatoryKey, first: DelayedOperation) {
+    this.key = key;
+    this.ops = [];
+    // The key's single watcher becomes the list's first slot: find where it keeps its place.
+    let pair = -1;
+    if (first._wAt !== key) {
+      const extra = first._extra!;
+      for (let i = 0; i < extra.length; i += 2) {
+        if (extra[i] === key) {
+          pair = i;
+          break;
+        }
       }
     }
-    entries.length = j;
+    setPlace(first, pair, this, this.push(first, pair));
+  }
+
+  /** Appends `op`, whose place for this key is `pair` (see {@link WatcherList.pairs}); returns its slot. */
+  push(op: DelayedOperation, pair: number): number {
+    const ops = this.ops;
+    const index = ops.length;
+    ops.push(op);
+    this.live++;
+    if (pair >= 0 && this.pairs === null) this.pairs = new Array<number>(index).fill(-1);
+    this.pairs?.push(pair);
+    return index;
+  }
+
+  compactIfSparse(): void {
+    const ops = this.ops;
+    // Walks visit holes too, so they are kept under a quarter of the slots; each compaction moves the
+    // live operations once for every third of them that left, so leaving stays O(1) amortized.
+    const holes = ops.length - this.live;
+    if (holes < 8 || holes * 4 < ops.length) return;
+    const pairs = this.pairs;
+    let j = 0;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      if (op === null) continue;
+      if (i !== j) {
+        ops[j] = op;
+        const pair = pairs === null ? -1 : pairs[i]!;
+        if (pairs !== null) pairs[j] = pair;
+        setPlace(op, pair, this, j);
+      }
+      j++;
+    }
+    ops.length = j;
+    if (pairs !== null) pairs.length = j;
+  }
+}
+
+/** Records that `op`'s place for a key (its first-key fields when `pair` is -1, else that pair) is `index` in `place`. */
+function setPlace(op: DelayedOperation, pair: number, place: Place, index: number): void {
+  if (pair < 0) {
+    op._wAt = place;
+    op._wIndex = index;
+  } else {
+    const extra = op._extra!;
+    extra[pair] = place;
+    extra[pair + 1] = index;
   }
 }
 
@@ -161,16 +200,18 @@ export abstract class DelayedOperation extends TimerTask {
   _state = NEW;
   /** @internal slot in the first key's watcher list (-1: the key's only watcher). */
   _wIndex = -1;
-  /** @internal */
-  _wKey: PurgatoryKey | undefined = undefined;
-  /** @internal entries for the second and later keys. */
-  _extra: WatchEntry | null = null;
+  /** @internal the first key's watcher list, or the key itself while the operation is its only watcher. */
+  _wAt: Place | undefined = undefined;
+  /**
+   * @internal the places of the second and later keys, as pairs (place, index). Like `_signal`, it
+   * lives on the prototype until an operation needs its own: most operations watch one key without a
+   * signal, and every field is paid for by each of the ten thousand held at once.
+   */
+  declare _extra: (Place | number)[] | null;
   /** @internal */
   _purgatory: DelayedOperationPurgatory | null = null;
   /** @internal */
-  _signal: AbortSignal | undefined;
-  /** @internal always undefined: an operation is its own owner (the value lives on the prototype). */
-  declare readonly _owner: undefined;
+  declare _signal: AbortSignal | undefined;
 
   constructor(delayMs: number, options?: DelayedOperationOptions) {
     super();
@@ -178,7 +219,8 @@ export abstract class DelayedOperation extends TimerTask {
       throw new InvalidArgumentError(`delayMs must be a number, got ${String(delayMs)}`, 'delayMs');
     }
     this.delayMs = delayMs;
-    this._signal = options?.signal;
+    const signal = options?.signal;
+    if (signal !== undefined) this._signal = signal;
   }
 
   /** Checks the condition; when it holds, returns `this.forceComplete()`, otherwise false. */
@@ -194,6 +236,27 @@ export abstract class DelayedOperation extends TimerTask {
    */
   forceComplete(): boolean {
     return this._settle(COMPLETED);
+  }
+
+  /**
+   * Ends the operation as `'aborted'`, as an abort of its signal would (say, the client hung up), unless
+   * it already ended; true only for the call that won. A held request whose connection closes is
+   * canceled this way without an `AbortSignal` of its own.
+   *
+   * @example
+   * ```ts
+   * import { DelayedOperation, DelayedOperationPurgatory } from 'pollkit/server';
+   * class Held extends DelayedOperation {
+   *   tryComplete(): boolean { return false; }
+   *   onComplete(): void { console.log(this.settlement); }
+   * }
+   * const held = new Held(30_000);
+   * new DelayedOperationPurgatory().tryCompleteElseWatch(held, ['job:1']);
+   * held.abort(); // aborted
+   * ```
+   */
+  abort(): boolean {
+    return this._settle(ABORTED);
   }
 
   /** True once the operation has ended, whichever way. */
@@ -238,9 +301,8 @@ export abstract class DelayedOperation extends TimerTask {
     return true;
   }
 }
-Object.defineProperty(DelayedOperation.prototype, '_owner', { value: undefined, writable: false });
-
-const ownerOf = (entry: Entry): DelayedOperation => entry._owner ?? (entry as DelayedOperation);
+Object.defineProperty(DelayedOperation.prototype, '_extra', { value: null, writable: true });
+Object.defineProperty(DelayedOperation.prototype, '_signal', { value: undefined, writable: true });
 
 /** The promise form's operation: holds the check while pending and the value once completed. */
 class WaitOperation<T> extends DelayedOperation implements Resumable {
@@ -324,7 +386,7 @@ export interface DelayedOperationPurgatoryOptions {
   readonly name?: string;
   /** `'manual'`: the timer moves only through {@link DelayedOperationPurgatory.advanceClock}. Default `'auto'`. */
   readonly mode?: 'auto' | 'manual';
-  /** Expirations run per batch before yielding to the event loop. Default 1024. */
+  /** Expirations run per batch before yielding to the event loop. Default 8192. */
   readonly maxBatch?: number;
   /** Receives errors thrown by `onComplete`/`onExpiration` during expiry. Default: rethrown in a microtask. */
   readonly onError?: (error: unknown) => void;
@@ -386,7 +448,7 @@ export class DelayedOperationPurgatory {
   /** A name for logs and metrics. */
   readonly name: string;
   readonly #timer: TimingWheel;
-  readonly #watchers = new Map<PurgatoryKey, Entry | WatcherList>();
+  readonly #watchers = new Map<PurgatoryKey, DelayedOperation | WatcherList>();
   #watched = 0;
   #pending = 0;
   #completions = 0;
@@ -492,24 +554,19 @@ export class DelayedOperationPurgatory {
   checkAndComplete(key: PurgatoryKey): number {
     const watchers = this.#watchers.get(key);
     if (watchers === undefined) return 0;
-    if (!(watchers instanceof WatcherList)) {
-      const op = ownerOf(watchers);
-      return op._state === WATCHING && op.tryComplete() ? 1 : 0;
-    }
-    // Walks the slots that exist now, in order. Entries appended while walking (they checked
-    // themselves) lie past `n`; entries that leave while walking become holes, and holes are not
+    if (!(watchers instanceof WatcherList)) return watchers._state === WATCHING && watchers.tryComplete() ? 1 : 0;
+    // Walks the slots that exist now, in order. Operations appended while walking (they checked
+    // themselves) lie past `n`; operations that leave while walking become holes, and holes are not
     // compacted while any walk runs: re-entrant callbacks neither skip nor revisit anything.
-    const entries = watchers.entries;
-    const n = entries.length;
+    const ops = watchers.ops;
+    const n = ops.length;
     let completed = 0;
     let failure: { error: unknown } | undefined;
     this.#walkDepth++;
     try {
       for (let i = 0; i < n; i++) {
-        const entry = entries[i];
-        if (entry === null || entry === undefined) continue;
-        const op = ownerOf(entry);
-        if (op._state !== WATCHING) continue;
+        const op = ops[i]!;
+        if (op === null || op._state !== WATCHING) continue;
         try {
           if (op.tryComplete()) completed++;
         } catch (error) {
@@ -578,7 +635,7 @@ export class DelayedOperationPurgatory {
     this.#shutdown = true;
     const watchers = this.#watchers;
     while (watchers.size > 0) {
-      const first = watchers.values().next().value as Entry | WatcherList;
+      const first = watchers.values().next().value as DelayedOperation | WatcherList;
       for (const op of this.#snapshot(first)) op._settle(SHUTDOWN);
     }
     this.#timer.shutdown();
@@ -591,10 +648,10 @@ export class DelayedOperationPurgatory {
 
   // ---------------------------------------------------------------------------------------------------
 
-  #snapshot(watchers: Entry | WatcherList): DelayedOperation[] {
-    if (!(watchers instanceof WatcherList)) return [ownerOf(watchers)];
+  #snapshot(watchers: DelayedOperation | WatcherList): DelayedOperation[] {
+    if (!(watchers instanceof WatcherList)) return [watchers];
     const ops: DelayedOperation[] = [];
-    for (const entry of watchers.entries) if (entry !== null) ops.push(ownerOf(entry));
+    for (const op of watchers.ops) if (op !== null) ops.push(op);
     return ops;
   }
 
@@ -603,7 +660,14 @@ export class DelayedOperationPurgatory {
     this.#pending++;
     const n = keys.length;
     this.#link(op, keys[0]!);
-    for (let i = 1; i < n; i++) this.#linkExtra(op, keys[i]!);
+    if (n > 1) {
+      // Sized once: an array grown by push would reserve a dozen slots more than a few keys need.
+      const extra = new Array<Place | number>(2 * (n - 1));
+      let used = 0;
+      for (let i = 1; i < n; i++) used = this.#linkExtra(op, keys[i]!, extra, used);
+      extra.length = used;
+      if (used > 0) op._extra = extra;
+    }
     const signal = op._signal;
     if (signal !== undefined) signal.addEventListener('abort', op);
     if (op.tryComplete()) return true;
@@ -611,64 +675,66 @@ export class DelayedOperationPurgatory {
     return false;
   }
 
-  /** Watches `key` for `op` through a new {@link WatchEntry}, unless `key` repeats an earlier one. */
-  #linkExtra(op: DelayedOperation, key: PurgatoryKey): void {
+  /**
+   * Watches `key` for `op` as a further key, writing its slot into `extra` at `used` unless `key`
+   * repeats an earlier one; returns the slots used so far.
+   */
+  #linkExtra(op: DelayedOperation, key: PurgatoryKey, extra: (Place | number)[], used: number): number {
     const watchers = this.#watchers;
     const current = watchers.get(key);
-    let entry: WatchEntry;
+    let place: Place;
+    let index: number;
     if (current === undefined) {
-      entry = new WatchEntry(op, key, op._extra);
-      watchers.set(key, entry);
+      place = key;
+      index = -1;
+      watchers.set(key, op);
     } else if (current instanceof WatcherList) {
-      // A repeated key finds this op's own entry at the tail of its list (nothing else can be
-      // appended meanwhile): skip it, so duplicates cost no Set and are watched once.
-      const entries = current.entries;
-      const tail = entries[entries.length - 1];
-      if (tail !== null && tail !== undefined && ownerOf(tail) === op) return;
-      entry = new WatchEntry(op, key, op._extra);
-      entry._wIndex = entries.length;
-      entries.push(entry);
-      current.live++;
+      // A repeated key finds this op at the tail of its list (nothing else can be appended
+      // meanwhile): skip it, so duplicates cost no Set and are watched once.
+      const ops = current.ops;
+      if (ops[ops.length - 1] === op) return used;
+      place = current;
+      index = current.push(op, used);
     } else {
-      if (ownerOf(current) === op) return;
-      entry = new WatchEntry(op, key, op._extra);
-      watchers.set(key, new WatcherList(current, entry));
+      if (current === op) return used;
+      place = new WatcherList(key, current);
+      index = place.push(op, used);
+      watchers.set(key, place);
     }
-    op._extra = entry;
+    extra[used] = place;
+    extra[used + 1] = index;
+    this.#watched++;
+    return used + 2;
+  }
+
+  #link(op: DelayedOperation, key: PurgatoryKey): void {
+    const watchers = this.#watchers;
+    const current = watchers.get(key);
+    if (current === undefined) {
+      op._wIndex = -1;
+      op._wAt = key;
+      watchers.set(key, op);
+    } else if (current instanceof WatcherList) {
+      op._wAt = current;
+      op._wIndex = current.push(op, -1);
+    } else {
+      const list = new WatcherList(key, current);
+      watchers.set(key, list);
+      op._wAt = list;
+      op._wIndex = list.push(op, -1);
+    }
     this.#watched++;
   }
 
-  #link(entry: Entry, key: PurgatoryKey): void {
-    entry._wKey = key;
-    const watchers = this.#watchers;
-    const current = watchers.get(key);
-    if (current === undefined) {
-      entry._wIndex = -1;
-      watchers.set(key, entry);
-    } else if (current instanceof WatcherList) {
-      entry._wIndex = current.entries.length;
-      current.entries.push(entry);
-      current.live++;
+  // Leaving costs no map lookup: a slot knows its list, and only a key's last watcher deletes it.
+  #unlink(place: Place, index: number): void {
+    if (typeof place === 'string') {
+      this.#watchers.delete(place);
     } else {
-      watchers.set(key, new WatcherList(current, entry));
+      place.ops[index] = null;
+      if (--place.live === 0) this.#watchers.delete(place.key);
+      else if (this.#walkDepth === 0) place.compactIfSparse();
     }
-    this.#watched++;
-  }
-
-  #unlink(entry: Entry): void {
-    const key = entry._wKey!;
-    const watchers = this.#watchers;
-    const current = watchers.get(key)!;
-    if (current === entry) {
-      watchers.delete(key);
-    } else {
-      const list = current as WatcherList;
-      list.entries[entry._wIndex] = null;
-      if (--list.live === 0) watchers.delete(key);
-      else if (this.#walkDepth === 0) list.compactIfSparse();
-    }
-    entry._wIndex = -1;
-    entry._wKey = undefined;
     this.#watched--;
   }
 
@@ -676,9 +742,14 @@ export class DelayedOperationPurgatory {
   _settled(op: DelayedOperation, wasWatching: boolean, state: number): void {
     if (wasWatching) {
       this.#pending--;
-      this.#unlink(op);
-      for (let entry = op._extra; entry !== null; entry = entry._nextOfOp) this.#unlink(entry);
-      op._extra = null;
+      this.#unlink(op._wAt!, op._wIndex);
+      op._wAt = undefined;
+      op._wIndex = -1;
+      const extra = op._extra;
+      if (extra !== null) {
+        for (let i = 0; i < extra.length; i += 2) this.#unlink(extra[i] as Place, extra[i + 1] as number);
+        op._extra = null;
+      }
       if (op._signal !== undefined) op._unlisten();
     }
     switch (state) {

@@ -22,6 +22,9 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import { onLaterTurn } from './later-turn.js';
 import { integerAtLeast } from '../validate.js';
 
+/** The largest queue array kept between bursts (slots, not resumptions held). */
+const MAX_KEPT_QUEUE = 65_536;
+
 /** Something woken that continues when {@link Resumable.resume} is called. */
 export interface Resumable {
   resume(): void;
@@ -62,8 +65,13 @@ export class ResumeBatches {
   readonly #turn = (): void => this.#onTurn();
   /** Resumptions run since the queue was last found empty. */
   #burst = 0;
+  /**
+   * Waiting resumptions from `#head` to `#tail`. The array keeps its size between bursts (slots are
+   * cleared as they are taken), so a wake-up of ten thousand does not regrow it every time.
+   */
   #queue: (Resumable | undefined)[] = [];
   #head = 0;
+  #tail = 0;
   /** A hop or turn is scheduled. */
   #pumping = false;
   /** Hops left before the next batch. */
@@ -84,18 +92,21 @@ export class ResumeBatches {
 
   /** Resumptions waiting for a later batch. */
   get queued(): number {
-    return this.#queue.length - this.#head;
+    return this.#tail - this.#head;
   }
 
   /** Resumes `woken` now when the current batch has room and nothing is queued before it; else queues it. */
   schedule(woken: Resumable): void {
-    if (this.#burst < this.#size && this.#head === this.#queue.length) {
+    if (this.#burst < this.#size && this.#head === this.#tail) {
       this.#burst++;
       if (!this.#pumping) this.#startPump();
       woken.resume();
       return;
     }
-    this.#queue.push(woken);
+    const queue = this.#queue;
+    if (this.#tail < queue.length) queue[this.#tail] = woken;
+    else queue.push(woken);
+    this.#tail++;
     if (!this.#pumping) this.#startPump();
   }
 
@@ -107,7 +118,7 @@ export class ResumeBatches {
   }
 
   #onHop(): void {
-    if (this.#head === this.#queue.length) {
+    if (this.#head === this.#tail) {
       // Nothing waits: the burst is over, and the next wake-up starts a fresh one.
       this.#stop();
       return;
@@ -130,7 +141,7 @@ export class ResumeBatches {
 
   #release(): void {
     const queue = this.#queue;
-    const end = Math.min(queue.length, this.#head + this.#size);
+    const end = Math.min(this.#tail, this.#head + this.#size);
     this.#hopsLeft = this.#gap;
     queueMicrotask(this.#hop);
     while (this.#head < end) {
@@ -138,9 +149,10 @@ export class ResumeBatches {
       queue[this.#head++] = undefined;
       woken.resume();
     }
-    if (this.#head === queue.length) {
-      this.#queue = [];
-      this.#head = 0;
+    if (this.#head === this.#tail) {
+      this.#head = this.#tail = 0;
+      // A burst far above the usual leaves its array behind rather than keeping it forever.
+      if (queue.length > MAX_KEPT_QUEUE) this.#queue = [];
     }
   }
 

@@ -26,7 +26,7 @@ export const DEFAULT_TICK_MS = 1;
  */
 export const DEFAULT_WHEEL_SIZE = 512;
 /** Default number of expired tasks run before yielding to the event loop. */
-export const DEFAULT_MAX_BATCH = 1024;
+export const DEFAULT_MAX_BATCH = 8192;
 
 /**
  * A unit of work held by a {@link TimingWheel}. Subclass it and override {@link TimerTask.run}, or use
@@ -172,7 +172,7 @@ export interface TimingWheelOptions {
    * tasks by itself. `'manual'`: nothing is armed; time moves only through {@link TimingWheel.advanceClock}.
    */
   readonly mode?: 'auto' | 'manual';
-  /** Expired tasks run per batch before yielding to the event loop (auto mode). Default 1024. */
+  /** Expired tasks run per batch before yielding to the event loop (auto mode). Default 8192. */
   readonly maxBatch?: number;
   /**
    * Receives errors thrown by tasks; the other tasks still run. Default: rethrown in a microtask

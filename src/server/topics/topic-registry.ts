@@ -11,7 +11,8 @@ import { DelayedOperationPurgatory } from '../purgatory/purgatory.js';
 import { integerAtLeast } from '../validate.js';
 import { MemoryTopicStore } from './stores/memory-topic-store.js';
 import type { TopicChange, TopicRetention, TopicStore } from './stores/topic-store.js';
-import { type Hint, Topic, type TopicHost, topicKey } from './topic.js';
+import { Topic, type TopicHost, topicKey } from './topic.js';
+import { Hint } from './topic-fetch.js';
 
 /** Topic names: what fits in a URL path segment without escaping. */
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,200}$/;
@@ -183,6 +184,7 @@ export class TopicRegistry {
       defaultLimit,
       maxLimit,
       subscribeWaitMs,
+      oldestKeptMs: () => (this.#maxAgeMs === undefined ? undefined : this.#clock.wallNow() - this.#maxAgeMs),
       get closed() {
         return isClosed();
       },
@@ -331,6 +333,7 @@ export class TopicRegistry {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    for (const hint of this.#hints.values()) hint.closed = true;
     for (const name of [...this.#hints.keys()]) this.#purgatory.checkAndComplete(topicKey(name));
     if (this.#waiting > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     this.#unsubscribe();
@@ -351,25 +354,31 @@ export class TopicRegistry {
       else this.#created.set(owner, count);
     }
     topic.markDeleted();
+    // Its held reads end through their hint, which is retired: a topic made again under the name
+    // starts from a hint of its own.
+    const hint = this.#hints.get(name);
+    if (hint !== undefined) {
+      hint.deleted = true;
+      this.#hints.delete(name);
+    }
     this.#purgatory.checkAndComplete(topicKey(name));
   }
 
   #onStoreChange(change: TopicChange): void {
-    if (change.deleted === true) this.#forget(change.topic);
+    if (change.deleted === true) {
+      this.#forget(change.topic);
+      return;
+    }
     const hint = this.#hints.get(change.topic);
     if (hint === undefined) return;
-    const { epoch, highWatermark } = change.position;
-    if (hint.epoch !== epoch) {
-      hint.epoch = epoch;
-      hint.highWatermark = highWatermark;
-    } else if (highWatermark > hint.highWatermark) hint.highWatermark = highWatermark;
+    hint.noteChange(change);
     this.#purgatory.checkAndComplete(topicKey(change.topic));
   }
 
   #watch(name: string): Hint {
     let hint = this.#hints.get(name);
     if (hint === undefined) {
-      hint = { refs: 0, epoch: undefined, highWatermark: 0, read: undefined };
+      hint = new Hint(name, this.#host, this.#closed, [topicKey(name)]);
       this.#hints.set(name, hint);
     }
     hint.refs++;

@@ -5,18 +5,18 @@
  * consumer costs one bounded batch and never unbounded memory.
  *
  * Logs live behind a {@link TopicStore}. The purgatory's `check()` is synchronous, the store is not,
- * so the registry (`topic-registry.ts`) keeps a hint per topic someone is waiting on (epoch and high
- * watermark, updated by the store's change notifications); a wake-up re-reads the store.
+ * so the registry (`topic-registry.ts`) keeps a hint per topic someone is waiting on (epoch, high
+ * watermark and the latest records, updated by the store's change notifications); a woken reader is
+ * answered from the hint when it covers the answer, and from a store read otherwise
+ * (`topic-fetch.ts`).
  *
  * @module
  */
-import { throwIfAborted } from '../../core/abort.js';
-import type { Clock } from '../../core/clock.js';
-import { InvalidArgumentError, OffsetGoneError, OffsetOutOfRangeError, PollkitError } from '../../core/errors.js';
+import { abortReason } from '../../core/abort.js';
+import { InvalidArgumentError } from '../../core/errors.js';
 import type { TopicFetchResult, TopicRecord } from '../../core/protocol.js';
-import { onLaterTurn } from '../purgatory/later-turn.js';
-import type { DelayedOperationPurgatory } from '../purgatory/purgatory.js';
-import type { TopicPosition, TopicReadResult, TopicRetention, TopicStore } from './stores/topic-store.js';
+import type { TopicPosition } from './stores/topic-store.js';
+import { type FetchHost, type Hint, TopicFetch, hold, readFirst, resultFromHint, topicDeleted } from './topic-fetch.js';
 
 /**
  * Options of {@link Topic.append}.
@@ -75,39 +75,13 @@ export interface TopicSubscribeOptions {
   readonly epoch?: string;
 }
 
-/** The answer built from each store read, for the readers that share the read; dropped with the read. */
-const fetchResults = new WeakMap<TopicReadResult, { readonly offset: number; readonly result: TopicFetchResult }>();
-
-/** The epoch and high watermark of a topic someone is waiting on, as the latest notification said. */
-export interface Hint {
-  refs: number;
-  epoch: string | undefined;
-  highWatermark: number;
-  /** The store read in flight for readers woken together. */
-  read: SharedRead | undefined;
-}
-
-/** A store read that readers woken by the same change share. */
-interface SharedRead {
-  readonly offset: number;
-  readonly limit: number;
-  readonly epoch: string | undefined;
-  readonly highWatermark: number;
-  readonly promise: Promise<TopicReadResult>;
-}
-
 /** What a {@link Topic} needs from the registry that made it. */
-export interface TopicHost {
-  readonly clock: Clock;
-  readonly store: TopicStore;
-  readonly purgatory: DelayedOperationPurgatory;
+export interface TopicHost extends FetchHost {
   readonly defaultLimit: number;
   readonly maxLimit: number;
   readonly subscribeWaitMs: number;
   readonly closed: boolean;
-  retention(): TopicRetention;
   watch(name: string): Hint;
-  unwatch(name: string, hint: Hint): void;
   assertOpen(): void;
 }
 
@@ -132,15 +106,12 @@ export class Topic<Value = unknown> {
   /** The topic's name in its registry and in URLs: 1 to 200 letters, digits, `.`, `_` or `-`. */
   readonly name: string;
   readonly #host: TopicHost;
-  // Shared by every held read of this topic rather than built per read.
-  readonly #keys: readonly string[];
   #deleted = false;
 
   /** @internal Topics are made by {@link TopicRegistry.topic}. */
   constructor(host: TopicHost, name: string) {
     this.#host = host;
     this.name = name;
-    this.#keys = [topicKey(name)];
   }
 
   /**
@@ -183,43 +154,51 @@ export class Topic<Value = unknown> {
    * ```
    */
   read(offset: number, options: TopicReadOptions = {}): Promise<TopicFetchResult<Value>> {
+    const waitMs = options.waitMs ?? 0;
+    // A wait the operation cannot even hold is refused by the validation in _fetch, in its turn.
+    const delayMs = typeof waitMs === 'number' && Number.isFinite(waitMs) ? waitMs : 0;
+    return new Promise((resolve, reject) => {
+      this._fetch(new PromisedFetch<Value>(delayMs, options.signal, resolve, reject), offset, options);
+    });
+  }
+
+  /**
+   * Starts `fetch` (its delay is the wait unless `options.waitMs` says otherwise): validates, answers at once when it can, otherwise holds
+   * it in the purgatory. Its `fetched` or `failed` is called exactly once.
+   *
+   * @internal
+   */
+  _fetch(fetch: TopicFetch<Value>, offset: number, options: TopicReadOptions): void {
     const host = this.#host;
     const limit = options.limit ?? host.defaultLimit;
     const minRecords = options.minRecords ?? 1;
-    const waitMs = options.waitMs ?? 0;
-    const { epoch, signal } = options;
-    try {
-      if (!Number.isSafeInteger(offset) || offset < 0) {
-        throw new InvalidArgumentError(`offset must be an integer >= 0, got ${String(offset)}`, 'offset');
-      }
-      if (!Number.isInteger(limit) || limit < 1 || limit > host.maxLimit) {
-        throw new InvalidArgumentError(
-          `limit must be an integer from 1 to ${host.maxLimit}, got ${String(limit)}`,
-          'limit',
-        );
-      }
-      if (!Number.isInteger(minRecords) || minRecords < 0) {
-        throw new InvalidArgumentError(`minRecords must be an integer >= 0, got ${String(minRecords)}`, 'minRecords');
-      }
-      if (typeof waitMs !== 'number' || !Number.isFinite(waitMs) || waitMs < 0) {
-        throw new InvalidArgumentError(`waitMs must be a finite number >= 0, got ${String(waitMs)}`, 'waitMs');
-      }
-      if (epoch !== undefined && typeof epoch !== 'string') {
-        throw new InvalidArgumentError('epoch must be a string', 'epoch');
-      }
-      throwIfAborted(signal);
-      this.#assertLive();
-    } catch (error) {
-      return Promise.reject(error);
+    const epoch = options.epoch;
+    const waitMs = options.waitMs ?? fetch.delayMs;
+    const problem = fetchProblem(offset, limit, minRecords, waitMs, epoch, host.maxLimit);
+    if (problem !== undefined) {
+      fetch.failed(problem);
+      return;
     }
-    const enough = Math.min(minRecords, limit);
+    const signal = fetch.signal;
+    if (signal?.aborted === true) {
+      fetch.failed(abortReason(signal));
+      return;
+    }
+    if (this.#deleted) {
+      fetch.failed(topicDeleted(this.name));
+      return;
+    }
     // Watch before reading, so an append between the read and the purgatory registration still
     // reaches this read's hint (Kafka's check–watch–recheck order).
     const hint = host.watch(this.name);
+    fetch._hint = hint;
+    fetch._offset = offset;
+    fetch._limit = limit;
+    fetch._enough = Math.min(minRecords, limit);
     if (
-      enough > 0 &&
+      fetch._enough > 0 &&
       waitMs > 0 &&
-      !host.closed &&
+      !hint.closed &&
       hint.epoch !== undefined &&
       (epoch === undefined || epoch === hint.epoch) &&
       offset === hint.highWatermark
@@ -227,65 +206,21 @@ export class Topic<Value = unknown> {
       // The common long poll: a reader at the head of a log others already wait on. The shared hint is
       // as fresh as the last change notification, and the head offset is always valid, so it can wait
       // without a store read first.
-      return this.#hold(hint, offset, limit, enough, hint.epoch, waitMs, signal);
+      hold(fetch, hint.epoch);
+      return;
     }
-    return this.#readThenHold(hint, offset, limit, enough, epoch, waitMs, signal);
-  }
-
-  async #readThenHold(
-    hint: Hint,
-    offset: number,
-    limit: number,
-    enough: number,
-    epoch: string | undefined,
-    waitMs: number,
-    signal: AbortSignal | undefined,
-  ): Promise<TopicFetchResult<Value>> {
-    const host = this.#host;
-    let holding = false;
-    try {
-      const first = await host.store.read(this.name, offset, limit, host.retention());
-      const pinned = epoch ?? first.position.epoch;
-      this.#check(first.position, offset, pinned);
-      observe(hint, first.position);
-      const available = first.position.highWatermark - offset;
-      if (available >= enough || waitMs === 0 || host.closed) return this.#result(first, offset);
-      holding = true;
-      // Returned, not awaited: this frame ends here, and only the small one of #hold stays alive while held.
-      return this.#hold(hint, offset, limit, enough, pinned, waitMs, signal);
-    } finally {
-      if (!holding) host.unwatch(this.name, hint);
+    if (hint.epoch !== undefined && !hint.closed && (epoch === undefined || epoch === hint.epoch)) {
+      // A reader behind the head of a log others wait on: the latest records the hint keeps may
+      // answer it (one answer object for every reader at the same offset) without a store read.
+      fetch._pinned = hint.epoch;
+      const result = resultFromHint(fetch);
+      if (result !== undefined && (result.records.length >= fetch._enough || waitMs === 0)) {
+        fetch._deliver(result as TopicFetchResult<Value>);
+        return;
+      }
     }
-  }
-
-  // Held reads are what a server keeps ten thousand of, so this frame is kept to the few values it needs.
-  async #hold(
-    hint: Hint,
-    offset: number,
-    limit: number,
-    enough: number,
-    pinned: string,
-    waitMs: number,
-    signal: AbortSignal | undefined,
-  ): Promise<TopicFetchResult<Value>> {
-    const host = this.#host;
-    try {
-      await host.purgatory.waitFor(
-        this.#keys,
-        () =>
-          hint.epoch !== pinned || hint.highWatermark - offset >= enough || host.closed || this.#deleted
-            ? true
-            : undefined,
-        signal === undefined ? { timeoutMs: waitMs } : { timeoutMs: waitMs, signal },
-      );
-      this.#assertLive();
-      // Whatever ended the wait (records, timeout, reset, shutdown), the answer is the log as it is now.
-      const second = await sharedRead(host, this.name, hint, offset, limit);
-      this.#check(second.position, offset, pinned);
-      return this.#result(second, offset);
-    } finally {
-      host.unwatch(this.name, hint);
-    }
+    fetch._pinned = epoch;
+    readFirst(fetch);
   }
 
   /**
@@ -379,39 +314,7 @@ export class Topic<Value = unknown> {
 
   // A deleted topic's object must not bring its log back by reading or appending to the store.
   #assertLive(): void {
-    if (this.#deleted) throw new PollkitError(`Topic ${this.name} was deleted`, 'topic-not-found');
-  }
-
-  #check(position: TopicPosition, offset: number, epoch: string): void {
-    if (epoch !== position.epoch || offset < position.earliestOffset) {
-      throw new OffsetGoneError(this.name, offset, {
-        earliestOffset: position.earliestOffset,
-        epoch: position.epoch,
-      });
-    }
-    if (offset > position.highWatermark) {
-      throw new OffsetOutOfRangeError(this.name, offset, position.highWatermark);
-    }
-  }
-
-  #result(read: TopicReadResult, offset: number): TopicFetchResult<Value> {
-    // Readers woken together share one store read (see sharedRead), so they share its answer too: one
-    // object, frozen because many callers hold it, which lets the HTTP handler serialize it once.
-    const known = fetchResults.get(read);
-    if (known !== undefined && known.offset === offset && known.result.topic === this.name) {
-      return known.result as TopicFetchResult<Value>;
-    }
-    const records = Object.freeze(read.records.map((stored) => stored.record as TopicRecord<Value>));
-    const result: TopicFetchResult<Value> = Object.freeze({
-      topic: this.name,
-      epoch: read.position.epoch,
-      records,
-      nextOffset: offset + records.length,
-      highWatermark: read.position.highWatermark,
-      earliestOffset: read.position.earliestOffset,
-    });
-    fetchResults.set(read, { offset, result });
-    return result;
+    if (this.#deleted) throw topicDeleted(this.name);
   }
 }
 
@@ -419,46 +322,52 @@ export function topicKey(name: string): string {
   return `topic:${name}`;
 }
 
-// One append wakes every reader of the topic at once; those at the same offset would all make the
-// same store read, so they share it. The shared read is tied to the hint's epoch and high watermark,
-// so a reader woken by a later change never reuses a read made before that change. The purgatory
-// resumes woken readers in batches a few microtasks apart, so the read stays shared until the turn
-// after it settled (and no longer: retention may trim the log without any append).
-function sharedRead(
-  host: TopicHost,
-  name: string,
-  hint: Hint,
+function fetchProblem(
   offset: number,
   limit: number,
-): Promise<TopicReadResult> {
-  const shared = hint.read;
-  if (
-    shared !== undefined &&
-    shared.offset === offset &&
-    shared.limit === limit &&
-    shared.epoch === hint.epoch &&
-    shared.highWatermark === hint.highWatermark
-  ) {
-    return shared.promise;
+  minRecords: number,
+  waitMs: number,
+  epoch: string | undefined,
+  maxLimit: number,
+): InvalidArgumentError | undefined {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    return new InvalidArgumentError(`offset must be an integer >= 0, got ${String(offset)}`, 'offset');
   }
-  const promise = host.store.read(name, offset, limit, host.retention());
-  const entry: SharedRead = { offset, limit, epoch: hint.epoch, highWatermark: hint.highWatermark, promise };
-  hint.read = entry;
-  const forget = (): void => {
-    if (hint.read === entry) hint.read = undefined;
-  };
-  const forgetLater = (): void => onLaterTurn(host.clock, forget);
-  promise.then(forgetLater, forgetLater);
-  return promise;
+  if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit) {
+    return new InvalidArgumentError(`limit must be an integer from 1 to ${maxLimit}, got ${String(limit)}`, 'limit');
+  }
+  if (!Number.isInteger(minRecords) || minRecords < 0) {
+    return new InvalidArgumentError(`minRecords must be an integer >= 0, got ${String(minRecords)}`, 'minRecords');
+  }
+  if (typeof waitMs !== 'number' || !Number.isFinite(waitMs) || waitMs < 0) {
+    return new InvalidArgumentError(`waitMs must be a finite number >= 0, got ${String(waitMs)}`, 'waitMs');
+  }
+  if (epoch !== undefined && typeof epoch !== 'string')
+    return new InvalidArgumentError('epoch must be a string', 'epoch');
+  return undefined;
 }
 
-// A read's own view of the log seeds the shared hint only when no notification has done so yet, or
-// moves it forward within the same epoch; notifications stay authoritative about epochs.
-function observe(hint: Hint, position: TopicPosition): void {
-  if (hint.epoch === undefined) {
-    hint.epoch = position.epoch;
-    hint.highWatermark = position.highWatermark;
-  } else if (hint.epoch === position.epoch && position.highWatermark > hint.highWatermark) {
-    hint.highWatermark = position.highWatermark;
+/** The promise form of a fetch: what {@link Topic.read} returns. */
+class PromisedFetch<Value> extends TopicFetch<Value> {
+  readonly #resolve: (result: TopicFetchResult<Value>) => void;
+  readonly #reject: (error: unknown) => void;
+
+  constructor(
+    waitMs: number,
+    signal: AbortSignal | undefined,
+    resolve: (result: TopicFetchResult<Value>) => void,
+    reject: (error: unknown) => void,
+  ) {
+    super(waitMs, signal);
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  fetched(result: TopicFetchResult<Value>): void {
+    this.#resolve(result);
+  }
+
+  failed(error: unknown): void {
+    this.#reject(error);
   }
 }

@@ -1,9 +1,13 @@
+import { createServer } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createNodeListener } from '../../../src/adapters/node.js';
 import { ManualClock } from '../../../src/core/clock.js';
+import type { Abortable, Exchange } from '../../../src/server/http/exchange.js';
 import { PollkitHandler } from '../../../src/server/http/handler.js';
 import type { PollkitRequest, PollkitResponse } from '../../../src/server/http/types.js';
 import { DelayedOperationPurgatory } from '../../../src/server/purgatory/purgatory.js';
 import { TopicRegistry } from '../../../src/server/topics/topic-registry.js';
+import { listen } from '../../helpers/http-server.js';
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -74,16 +78,16 @@ describe('one append answering many held reads', () => {
   it('answers the first batch before the later reads resume, and every read within the same drain', async () => {
     const { topics, handler, purgatory } = setup(50);
     const log: string[] = [];
-    // Records when each held read's wait resolves, ahead of the read's own continuation.
-    const waitFor = purgatory.waitFor.bind(purgatory);
-    vi.spyOn(purgatory, 'waitFor').mockImplementation((keys, check, options) => {
-      const wait = waitFor(keys, check, options);
-      wait.then(
-        () => log.push('woken'),
-        () => {},
-      );
-      return wait;
-    });
+    // Records when the purgatory resumes each held read, ahead of the read's own continuation.
+    const resume = purgatory._resume.bind(purgatory);
+    vi.spyOn(purgatory, '_resume').mockImplementation((woken) =>
+      resume({
+        resume: () => {
+          log.push('woken');
+          woken.resume();
+        },
+      }),
+    );
     const { answered, pending } = await holdAll(handler, 230, '/pollkit/topics/fan/records?offset=0&wait=30');
     const done = Promise.all(pending.map((answer) => answer.then(() => void log.push('answer'))));
     await topics.topic('fan').append({ n: 1 });
@@ -113,4 +117,66 @@ describe('one append answering many held reads', () => {
     expect(JSON.parse(zero!.body as string).records).toHaveLength(2);
     expect(JSON.parse(one!.body as string).records.map((r: { value: unknown }) => r.value)).toEqual(['b']);
   });
+});
+
+/** A held read whose answer costs the adapter `costMs` of CPU, as writing it to a socket would. */
+class SlowExchange implements Exchange {
+  readonly request: PollkitRequest;
+  readonly hangUpSignal = undefined;
+  readonly gone = false;
+  held: Abortable | undefined;
+  readonly #costMs: number;
+  readonly #answered: number[];
+
+  constructor(url: string, costMs: number, answered: number[]) {
+    this.request = { method: 'GET', url, headers: {}, signal: new AbortController().signal };
+    this.#costMs = costMs;
+    this.#answered = answered;
+  }
+
+  respond(): void {
+    const until = performance.now() + this.#costMs;
+    while (performance.now() < until);
+    this.#answered.push(performance.now());
+  }
+}
+
+describe('a large wake-up', () => {
+  it('yields to the event loop: timers and new connections are served while 10,000 readers are answered', async () => {
+    // Real time: 10,000 answers of 0.1 ms each keep the wake busy for about a second, ten of the
+    // purgatory's 100 ms slices.
+    const purgatory = new DelayedOperationPurgatory();
+    const topics = new TopicRegistry({ purgatory });
+    topics.topic('fan');
+    topics.topic('other');
+    const handler = new PollkitHandler({ topics, waitJitter: 0, maxHeldRequests: 20_000, maxHeldPerCaller: 20_000 });
+    const server = await listen(createServer(createNodeListener(handler)));
+    closers.push(async () => {
+      await server.close();
+      await handler.close();
+      await topics.close();
+    });
+    const answered: number[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      handler._serve(new SlowExchange('/pollkit/topics/fan/records?offset=0&wait=30', 0.1, answered));
+    }
+    await nextTurn();
+    expect(handler.heldRequests).toBe(10_000);
+    const wake = topics.topic('fan').append('news');
+    let timerAt = Number.POSITIVE_INFINITY;
+    setTimeout(() => (timerAt = performance.now()), 0);
+    // A connection opened after the wake-up began, answered from another topic.
+    const served = fetch(`${server.url}/pollkit/topics/other/records?offset=0`).then(async (response) => {
+      expect(response.status).toBe(200);
+      await response.text();
+      return performance.now();
+    });
+    await wake;
+    const servedAt = await served;
+    while (answered.length < 10_000) await nextTurn();
+    const last = answered.at(-1)!;
+    expect(timerAt).toBeLessThan(last);
+    expect(servedAt).toBeLessThan(last);
+    expect(handler.heldRequests).toBe(0);
+  }, 30_000);
 });

@@ -25,6 +25,17 @@ function setup(options: TopicRegistryOptions = {}) {
 
 const values = (result: TopicFetchResult) => result.records.map((r) => r.value);
 
+/** Counts the store's reads from now on. */
+function countReads(store: MemoryTopicStore): { readonly count: number } {
+  const read = store.read.bind(store);
+  const counter = { count: 0 };
+  store.read = (...args) => {
+    counter.count++;
+    return read(...args);
+  };
+  return counter;
+}
+
 describe('Topic: appends and reads at every boundary', () => {
   it('reads an empty log at offset 0 as an empty batch', async () => {
     const { topics } = setup();
@@ -145,7 +156,64 @@ describe('Topic: held reads', () => {
     await expect(topic.read(1, { waitMs: 30_000, epoch: 'stale' })).rejects.toSatisfy(OffsetGoneError.is);
     await topic.append('b');
     expect((await Promise.all([first, second])).map(values)).toEqual([['b'], ['b']]);
-    expect(reads).toBe(2); // the stale-epoch read, and one read shared by both woken readers
+    // The stale-epoch read only: the append's change carried its record, so both woken readers are
+    // answered from the hint, with one answer object between them.
+    expect(reads).toBe(1);
+    expect(await first).toBe(await second);
+  });
+
+  it('shares one store read among readers woken together when the change carries no records', async () => {
+    const { topics, store, flush } = setup();
+    // A store that announces appends without their records (as a shared store may).
+    const onChange = store.onChange.bind(store);
+    store.onChange = (listener) => onChange(({ topic, position }) => listener({ topic, position }));
+    const bare = new TopicRegistry({ clock: new ManualClock(), store });
+    const topic = bare.topic('t');
+    await topic.append('a');
+    const readers = [topic.read(1, { waitMs: 30_000 }), topic.read(1, { waitMs: 30_000 })];
+    await flush();
+    const reads = countReads(store);
+    await topic.append('b');
+    const [one, two] = await Promise.all(readers);
+    expect([values(one!), values(two!)]).toEqual([['b'], ['b']]);
+    expect(reads.count).toBe(1);
+    expect(one).toBe(two);
+    await bare.close();
+    await topics.close();
+  });
+
+  it('readers arriving together at a topic nobody watched share one store read', async () => {
+    const { topics, store, flush } = setup();
+    const topic = topics.topic('t');
+    await topic.append('a');
+    const reads = countReads(store);
+    const behind = Array.from({ length: 1000 }, () => topic.read(0, { waitMs: 30_000 }));
+    const atHead = Array.from({ length: 1000 }, () => topic.read(1, { waitMs: 30_000 }));
+    await flush();
+    expect(reads.count).toBe(2);
+    const answers = await Promise.all(behind);
+    expect(new Set(answers).size).toBe(1);
+    expect(values(answers[0]!)).toEqual(['a']);
+    await topic.append('b');
+    expect((await Promise.all(atHead)).every((answer) => values(answer)[0] === 'b')).toBe(true);
+    expect(reads.count).toBe(2);
+  });
+
+  it('answers woken readers at different offsets and limits from the latest records, each its own slice', async () => {
+    const { topics, store, flush } = setup();
+    const topic = topics.topic('t');
+    await topic.append('a');
+    const atOne = topic.read(1, { waitMs: 30_000, minRecords: 2 });
+    const limited = topic.read(1, { waitMs: 30_000, minRecords: 1, limit: 1 });
+    await flush();
+    const reads = countReads(store);
+    await topic.append('b');
+    expect(values(await limited)).toEqual(['b']);
+    const atTwo = topic.read(2, { waitMs: 30_000 });
+    await topic.append('c');
+    expect(values(await atOne)).toEqual(['b', 'c']);
+    expect(values(await atTwo)).toEqual(['c']);
+    expect(reads.count).toBe(0);
   });
 
   it('keeps jobs and topics apart on a shared purgatory', async () => {

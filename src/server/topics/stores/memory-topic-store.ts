@@ -98,10 +98,11 @@ export class MemoryTopicStore implements TopicStore {
       key: entry.key,
       value: entry.value,
     });
-    log.records.push({ record, timestampMs: entry.timestampMs });
+    const stored = { record, timestampMs: entry.timestampMs };
+    log.records.push(stored);
     log.trim(retention);
     const position = log.position();
-    this.#listeners.emit({ topic, position });
+    this.#listeners.emit({ topic, position, records: [stored] });
     return { offset, position };
   }
 

@@ -78,6 +78,12 @@ export interface TopicChange {
   readonly topic: string;
   /** The topic's position right after the change; after a deletion, an empty log in a fresh epoch. */
   readonly position: TopicPosition;
+  /**
+   * The records an append added, when the store has them at hand (the in-memory store always does).
+   * Held reads woken by the append are then answered from them without a read; a store that omits
+   * them is read instead.
+   */
+  readonly records?: readonly StoredRecord[];
   /** True when the topic was deleted ({@link TopicStore.delete}), here or in another process. */
   readonly deleted?: boolean;
 }
