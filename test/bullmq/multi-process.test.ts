@@ -234,7 +234,10 @@ describe('pollkit on BullMQ across processes', () => {
   });
 
   it('loses no acknowledged submit when Redis restarts mid-run (append-only file)', async () => {
-    const c = await cluster(['A', 'B'], ['W'], { STEP_MS: '5' });
+    // A job the worker took just as Redis died is active in Redis but unknown to the worker: BullMQ's
+    // stalled-job check hands it back after its lock expires. Short locks keep that within the test's
+    // time; with BullMQ's defaults (30 s lock, 30 s check) it takes up to a minute.
+    const c = await cluster(['A', 'B'], ['W'], { STEP_MS: '5', LOCK_MS: '2000', STALLED_MS: '500' });
     const acknowledged: string[] = [];
     let restarted = false;
     let beforeOutage = 0;
