@@ -6,6 +6,7 @@
  */
 import { type Clock, systemClock } from '../../core/clock.js';
 import { InvalidArgumentError } from '../../core/errors.js';
+import type { PollkitHandlerOptions } from './handler.js';
 import {
   DEFAULT_BODY_LIMIT_BYTES,
   DEFAULT_HEARTBEAT_MS,
@@ -13,30 +14,31 @@ import {
   DEFAULT_PREFIX,
 } from '../../core/protocol.js';
 import { integerAtLeast } from '../validate.js';
-import { type TopicCacheOptions, type TopicCacheSettings, resolveTopicCache } from './topic-cache.js';
+import { type TopicCacheSettings, resolveTopicCache } from './topic-cache.js';
 
-/** The options of `PollkitHandler` that shape how requests are answered (see `PollkitHandlerOptions`). */
-export interface SettingsOptions {
-  readonly prefix?: string;
-  readonly baseUrl?: string;
-  readonly maxWaitSeconds?: number;
-  readonly waitJitter?: number;
-  readonly heartbeatMs?: number;
-  readonly sseRetryMs?: number;
-  readonly bodyLimitBytes?: number;
-  readonly maxJsonDepth?: number;
-  readonly maxHeldRequests?: number;
-  readonly maxHeldPerCaller?: number;
-  readonly heldRetryAfterSeconds?: number;
-  readonly maxRecordsPerFetch?: number;
-  readonly publicAppends?: boolean;
-  readonly autoCreateTopics?: boolean;
-  readonly clock?: Clock;
-  readonly closeGraceMs?: number;
-  readonly maxUnsentBytes?: number;
-  readonly slowReaderTimeoutMs?: number;
-  readonly topicCache?: TopicCacheOptions;
-}
+/** The options of `PollkitHandler` that shape how requests are answered. */
+export type SettingsOptions = Pick<
+  PollkitHandlerOptions,
+  | 'prefix'
+  | 'baseUrl'
+  | 'maxWaitSeconds'
+  | 'waitJitter'
+  | 'heartbeatMs'
+  | 'sseRetryMs'
+  | 'bodyLimitBytes'
+  | 'maxJsonDepth'
+  | 'maxHeldRequests'
+  | 'maxHeldPerCaller'
+  | 'heldRetryAfterSeconds'
+  | 'maxRecordsPerFetch'
+  | 'publicAppends'
+  | 'autoCreateTopics'
+  | 'clock'
+  | 'closeGraceMs'
+  | 'maxUnsentBytes'
+  | 'slowReaderTimeoutMs'
+  | 'topicCache'
+>;
 
 /** Validated handler settings, with every default applied. */
 export interface HandlerSettings {
