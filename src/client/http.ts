@@ -190,7 +190,8 @@ export interface JobClientOptions extends HttpClientOptions {
 /** Options for {@link TopicClient}. */
 export type TopicClientOptions = HttpClientOptions;
 
-const ACCEPT = `${JSON_TYPE}, ${PROBLEM_TYPE}`;
+// A literal, not a template of the two constants: a template is kept by bundlers that cannot prove it pure.
+const ACCEPT = 'application/json, application/problem+json';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -203,7 +203,7 @@ export abstract class PollerLifecycle<
     const timeoutMs = this.#timeoutMs;
     if (timeoutMs < Infinity) {
       this.#timeoutTimer = this.clock.setTimeout(
-        () => this.finish('timeout', new TimeoutError(`Polling did not finish within ${timeoutMs} ms`)),
+        () => this.finish('timeout', new TimeoutError(`Not done in ${timeoutMs} ms`)),
         timeoutMs,
       );
     }
@@ -253,7 +253,7 @@ export abstract class PollerLifecycle<
       event,
       'end',
       () => this.#endInfo,
-      (info: EndInfo) => info.error ?? new AbortedError(`The poller ended (${info.reason}) before "${event}"`),
+      (info: EndInfo) => info.error ?? new AbortedError(`Ended (${info.reason}) before ${event}`),
       options,
     );
   }
@@ -302,7 +302,7 @@ export abstract class PollerLifecycle<
    * @internal
    */
   protected stop(): void {
-    this.finish('stopped', new AbortedError('The poller was stopped'));
+    this.finish('stopped', new AbortedError('Stopped'));
   }
 
   /**
@@ -368,7 +368,7 @@ export abstract class PollerLifecycle<
     // Anything but a pollkit error (a TypeError from fetch, a driver's socket error) is presumed transient.
     if (!PollkitError.is(error) || error.retryable) {
       if (failures > this.#maxRetries) {
-        final = new PollkitError(`Gave up after ${this.#maxRetries} retries`, 'retries-exhausted', { cause: error });
+        final = new PollkitError(`${this.#maxRetries} retries failed`, 'retries-exhausted', { cause: error });
       } else {
         const computed = this.#policy.delay(this.#step++, this.#previousDelay, this.random);
         this.#previousDelay = computed;
@@ -383,7 +383,7 @@ export abstract class PollerLifecycle<
           await sleep(delayMs, { signal, clock: this.clock });
           return true;
         }
-        final = new PollkitError('The retry budget is exhausted', 'retry-budget-exhausted', { cause: error });
+        final = new PollkitError('Retry budget spent', 'retry-budget-exhausted', { cause: error });
       }
     }
     this.finish('failed', final);
@@ -405,7 +405,7 @@ export abstract class PollerLifecycle<
     this.#removeUserAbort?.();
     this.#gate?.dispose();
     // The loop sees its aborted signal and exits.
-    this.#controller.abort(error ?? new AbortedError('The poller ended'));
+    this.#controller.abort(error ?? new AbortedError('Ended'));
     for (const channel of this.#channels) closeChannel(channel, info);
     this.#channels.clear();
     this.#settle(info);
