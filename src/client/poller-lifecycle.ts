@@ -27,7 +27,8 @@ import {
   type ScheduleInfo,
   type WaitForOptions,
 } from './poller-support.js';
-import { RetryBudget } from './retry-budget.js';
+import type { RetryBudget } from './retry-budget.js';
+import { tokenBucket } from './token-bucket.js';
 
 /**
  * The events every poller emits, whatever else it emits.
@@ -125,7 +126,7 @@ export abstract class PollerLifecycle<
   /** @internal */
   protected readonly random: () => number;
   readonly #policy: BackoffPolicy;
-  readonly #budget: RetryBudget | undefined;
+  readonly #budget: Pick<RetryBudget, 'reserve' | 'recordSuccess'> | undefined;
   readonly #maxRetries: number;
   readonly #resetAfter: number;
   readonly #gate: ActivityGate | undefined;
@@ -153,14 +154,15 @@ export abstract class PollerLifecycle<
     checkNumber(owner, 'maxRetries', options.maxRetries, 0);
     const { retry, budget } = options;
     if (retry !== undefined && !isPolicy(retry)) invalidOption(owner, 'retry', 'a backoff policy', retry);
-    if (budget !== undefined && budget !== false && !(budget instanceof RetryBudget)) {
+    // By shape, not instanceof RetryBudget: the class would then be in every poller's bundle.
+    if (budget !== undefined && budget !== false && typeof budget?.reserve !== 'function') {
       invalidOption(owner, 'budget', 'a RetryBudget or false', budget);
     }
     const clock = options.clock ?? systemClock;
     this.clock = clock;
     this.random = () => clock.random();
     this.#policy = retry ?? settings.retry;
-    this.#budget = budget === false ? undefined : (budget ?? new RetryBudget({ clock }));
+    this.#budget = budget === false ? undefined : (budget ?? tokenBucket(clock));
     this.#maxRetries = options.maxRetries ?? Infinity;
     this.#resetAfter = settings.resetAfterSuccesses;
     // Only a poller asked to pause holds a gate; without one it is always active.
