@@ -8,7 +8,7 @@
  */
 import { sleep } from '../core/abort.js';
 import { type BackoffPolicy, withHint } from '../core/backoff.js';
-import { backoffPolicy } from '../core/backoff-policy.js';
+import { equalJitter, policyWith, proportionalJitter } from '../core/backoff-policy.js';
 import type { Clock } from '../core/clock.js';
 import { checkFunction, checkNumber, invalidOption } from '../core/checks.js';
 import { InvalidArgumentError } from '../core/errors.js';
@@ -106,13 +106,16 @@ export type IntervalFunction<T> = (last: T | undefined, context: IntervalContext
  * console.log(DEFAULT_POLL_INTERVAL.options.max); // 15000
  * ```
  */
-export const DEFAULT_POLL_INTERVAL: BackoffPolicy = /* @__PURE__ */ backoffPolicy({
-  strategy: 'proportional',
-  initial: 1000,
-  factor: 1.5,
-  max: 15_000,
-  jitter: 0.2,
-});
+export const DEFAULT_POLL_INTERVAL: BackoffPolicy = /* @__PURE__ */ policyWith(
+  {
+    strategy: 'proportional',
+    initial: 1000,
+    factor: 1.5,
+    max: 15_000,
+    jitter: 0.2,
+  },
+  proportionalJitter,
+);
 
 /**
  * The default delay policy after a retryable failure: equal jitter from 1 s, doubling to 30 s, so a
@@ -124,12 +127,15 @@ export const DEFAULT_POLL_INTERVAL: BackoffPolicy = /* @__PURE__ */ backoffPolic
  * console.log(DEFAULT_RETRY_POLICY.options.strategy); // "equal"
  * ```
  */
-export const DEFAULT_RETRY_POLICY: BackoffPolicy = /* @__PURE__ */ backoffPolicy({
-  strategy: 'equal',
-  initial: 1000,
-  factor: 2,
-  max: 30_000,
-});
+export const DEFAULT_RETRY_POLICY: BackoffPolicy = /* @__PURE__ */ policyWith(
+  {
+    strategy: 'equal',
+    initial: 1000,
+    factor: 2,
+    max: 30_000,
+  },
+  equalJitter,
+);
 
 /** Options for {@link ShortPoller}. */
 export interface ShortPollerOptions<T, P = unknown> extends ActivityOptions {
