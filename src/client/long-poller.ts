@@ -182,7 +182,6 @@ export class LongPoller<Item, Cursor = unknown>
     super(OWNER, options, {
       retry: DEFAULT_RETRY_POLICY,
       resetAfterSuccesses: options?.resetAfterSuccesses ?? 2,
-      timeoutMs: Infinity,
     });
     checkNumber(OWNER, 'waitMs', options.waitMs, 0, 'finite');
     const waitMs = options.waitMs ?? 25_000;

@@ -1,6 +1,6 @@
 /**
- * The life of a poller, written once: start and stop, the user's signal and the overall deadline, the
- * pause while the page is hidden or offline, the retry path after a failed request (backoff, the
+ * The life of a poller, written once: start and stop, the user's signal, the pause while the page is
+ * hidden or offline, the retry path after a failed request (backoff, the
  * server's hint, the retry budget), the per-request deadline, the async iterators' queues, and the
  * promises and `end` event that settle exactly once. {@link ShortPoller} and {@link LongPoller} extend
  * it and keep only their own loop, so a fix to how a poller ends cannot land in one and miss the other.
@@ -12,7 +12,7 @@ import { type BackoffPolicy, withHint } from '../core/backoff.js';
 import { checkNumber, invalidOption } from '../core/checks.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { Emitter, type EventMap } from '../core/emitter.js';
-import { AbortedError, PollkitError, TimeoutError } from '../core/errors.js';
+import { AbortedError, PollkitError } from '../core/errors.js';
 import { type ActivityOptions, ActivityGate } from './activity.js';
 import {
   type DelayReason,
@@ -78,8 +78,6 @@ export interface PollerLifecycleSettings {
   readonly retry: BackoffPolicy;
   /** Successful answers in a row after which the retry backoff starts over. */
   readonly resetAfterSuccesses: number;
-  /** The overall deadline in milliseconds, `Infinity` for none. */
-  readonly timeoutMs: number;
 }
 
 /**
@@ -131,7 +129,6 @@ export abstract class PollerLifecycle<
   readonly #resetAfter: number;
   readonly #gate: ActivityGate | undefined;
   readonly #signal: AbortSignal | undefined;
-  readonly #timeoutMs: number;
   readonly #controller = new AbortController();
   readonly #channels = new Set<Channel<Item>>();
   readonly #result: Promise<Result>;
@@ -145,7 +142,6 @@ export abstract class PollerLifecycle<
   #successes = 0;
   #step = 0;
   #previousDelay: number | undefined;
-  #timeoutTimer: unknown;
   #removeUserAbort: (() => void) | undefined;
 
   constructor(owner: string, options: PollerCommonOptions, settings: PollerLifecycleSettings) {
@@ -168,7 +164,6 @@ export abstract class PollerLifecycle<
     // Only a poller asked to pause holds a gate; without one it is always active.
     this.#gate = options.pauseWhenHidden || options.pauseWhenOffline ? new ActivityGate(options) : undefined;
     this.#signal = options.signal;
-    this.#timeoutMs = settings.timeoutMs;
     this.#result = new Promise<Result>((resolve, reject) => {
       this.#ended = new Promise((resolveEnded) => {
         this.#settle = (info) => {
@@ -202,13 +197,6 @@ export abstract class PollerLifecycle<
       return this;
     }
     if (signal) this.#removeUserAbort = onAbort(signal, () => this.finish('aborted', abortReason(signal)));
-    const timeoutMs = this.#timeoutMs;
-    if (timeoutMs < Infinity) {
-      this.#timeoutTimer = this.clock.setTimeout(
-        () => this.finish('timeout', new TimeoutError(`Not done in ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    }
     // Anything the loop throws that is not the end it was told of is a throwing callback (done,
     // equals, an event listener): end rather than spin. After the end, finish() is a no-op.
     this.loop(this.#controller.signal).catch((error: unknown) => this.finish('failed', error));
@@ -393,7 +381,7 @@ export abstract class PollerLifecycle<
   }
 
   /**
-   * Ends the poller at once, from the loop or from outside it (stop, the user's signal, the deadline):
+   * Ends the poller at once, from the loop or from outside it (stop, the user's signal, a ShortPoller's deadline):
    * state, the request in flight, iterators, promises and the `end` event, synchronously. Runs once.
    *
    * @internal
@@ -403,7 +391,6 @@ export abstract class PollerLifecycle<
     this.#state = 'ended';
     const info: EndInfo = { reason, error, attempts: this.#attempts };
     this.#endInfo = info;
-    if (this.#timeoutTimer !== undefined) this.clock.clearTimeout(this.#timeoutTimer);
     this.#removeUserAbort?.();
     this.#gate?.dispose();
     // The loop sees its aborted signal and exits.
