@@ -66,7 +66,7 @@ export interface LongPollerOptions<Item, Cursor> extends ActivityOptions {
   readonly resetAfterSuccesses?: number;
   /** Consecutive retryable failures tolerated before ending with code `retries-exhausted`. Default `Infinity`. */
   readonly maxRetries?: number;
-  /** The retry budget (share one between pollers to budget them together); `false` for none. Default: a `new RetryBudget()` per poller. */
+  /** The retry budget (share one between pollers to budget them together); `false` for none. Default: one per poller, as `new RetryBudget()` would be. */
   readonly budget?: RetryBudget | false;
   /**
    * Decides what to do when the cursor is gone (an {@link OffsetGoneError}: trimmed by retention, or

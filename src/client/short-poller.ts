@@ -170,7 +170,7 @@ export interface ShortPollerOptions<T, P = unknown> extends ActivityOptions {
   readonly retry?: BackoffPolicy;
   /** Consecutive retryable failures tolerated before ending with code `retries-exhausted`. Default `Infinity`. */
   readonly maxRetries?: number;
-  /** The retry budget (share one between pollers to budget them together); `false` for none. Default: a `new RetryBudget()` per poller. */
+  /** The retry budget (share one between pollers to budget them together); `false` for none. Default: one per poller, as `new RetryBudget()` would be. */
   readonly budget?: RetryBudget | false;
   /** Ends the poller, including the request in flight. */
   readonly signal?: AbortSignal;
