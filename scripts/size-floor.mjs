@@ -5,7 +5,7 @@
 //   - no messages: every string that reads as prose (two words with a space between) emptied, in the
 //     minified output; error classes, codes and every branch stay. What any wording could save.
 //   - no pause: ActivityGate replaced by a gate that never pauses (pauseWhenHidden/Offline ignored).
-//   - no budget: RetryBudget replaced by one that always grants a retry.
+//   - no budget: the token bucket and RetryBudget replaced by ones that always grant a retry.
 //   - no HTTP-dates: parseRetryAfter reads delay-seconds only.
 //   - no option checks: checkNumber, checkFunction and invalidOption do nothing.
 //
@@ -45,7 +45,10 @@ const STUBS = {
     'client/activity.ts':
       'export class ActivityGate { get pauseReason() { return undefined; } get active() { return true; } whenActive() { return Promise.resolve(); } dispose() {} }',
   },
+  // A poller's default budget is the bare token bucket; RetryBudget (imported or not) wraps the same one.
   budget: {
+    'client/token-bucket.ts':
+      'export function tokenBucket() { return { level: () => 1, wait: () => 0, reserve: () => 0, recordSuccess() {} }; }',
     'client/retry-budget.ts':
       'export class RetryBudget { tryAcquire() { return true; } reserve() { return 0; } recordSuccess() {} msUntilAvailable() { return 0; } get tokens() { return 1; } }',
   },

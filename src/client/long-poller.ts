@@ -12,7 +12,7 @@ import { sleep } from '../core/abort.js';
 import { type BackoffPolicy, withHint } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
 import { checkFunction, checkNumber } from '../core/checks.js';
-import { OffsetGoneError, ProtocolError } from '../core/errors.js';
+import { isPollkitError, type OffsetGoneError, ProtocolError } from '../core/errors.js';
 import type { ActivityOptions } from './activity.js';
 import { type PollContext, type WaitForOptions, withDeadline } from './poller-support.js';
 import type { DelayReason, EndInfo, PauseInfo, ResumeInfo, RetryInfo, ScheduleInfo } from './poller-support.js';
@@ -66,7 +66,7 @@ export interface LongPollerOptions<Item, Cursor> extends ActivityOptions {
   readonly resetAfterSuccesses?: number;
   /** Consecutive retryable failures tolerated before ending with code `retries-exhausted`. Default `Infinity`. */
   readonly maxRetries?: number;
-  /** The retry budget (share one between pollers to budget them together); `false` for none. Default: a `new RetryBudget()` per poller. */
+  /** The retry budget (share one between pollers to budget them together); `false` for none. Default: one per poller, as `new RetryBudget()` would be. */
   readonly budget?: RetryBudget | false;
   /**
    * Decides what to do when the cursor is gone (an {@link OffsetGoneError}: trimmed by retention, or
@@ -182,7 +182,6 @@ export class LongPoller<Item, Cursor = unknown>
     super(OWNER, options, {
       retry: DEFAULT_RETRY_POLICY,
       resetAfterSuccesses: options?.resetAfterSuccesses ?? 2,
-      timeoutMs: Infinity,
     });
     checkNumber(OWNER, 'waitMs', options.waitMs, 0, 'finite');
     const waitMs = options.waitMs ?? 25_000;
@@ -267,13 +266,15 @@ export class LongPoller<Item, Cursor = unknown>
         batch = await this.#request(attempt, previous, signal);
       } catch (error) {
         if (signal.aborted) throw error;
-        if (OffsetGoneError.is(error)) {
+        // By code rather than OffsetGoneError.is, so the class (and its message) stays out of the bundle.
+        if (isPollkitError(error, 'offset-gone')) {
+          const gone = error as OffsetGoneError;
           // A cursor that is gone again right after resuming means onGone is not moving forward:
           // end instead of looping on 410s.
-          const resumeFrom = ++gonesInARow > MAX_GONES_IN_A_ROW ? undefined : this.#onGone?.(error);
-          this.emit('gone', error, { resumeFrom });
+          const resumeFrom = ++gonesInARow > MAX_GONES_IN_A_ROW ? undefined : this.#onGone?.(gone);
+          this.emit('gone', gone, { resumeFrom });
           if (resumeFrom === undefined) {
-            this.finish('failed', error);
+            this.finish('failed', gone);
             return;
           }
           this.#cursor = resumeFrom;
@@ -327,7 +328,7 @@ export class LongPoller<Item, Cursor = unknown>
       this.#poll({ signal: requestSignal, attempt, cursor, waitMs: this.#waitMs }),
     );
     if (typeof batch !== 'object' || batch === null || !Array.isArray(batch.records)) {
-      throw new ProtocolError(`${OWNER}: the poll function must resolve with { records: [], cursor }`);
+      throw new ProtocolError('poll must resolve { records, cursor }');
     }
     return batch;
   }

@@ -1,6 +1,6 @@
 /**
- * The life of a poller, written once: start and stop, the user's signal and the overall deadline, the
- * pause while the page is hidden or offline, the retry path after a failed request (backoff, the
+ * The life of a poller, written once: start and stop, the user's signal, the pause while the page is
+ * hidden or offline, the retry path after a failed request (backoff, the
  * server's hint, the retry budget), the per-request deadline, the async iterators' queues, and the
  * promises and `end` event that settle exactly once. {@link ShortPoller} and {@link LongPoller} extend
  * it and keep only their own loop, so a fix to how a poller ends cannot land in one and miss the other.
@@ -12,7 +12,7 @@ import { type BackoffPolicy, withHint } from '../core/backoff.js';
 import { checkNumber, invalidOption } from '../core/checks.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { Emitter, type EventMap } from '../core/emitter.js';
-import { AbortedError, PollkitError, TimeoutError } from '../core/errors.js';
+import { AbortedError, PollkitError } from '../core/errors.js';
 import { type ActivityOptions, ActivityGate } from './activity.js';
 import {
   type DelayReason,
@@ -27,7 +27,8 @@ import {
   type ScheduleInfo,
   type WaitForOptions,
 } from './poller-support.js';
-import { RetryBudget } from './retry-budget.js';
+import type { RetryBudget } from './retry-budget.js';
+import { tokenBucket } from './token-bucket.js';
 
 /**
  * The events every poller emits, whatever else it emits.
@@ -77,8 +78,6 @@ export interface PollerLifecycleSettings {
   readonly retry: BackoffPolicy;
   /** Successful answers in a row after which the retry backoff starts over. */
   readonly resetAfterSuccesses: number;
-  /** The overall deadline in milliseconds, `Infinity` for none. */
-  readonly timeoutMs: number;
 }
 
 /**
@@ -125,12 +124,11 @@ export abstract class PollerLifecycle<
   /** @internal */
   protected readonly random: () => number;
   readonly #policy: BackoffPolicy;
-  readonly #budget: RetryBudget | undefined;
+  readonly #budget: Pick<RetryBudget, 'reserve' | 'recordSuccess'> | undefined;
   readonly #maxRetries: number;
   readonly #resetAfter: number;
   readonly #gate: ActivityGate | undefined;
   readonly #signal: AbortSignal | undefined;
-  readonly #timeoutMs: number;
   readonly #controller = new AbortController();
   readonly #channels = new Set<Channel<Item>>();
   readonly #result: Promise<Result>;
@@ -144,7 +142,6 @@ export abstract class PollerLifecycle<
   #successes = 0;
   #step = 0;
   #previousDelay: number | undefined;
-  #timeoutTimer: unknown;
   #removeUserAbort: (() => void) | undefined;
 
   constructor(owner: string, options: PollerCommonOptions, settings: PollerLifecycleSettings) {
@@ -153,20 +150,20 @@ export abstract class PollerLifecycle<
     checkNumber(owner, 'maxRetries', options.maxRetries, 0);
     const { retry, budget } = options;
     if (retry !== undefined && !isPolicy(retry)) invalidOption(owner, 'retry', 'a backoff policy', retry);
-    if (budget !== undefined && budget !== false && !(budget instanceof RetryBudget)) {
+    // By shape, not instanceof RetryBudget: the class would then be in every poller's bundle.
+    if (budget !== undefined && budget !== false && typeof budget?.reserve !== 'function') {
       invalidOption(owner, 'budget', 'a RetryBudget or false', budget);
     }
     const clock = options.clock ?? systemClock;
     this.clock = clock;
     this.random = () => clock.random();
     this.#policy = retry ?? settings.retry;
-    this.#budget = budget === false ? undefined : (budget ?? new RetryBudget({ clock }));
+    this.#budget = budget === false ? undefined : (budget ?? tokenBucket(clock));
     this.#maxRetries = options.maxRetries ?? Infinity;
     this.#resetAfter = settings.resetAfterSuccesses;
     // Only a poller asked to pause holds a gate; without one it is always active.
     this.#gate = options.pauseWhenHidden || options.pauseWhenOffline ? new ActivityGate(options) : undefined;
     this.#signal = options.signal;
-    this.#timeoutMs = settings.timeoutMs;
     this.#result = new Promise<Result>((resolve, reject) => {
       this.#ended = new Promise((resolveEnded) => {
         this.#settle = (info) => {
@@ -200,13 +197,6 @@ export abstract class PollerLifecycle<
       return this;
     }
     if (signal) this.#removeUserAbort = onAbort(signal, () => this.finish('aborted', abortReason(signal)));
-    const timeoutMs = this.#timeoutMs;
-    if (timeoutMs < Infinity) {
-      this.#timeoutTimer = this.clock.setTimeout(
-        () => this.finish('timeout', new TimeoutError(`Polling did not finish within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    }
     // Anything the loop throws that is not the end it was told of is a throwing callback (done,
     // equals, an event listener): end rather than spin. After the end, finish() is a no-op.
     this.loop(this.#controller.signal).catch((error: unknown) => this.finish('failed', error));
@@ -253,7 +243,7 @@ export abstract class PollerLifecycle<
       event,
       'end',
       () => this.#endInfo,
-      (info: EndInfo) => info.error ?? new AbortedError(`The poller ended (${info.reason}) before "${event}"`),
+      (info: EndInfo) => info.error ?? new AbortedError(`Ended (${info.reason}) before ${event}`),
       options,
     );
   }
@@ -302,7 +292,7 @@ export abstract class PollerLifecycle<
    * @internal
    */
   protected stop(): void {
-    this.finish('stopped', new AbortedError('The poller was stopped'));
+    this.finish('stopped', new AbortedError('Stopped'));
   }
 
   /**
@@ -368,7 +358,7 @@ export abstract class PollerLifecycle<
     // Anything but a pollkit error (a TypeError from fetch, a driver's socket error) is presumed transient.
     if (!PollkitError.is(error) || error.retryable) {
       if (failures > this.#maxRetries) {
-        final = new PollkitError(`Gave up after ${this.#maxRetries} retries`, 'retries-exhausted', { cause: error });
+        final = new PollkitError(`${this.#maxRetries} retries failed`, 'retries-exhausted', { cause: error });
       } else {
         const computed = this.#policy.delay(this.#step++, this.#previousDelay, this.random);
         this.#previousDelay = computed;
@@ -383,7 +373,7 @@ export abstract class PollerLifecycle<
           await sleep(delayMs, { signal, clock: this.clock });
           return true;
         }
-        final = new PollkitError('The retry budget is exhausted', 'retry-budget-exhausted', { cause: error });
+        final = new PollkitError('Retry budget spent', 'retry-budget-exhausted', { cause: error });
       }
     }
     this.finish('failed', final);
@@ -391,7 +381,7 @@ export abstract class PollerLifecycle<
   }
 
   /**
-   * Ends the poller at once, from the loop or from outside it (stop, the user's signal, the deadline):
+   * Ends the poller at once, from the loop or from outside it (stop, the user's signal, a ShortPoller's deadline):
    * state, the request in flight, iterators, promises and the `end` event, synchronously. Runs once.
    *
    * @internal
@@ -401,11 +391,10 @@ export abstract class PollerLifecycle<
     this.#state = 'ended';
     const info: EndInfo = { reason, error, attempts: this.#attempts };
     this.#endInfo = info;
-    if (this.#timeoutTimer !== undefined) this.clock.clearTimeout(this.#timeoutTimer);
     this.#removeUserAbort?.();
     this.#gate?.dispose();
     // The loop sees its aborted signal and exits.
-    this.#controller.abort(error ?? new AbortedError('The poller ended'));
+    this.#controller.abort(error ?? new AbortedError('Ended'));
     for (const channel of this.#channels) closeChannel(channel, info);
     this.#channels.clear();
     this.#settle(info);

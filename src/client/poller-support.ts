@@ -192,7 +192,7 @@ export async function withDeadline<Answer>(
   const stop = (reason: unknown): void => controller.abort(reason);
   const removeAbort = finite ? onAbort(signal, () => stop(abortReason(signal))) : undefined;
   if (signal.aborted) stop(abortReason(signal));
-  const timer = finite && clock.setTimeout(() => stop(new TimeoutError(`No answer within ${timeoutMs} ms`)), timeoutMs);
+  const timer = finite && clock.setTimeout(() => stop(new TimeoutError(`No answer in ${timeoutMs} ms`)), timeoutMs);
   try {
     return await abortable(
       Promise.resolve().then(() => call(requestSignal)),

@@ -9,6 +9,7 @@
  */
 import { type Clock, systemClock } from '../core/clock.js';
 import { checkNumber } from '../core/checks.js';
+import { type TokenBucket, tokenBucket } from './token-bucket.js';
 
 /** Options for {@link RetryBudget}. */
 export interface RetryBudgetOptions {
@@ -22,8 +23,6 @@ export interface RetryBudgetOptions {
   readonly clock?: Clock;
 }
 
-// Refill arithmetic in floating point can leave 0.9999999 where a whole token is due.
-const EPSILON = 1e-9;
 const OWNER = 'RetryBudget';
 
 /**
@@ -44,12 +43,7 @@ const OWNER = 'RetryBudget';
  * ```
  */
 export class RetryBudget {
-  readonly #capacity: number;
-  readonly #refillPerMs: number;
-  readonly #deposit: number;
-  readonly #clock: Clock;
-  #tokens: number;
-  #updatedAt: number;
+  readonly #bucket: TokenBucket;
 
   constructor(options: RetryBudgetOptions = {}) {
     const capacity = options.capacity ?? 10;
@@ -58,23 +52,18 @@ export class RetryBudget {
     checkNumber(OWNER, 'capacity', capacity, 1, 'finite');
     checkNumber(OWNER, 'refillPerSecond', refillPerSecond, 0, 'finite');
     checkNumber(OWNER, 'depositPerSuccess', deposit, 0, 'finite');
-    this.#capacity = capacity;
-    this.#refillPerMs = refillPerSecond / 1000;
-    this.#deposit = deposit;
-    this.#clock = options.clock ?? systemClock;
-    this.#tokens = capacity;
-    this.#updatedAt = this.#clock.now();
+    this.#bucket = tokenBucket(options.clock ?? systemClock, capacity, refillPerSecond, deposit);
   }
 
   /** The tokens available now (fractional). */
   get tokens(): number {
-    return this.#refill(0);
+    return this.#bucket.level();
   }
 
   /** Spends one token if a whole one is available; returns whether the retry may go ahead. */
   tryAcquire(): boolean {
-    const whole = this.#refill(0) >= 1 - EPSILON;
-    if (whole) this.#tokens = Math.max(0, this.#tokens - 1);
+    const whole = this.#bucket.wait() === 0;
+    if (whole) this.#bucket.reserve();
     return whole;
   }
 
@@ -83,39 +72,22 @@ export class RetryBudget {
    * caller learns how long to wait before its retry, so pollers sharing a budget queue up behind each
    * other instead of all retrying when the first token appears. Returns the wait in milliseconds (0 when
    * a token was available), or `Infinity`, reserving nothing, when the bucket does not refill with time.
+   * A whole token is spent down to 0 at most (dust below it is forgiven).
    */
   reserve(): number {
-    const waitMs = this.msUntilAvailable();
-    // A whole token is spent down to 0 at most (dust below it is forgiven); a reserved one goes into debt.
-    if (waitMs < Infinity) {
-      this.#tokens = this.#tokens >= 1 - EPSILON ? Math.max(0, this.#tokens - 1) : this.#tokens - 1;
-    }
-    return waitMs;
+    return this.#bucket.reserve();
   }
 
   /** Credits a success. */
   recordSuccess(): void {
-    this.#refill(this.#deposit);
+    this.#bucket.recordSuccess();
   }
 
   /**
-   * Milliseconds until a whole token is available through time alone: 0 if one is available now,
-   * `Infinity` if the bucket does not refill with time.
+   * Milliseconds until a whole token is available through time alone (whole milliseconds, rounded
+   * up): 0 if one is available now, `Infinity` if the bucket does not refill with time.
    */
   msUntilAvailable(): number {
-    const tokens = this.#refill(0);
-    if (tokens >= 1 - EPSILON) return 0;
-    // Whole milliseconds, rounded up, ignoring floating-point dust.
-    return this.#refillPerMs === 0 ? Infinity : Math.ceil(Math.round(((1 - tokens) / this.#refillPerMs) * 1000) / 1000);
-  }
-
-  /** Adds what time has earned since the last call, then `deposit`, up to the capacity; returns the tokens. */
-  #refill(deposit: number): number {
-    const now = this.#clock.now();
-    const elapsed = now - this.#updatedAt;
-    this.#updatedAt = now;
-    if (elapsed > 0) this.#tokens = Math.min(this.#capacity, this.#tokens + elapsed * this.#refillPerMs);
-    if (deposit > 0) this.#tokens = Math.min(this.#capacity, this.#tokens + deposit);
-    return this.#tokens;
+    return this.#bucket.wait();
   }
 }

@@ -6,12 +6,12 @@
  *
  * @module
  */
-import { sleep } from '../core/abort.js';
+import { onAbort, sleep } from '../core/abort.js';
 import { type BackoffPolicy, withHint } from '../core/backoff.js';
-import { backoffPolicy } from '../core/backoff-policy.js';
+import { equalJitter, policyWith, proportionalJitter } from '../core/backoff-policy.js';
 import type { Clock } from '../core/clock.js';
 import { checkFunction, checkNumber, invalidOption } from '../core/checks.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, TimeoutError } from '../core/errors.js';
 import type { ActivityOptions } from './activity.js';
 import { isPolicy, jsonEqual, type PollContext, type WaitForOptions, withDeadline } from './poller-support.js';
 import type { EndInfo, PauseInfo, ResumeInfo, RetryInfo, ScheduleInfo } from './poller-support.js';
@@ -106,13 +106,16 @@ export type IntervalFunction<T> = (last: T | undefined, context: IntervalContext
  * console.log(DEFAULT_POLL_INTERVAL.options.max); // 15000
  * ```
  */
-export const DEFAULT_POLL_INTERVAL: BackoffPolicy = /* @__PURE__ */ backoffPolicy({
-  strategy: 'proportional',
-  initial: 1000,
-  factor: 1.5,
-  max: 15_000,
-  jitter: 0.2,
-});
+export const DEFAULT_POLL_INTERVAL: BackoffPolicy = /* @__PURE__ */ policyWith(
+  {
+    strategy: 'proportional',
+    initial: 1000,
+    factor: 1.5,
+    max: 15_000,
+    jitter: 0.2,
+  },
+  proportionalJitter,
+);
 
 /**
  * The default delay policy after a retryable failure: equal jitter from 1 s, doubling to 30 s, so a
@@ -124,12 +127,15 @@ export const DEFAULT_POLL_INTERVAL: BackoffPolicy = /* @__PURE__ */ backoffPolic
  * console.log(DEFAULT_RETRY_POLICY.options.strategy); // "equal"
  * ```
  */
-export const DEFAULT_RETRY_POLICY: BackoffPolicy = /* @__PURE__ */ backoffPolicy({
-  strategy: 'equal',
-  initial: 1000,
-  factor: 2,
-  max: 30_000,
-});
+export const DEFAULT_RETRY_POLICY: BackoffPolicy = /* @__PURE__ */ policyWith(
+  {
+    strategy: 'equal',
+    initial: 1000,
+    factor: 2,
+    max: 30_000,
+  },
+  equalJitter,
+);
 
 /** Options for {@link ShortPoller}. */
 export interface ShortPollerOptions<T, P = unknown> extends ActivityOptions {
@@ -164,7 +170,7 @@ export interface ShortPollerOptions<T, P = unknown> extends ActivityOptions {
   readonly retry?: BackoffPolicy;
   /** Consecutive retryable failures tolerated before ending with code `retries-exhausted`. Default `Infinity`. */
   readonly maxRetries?: number;
-  /** The retry budget (share one between pollers to budget them together); `false` for none. Default: a `new RetryBudget()` per poller. */
+  /** The retry budget (share one between pollers to budget them together); `false` for none. Default: one per poller, as `new RetryBudget()` would be. */
   readonly budget?: RetryBudget | false;
   /** Ends the poller, including the request in flight. */
   readonly signal?: AbortSignal;
@@ -244,6 +250,7 @@ export class ShortPoller<T, P = unknown>
   readonly #equals: (previous: T, next: T) => boolean;
   readonly #progressOf: ((value: T) => P | null | undefined) | undefined;
   readonly #requestTimeoutMs: number;
+  readonly #timeoutMs: number;
   #latest: { value: T } | undefined;
   #progress: unknown;
 
@@ -251,7 +258,6 @@ export class ShortPoller<T, P = unknown>
     super(OWNER, options, {
       retry: DEFAULT_RETRY_POLICY,
       resetAfterSuccesses: 1,
-      timeoutMs: options?.timeoutMs ?? Infinity,
     });
     const interval = options.interval ?? DEFAULT_POLL_INTERVAL;
     if (typeof interval === 'number') checkNumber(OWNER, 'interval', interval, 0, 'finite');
@@ -270,6 +276,7 @@ export class ShortPoller<T, P = unknown>
     this.#equals = options.equals ?? jsonEqual;
     this.#progressOf = options.progressOf;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.#timeoutMs = options.timeoutMs ?? Infinity;
   }
 
   /** The latest distinct value, if any arrived. */
@@ -322,6 +329,16 @@ export class ShortPoller<T, P = unknown>
   /** @internal */
   protected override async loop(signal: AbortSignal): Promise<void> {
     const clock = this.clock;
+    // The overall deadline lives here, not in the lifecycle, so a LongPoller does not carry it. The
+    // loop starts synchronously within start(), and finish() aborts `signal`, which clears the timer.
+    const timeoutMs = this.#timeoutMs;
+    if (timeoutMs < Infinity) {
+      const timer = clock.setTimeout(
+        () => this.finish('timeout', new TimeoutError(`Not done in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      onAbort(signal, () => clock.clearTimeout(timer));
+    }
     let unchanged = 0;
     let previousInterval: number | undefined;
     for (;;) {

@@ -759,9 +759,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
         // A consumer this far behind is cut loose rather than allowed to grow memory without bound.
         this.#iterators.delete(iterator);
         iterator.buffer.length = 0;
-        iterator.overflow = new OverloadedError(
-          `The subscriber's iterator fell ${limit} messages behind and was ended`,
-        );
+        iterator.overflow = new OverloadedError(`Iterator fell ${limit} messages behind`);
       } else {
         iterator.buffer.push(delivered);
       }
@@ -842,7 +840,7 @@ export class Subscriber<T = string> extends Emitter<SubscriberEvents<T>> {
     if (schedule.attempt >= this.#settings.maxRetries) {
       return this.#finish(
         'max-retries',
-        new PollkitError(`Gave up after ${schedule.attempt} reconnect attempts`, 'gave-up', { cause: this.#lastError }),
+        new PollkitError(`${schedule.attempt} reconnects failed`, 'gave-up', { cause: this.#lastError }),
       );
     }
     const hints = [retryAfterMs, this.#serverRetryMs].filter((h): h is number => h! > 0);
@@ -969,5 +967,5 @@ function failed(gone: SubscriberGoneEvent): boolean {
 function goneError(gone: SubscriberGoneEvent, event: string): unknown {
   return failed(gone)
     ? gone.error
-    : new PollkitError(`the subscriber ended before "${event}"`, 'subscriber-closed', { cause: gone.error });
+    : new PollkitError(`Ended before ${event}`, 'subscriber-closed', { cause: gone.error });
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { backoffPolicy } from './backoff-policy.js';
+import { backoffPolicy, policyWith, proportionalJitter } from './backoff-policy.js';
 import { checkNumber, invalidOption } from './checks.js';
 
 /**
@@ -100,13 +100,16 @@ export function backoff(options: BackoffOptions = {}): BackoffPolicy {
  * const delay = grpcBackoff.delay(0, undefined, Math.random); // 800..1200 ms
  * ```
  */
-export const grpcBackoff: BackoffPolicy = /* @__PURE__ */ backoffPolicy({
-  strategy: 'proportional',
-  initial: 1000,
-  factor: 1.6,
-  max: 120_000,
-  jitter: 0.2,
-});
+export const grpcBackoff: BackoffPolicy = /* @__PURE__ */ policyWith(
+  {
+    strategy: 'proportional',
+    initial: 1000,
+    factor: 1.6,
+    max: 120_000,
+    jitter: 0.2,
+  },
+  proportionalJitter,
+);
 
 /**
  * The reconnect curve of pollkit's subscriber by default: 4.6 s ± 2 % for the first four attempts,
@@ -124,14 +127,17 @@ export const grpcBackoff: BackoffPolicy = /* @__PURE__ */ backoffPolicy({
  * const delay = reconnectBackoff.delay(0, undefined, Math.random); // 4508..4692 ms
  * ```
  */
-export const reconnectBackoff: BackoffPolicy = /* @__PURE__ */ backoffPolicy({
-  strategy: 'proportional',
-  initial: 4600,
-  factor: 1.25,
-  max: 8000,
-  jitter: 0.02,
-  flatFor: 3,
-});
+export const reconnectBackoff: BackoffPolicy = /* @__PURE__ */ policyWith(
+  {
+    strategy: 'proportional',
+    initial: 4600,
+    factor: 1.25,
+    max: 8000,
+    jitter: 0.02,
+    flatFor: 3,
+  },
+  proportionalJitter,
+);
 
 /**
  * Applies a server's hint (`Retry-After`, SSE `retry:`, a close code's delay) as a floor, with jitter

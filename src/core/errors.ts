@@ -73,10 +73,6 @@ export function isPollkitError(value: unknown, code?: string): value is PollkitE
   return PollkitError.is(value) && (code === undefined || value.code === code);
 }
 
-function hasCode(value: unknown, code: string): boolean {
-  return PollkitError.is(value) && value.code === code;
-}
-
 /**
  * An operation did not finish within its time limit (`code: "timeout"`, retryable).
  *
@@ -93,7 +89,7 @@ export class TimeoutError extends PollkitError {
   }
   /** Cross-realm guard. @example `TimeoutError.is(error)` */
   static override is(value: unknown): value is TimeoutError {
-    return hasCode(value, 'timeout');
+    return isPollkitError(value, 'timeout');
   }
 }
 
@@ -114,7 +110,7 @@ export class AbortedError extends PollkitError {
   }
   /** Cross-realm guard. @example `AbortedError.is(error)` */
   static override is(value: unknown): value is AbortedError {
-    return hasCode(value, 'aborted');
+    return isPollkitError(value, 'aborted');
   }
 }
 
@@ -137,7 +133,7 @@ export class InvalidArgumentError extends PollkitError {
   }
   /** Cross-realm guard. @example `InvalidArgumentError.is(error)` */
   static override is(value: unknown): value is InvalidArgumentError {
-    return hasCode(value, 'invalid-argument');
+    return isPollkitError(value, 'invalid-argument');
   }
 }
 
@@ -213,7 +209,7 @@ export class ProtocolError extends PollkitError {
   }
   /** Cross-realm guard. @example `ProtocolError.is(error)` */
   static override is(value: unknown): value is ProtocolError {
-    return hasCode(value, 'protocol-violation');
+    return isPollkitError(value, 'protocol-violation');
   }
 }
 
@@ -239,7 +235,7 @@ export class JobFailedError extends PollkitError {
   }
   /** Cross-realm guard. @example `JobFailedError.is(error)` */
   static override is(value: unknown): value is JobFailedError {
-    return hasCode(value, 'job-failed');
+    return isPollkitError(value, 'job-failed');
   }
 }
 
@@ -261,7 +257,7 @@ export class JobCanceledError extends PollkitError {
   }
   /** Cross-realm guard. @example `JobCanceledError.is(error)` */
   static override is(value: unknown): value is JobCanceledError {
-    return hasCode(value, 'canceled');
+    return isPollkitError(value, 'canceled');
   }
 }
 
@@ -304,7 +300,7 @@ export class OffsetGoneError extends PollkitError implements LogPosition {
   }
   /** Cross-realm guard. @example `OffsetGoneError.is(error)` */
   static override is(value: unknown): value is OffsetGoneError {
-    return hasCode(value, 'offset-gone');
+    return isPollkitError(value, 'offset-gone');
   }
 }
 
@@ -336,7 +332,7 @@ export class OffsetOutOfRangeError extends PollkitError {
   }
   /** Cross-realm guard. @example `OffsetOutOfRangeError.is(error)` */
   static override is(value: unknown): value is OffsetOutOfRangeError {
-    return hasCode(value, 'offset-out-of-range');
+    return isPollkitError(value, 'offset-out-of-range');
   }
 }
 
@@ -356,7 +352,7 @@ export class IllegalTransitionError extends PollkitError {
   }
   /** Cross-realm guard. @example `IllegalTransitionError.is(error)` */
   static override is(value: unknown): value is IllegalTransitionError {
-    return hasCode(value, 'illegal-transition');
+    return isPollkitError(value, 'illegal-transition');
   }
 }
 
@@ -378,6 +374,6 @@ export class OverloadedError extends PollkitError {
   }
   /** Cross-realm guard. @example `OverloadedError.is(error)` */
   static override is(value: unknown): value is OverloadedError {
-    return hasCode(value, 'overloaded');
+    return isPollkitError(value, 'overloaded');
   }
 }

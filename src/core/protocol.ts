@@ -34,7 +34,7 @@ export const DEFAULT_MAX_WAIT_SECONDS = 30;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 
 /** The default request body limit, in bytes (100 KiB). */
-export const DEFAULT_BODY_LIMIT_BYTES = 100 * 1024;
+export const DEFAULT_BODY_LIMIT_BYTES = 102_400;
 
 /**
  * Every state a job can be in. Strings are lowercase on the wire.

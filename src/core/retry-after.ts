@@ -7,39 +7,35 @@
  */
 
 const MONTHS = 'janfebmaraprmayjunjulaugsepoctnovdec';
-const DAY = '(?:mon|tue|wed|thu|fri|sat|sun)';
-const MONTH = '(?<m>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)';
-const TIME = '(?<h>\\d\\d):(?<i>\\d\\d):(?<s>\\d\\d)';
-// The three forms RFC 9110 §5.6.7 obliges a recipient to accept, in its order: IMF-fixdate
-// ("Sun, 06 Nov 1994 08:49:37 GMT"), RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime
-// ("Sun Nov  6 08:49:37 1994"). Matching is case-insensitive and tolerates runs of spaces, since
-// senders are sloppier than the grammar.
-const HTTP_DATES = /* @__PURE__ */ [
-  `${DAY}, (?<d>\\d\\d?) ${MONTH} (?<y>\\d{4}) ${TIME} (?:gmt|utc)`,
-  `(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday), (?<d>\\d\\d?)-${MONTH}-(?<y>\\d\\d) ${TIME} (?:gmt|utc)`,
-  `${DAY} ${MONTH} (?<d>\\d\\d?) ${TIME} (?<y>\\d{4})`,
-].map((form) => new RegExp(`^${form}$`, 'i'));
+// The three forms RFC 9110 §5.6.7 obliges a recipient to accept, as one literal (a bundler keeps a
+// pattern built at load time): IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", groups 1-6), RFC 850
+// ("Sunday, 06-Nov-94 08:49:37 GMT", groups 7-12) and asctime ("Sun Nov  6 08:49:37 1994", groups
+// 13-18, month first and year last). Matching is case-insensitive and runs of spaces are folded first,
+// since senders are sloppier than the grammar. A month is any three letters here; MONTHS vets it.
+const HTTP_DATE =
+  /^(?:(?:mon|tue|wed|thu|fri|sat|sun), (\d\d?) ([a-z]{3}) (\d{4}) (\d\d):(\d\d):(\d\d) (?:gmt|utc)|(?:mon|tues|wednes|thurs|fri|satur|sun)day, (\d\d?)-([a-z]{3})-(\d\d) (\d\d):(\d\d):(\d\d) (?:gmt|utc)|(?:mon|tue|wed|thu|fri|sat|sun) ([a-z]{3}) (\d\d?) (\d\d):(\d\d):(\d\d) (\d{4}))$/i;
 
 function parseHttpDate(value: string, wallNow: number): number {
-  const text = value.replace(/\s+/g, ' ');
-  for (const form of HTTP_DATES) {
-    const parts = form.exec(text)?.groups;
-    if (parts === undefined) continue;
-    const { d, m, y, h, i, s } = parts as Record<'d' | 'm' | 'y' | 'h' | 'i' | 's', string>;
-    const [day, hour, minute, second] = [d, h, i, s].map(Number) as [number, number, number, number];
-    let year = Number(y);
-    if (y.length === 2) {
-      // RFC 9110: a two-digit year that would lie more than 50 years ahead belongs to the past century.
-      const currentYear = new Date(wallNow).getUTCFullYear();
-      year += Math.floor(currentYear / 100) * 100;
-      if (year > currentYear + 50) year -= 100;
-    }
-    if (day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return Number.NaN;
-    const at = Date.UTC(year, MONTHS.indexOf(m.toLowerCase()) / 3, day, hour, minute, Math.min(second, 59));
-    // Date.UTC rolls 31 Feb over into March; a date that does not exist is garbage, not a delay.
-    return new Date(at).getUTCDate() === day ? at : Number.NaN;
+  const match = HTTP_DATE.exec(value.replace(/\s+/g, ' '));
+  if (match === null) return Number.NaN;
+  // Only the matched form's six groups are set.
+  type Six = [string, string, string, string, string, string];
+  const parts = match.slice(1).filter((part) => part !== undefined) as Six;
+  let [d, m, y, h, i, s] = parts;
+  if (match[13] !== undefined) [m, d, h, i, s, y] = parts;
+  const [day, hour, minute, second] = [d, h, i, s].map(Number) as [number, number, number, number];
+  const month = MONTHS.indexOf(m.toLowerCase());
+  let year = Number(y);
+  if (y.length === 2) {
+    // RFC 9110: a two-digit year that would lie more than 50 years ahead belongs to the past century.
+    const currentYear = new Date(wallNow).getUTCFullYear();
+    year += Math.floor(currentYear / 100) * 100;
+    if (year > currentYear + 50) year -= 100;
   }
-  return Number.NaN;
+  if (month % 3 !== 0 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return Number.NaN;
+  const at = Date.UTC(year, month / 3, day, hour, minute, Math.min(second, 59));
+  // Date.UTC rolls 31 Feb over into March; a date that does not exist is garbage, not a delay.
+  return new Date(at).getUTCDate() === day ? at : Number.NaN;
 }
 
 /**

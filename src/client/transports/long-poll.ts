@@ -9,13 +9,16 @@
  * @module
  */
 import { onAbort, sleep } from '../../core/abort.js';
-import { InvalidArgumentError, isPollkitError, OffsetGoneError, type PollkitError } from '../../core/errors.js';
+import { checkNumber, invalidOption } from '../../core/checks.js';
+import { isPollkitError, OffsetGoneError, type PollkitError } from '../../core/errors.js';
 import { parseTopicEventId, type TopicRecord } from '../../core/protocol.js';
 import type { TopicClient } from '../http.js';
 import { withDeadline } from '../poller-support.js';
 import { TopicReader, type TopicReadPosition } from '../topic-reads.js';
 import type { ConnectRequest, Transport, TransportClose, TransportConnection, TransportSink } from './transport.js';
 import { describeFailure } from './transport.js';
+
+const OWNER = 'LongPollTransport';
 
 /** Options for {@link LongPollTransport}. */
 export interface LongPollTransportOptions {
@@ -55,16 +58,11 @@ export class LongPollTransport<Value = unknown> implements Transport<TopicRecord
   readonly #options: LongPollTransportOptions;
 
   constructor(options: LongPollTransportOptions) {
-    if (options === null || typeof options !== 'object' || typeof options.client?.fetch !== 'function') {
-      throw new InvalidArgumentError('LongPollTransport option "client" must be a TopicClient', 'client');
-    }
+    if (typeof options?.client?.fetch !== 'function') invalidOption(OWNER, 'client', 'a TopicClient', options?.client);
     if (typeof options.topic !== 'string' || options.topic === '') {
-      throw new InvalidArgumentError('LongPollTransport option "topic" must be a non-empty string', 'topic');
+      invalidOption(OWNER, 'topic', 'a non-empty string', options.topic);
     }
-    const start = options.startOffset ?? 0;
-    if (!Number.isSafeInteger(start) || start < 0) {
-      throw new InvalidArgumentError('LongPollTransport option "startOffset" must be a whole number', 'startOffset');
-    }
+    checkNumber(OWNER, 'startOffset', options.startOffset, 0, 'integer');
     this.#options = options;
   }
 

@@ -155,8 +155,7 @@ export class SseTransport<T = string> implements Transport<T> {
         if (event === 'reset') {
           // pollkit's server: the log was reset or trimmed past our cursor while we were away.
           // Stop rather than read on from the new start: the caller restarts knowingly (see OffsetGoneError).
-          const error =
-            offsetGone(data, cursor) ?? new ProtocolError('the server reset the stream without saying where to resume');
+          const error = offsetGone(data, cursor) ?? new ProtocolError('reset without a resume offset');
           failure = { reason: 'offset-gone', stop: true, error };
         } else if (!events || events.includes(event ?? 'message')) {
           let message: T;
