@@ -73,11 +73,21 @@ async function submit(base: string, type: string, input: unknown = {}, headers: 
   return (await response.json()) as JobSnapshot;
 }
 
-/** Long-polls `base` from `version` until the job is done; returns every state it answered with. */
+/**
+ * Long-polls `base` from `version` until the job is done; returns every state it answered with. A 503
+ * (the server's Redis connection is not back yet) is retried after its `Retry-After`, as a client would.
+ */
 async function followByLongPoll(base: string, id: string, version: number, headers = alice): Promise<JobSnapshot[]> {
   const seen: JobSnapshot[] = [];
   for (;;) {
     const response = await fetch(`${base}/jobs/${id}?version=${version}&wait=20`, { headers });
+    if (response.status === 503) {
+      const retryAfter = Number(response.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(0);
+      await response.body?.cancel();
+      await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
+      continue;
+    }
     expect(response.status).toBe(200);
     const job = (await response.json()) as JobSnapshot;
     if (job.version !== version) seen.push(job);
