@@ -224,6 +224,7 @@ export interface JobRegistryOptions {
 }
 
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+const NO_OPTIONS: SubmitOptions = Object.freeze({});
 // The retention sweep's batch: it starts here, doubles while a backlog drains quickly and halves when
 // one batch holds the store (or, in memory, the event loop) too long.
 const SWEEP_BATCH = { initial: 500, min: 100, max: 20_000, fastMs: 10, slowMs: 50 } as const;
@@ -272,6 +273,8 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   readonly #keeper: LeaseKeeper;
   readonly #leases: LeaseSweeper;
   readonly #sweeper: ExpiryTimer;
+  /** The finish options of a job without pending progress: one object for all of them. */
+  readonly #retention: FinishOptions;
   #sweepLimit: number = SWEEP_BATCH.initial;
   /** Types submitted here but run elsewhere (see `accept`), with their validators. */
   readonly #accepted = new Map<string, ((input: unknown) => unknown) | undefined>();
@@ -283,6 +286,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     super();
     this.#clock = options.clock ?? systemClock;
     this.#retentionMs = duration(options.retentionMs ?? 3_600_000, 'retentionMs', true);
+    this.#retention = Object.freeze({ retentionMs: this.#retentionMs });
     this.#sweepIntervalMs = duration(options.sweepIntervalMs ?? 1000, 'sweepIntervalMs', false);
     const retryAfter = options.retryAfterSeconds ?? 1;
     if (typeof retryAfter !== 'function') duration(retryAfter, 'retryAfterSeconds', false, 'seconds');
@@ -419,14 +423,19 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * console.log(job.status); // "queued"
    * ```
    */
-  async submit(type: string, input: unknown, options: SubmitOptions = {}): Promise<JobSnapshot> {
-    this.#assertOpen();
-    throwIfAborted(options.signal);
-    const runsHere = this.#runner.has(type);
-    if (!runsHere && !this.#accepted.has(type)) {
-      throw new PollkitError(`Unknown job type "${String(type)}"`, 'unknown-job-type');
+  submit(type: string, input: unknown, options: SubmitOptions = NO_OPTIONS): Promise<JobSnapshot> {
+    // Not async itself: an async function returning #insert's promise would take two more turns to settle.
+    try {
+      this.#assertOpen();
+      throwIfAborted(options.signal);
+      const runsHere = this.#runner.has(type);
+      if (!runsHere && !this.#accepted.has(type)) {
+        throw new PollkitError(`Unknown job type "${String(type)}"`, 'unknown-job-type');
+      }
+      return this.#insert(type, input, options, runsHere);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return this.#insert(type, input, options, runsHere);
   }
 
   /**
@@ -863,7 +872,10 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
       if (runsHere) this.#runner.admitted(stored?.snapshot.id);
     }
     this.emit('submitted', stored.snapshot);
-    if (runsHere) await this.#runner.pump(stored.snapshot.id);
+    if (runsHere) {
+      const abandoning = this.#runner.pump(stored.snapshot.id);
+      if (abandoning !== undefined) await abandoning;
+    }
     return stored.snapshot;
   }
 
@@ -928,7 +940,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   }
 
   #finishOptions(progress?: JobProgress): FinishOptions {
-    return progress === undefined ? { retentionMs: this.#retentionMs } : { retentionMs: this.#retentionMs, progress };
+    return progress === undefined ? this.#retention : { retentionMs: this.#retentionMs, progress };
   }
 
   // --- retention -----------------------------------------------------------------------------------

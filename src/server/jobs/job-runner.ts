@@ -325,11 +325,14 @@ export class JobRunner {
     this.#notifyIdle();
   }
 
-  /** Starts queued handlers while slots are free; a job stored after `close()` is failed instead. */
-  pump(id: string): Promise<void> {
+  /**
+   * Starts queued handlers while slots are free; a job stored after `close()` is failed instead, and
+   * the promise returned then resolves once that is stored.
+   */
+  pump(id: string): Promise<void> | undefined {
     if (this.#closed) return this.#abandonQueued(id);
     this.#pump();
-    return Promise.resolve();
+    return undefined;
   }
 
   /** The job left the queue without this runner (an external `start`, a settle). */

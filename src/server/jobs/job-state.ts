@@ -341,8 +341,9 @@ function storedOf(
   return Object.freeze(next);
 }
 
+// A frozen lease cannot change under the job, so it is shared rather than copied.
 function leaseOf(lease: JobLease): JobLease {
-  return Object.freeze({ holder: lease.holder, expiresAtMs: lease.expiresAtMs });
+  return Object.isFrozen(lease) ? lease : Object.freeze({ holder: lease.holder, expiresAtMs: lease.expiresAtMs });
 }
 
 function expectStatus(job: StoredJob, action: string, allowed: readonly JobStatus[]): void {
