@@ -266,7 +266,7 @@ function finish(
   const now = iso(nowMs);
   const s = job.snapshot;
   const progress = options.progress === undefined ? s.progress : Object.freeze({ ...options.progress });
-  const expiresAt = expires ? new Date(expiresAtMs).toISOString() : null;
+  const expiresAt = expires ? expiryIso(expiresAtMs) : null;
   const snapshot = snapshotOf(
     s.id,
     s.type,
@@ -353,7 +353,8 @@ function expectStatus(job: StoredJob, action: string, allowed: readonly JobStatu
   }
 }
 
-// Transitions in one burst share a millisecond, so a one-entry cache saves most Date allocations.
+// Transitions in one burst share a millisecond, so one-entry caches (one for the time of the change,
+// one for the expiry it sets) save most Date allocations.
 let lastMs = Number.NaN;
 let lastIso = '';
 function iso(ms: number): string {
@@ -362,4 +363,14 @@ function iso(ms: number): string {
     lastMs = ms;
   }
   return lastIso;
+}
+
+let lastExpiryMs = Number.NaN;
+let lastExpiryIso = '';
+function expiryIso(ms: number): string {
+  if (ms !== lastExpiryMs) {
+    lastExpiryIso = new Date(ms).toISOString();
+    lastExpiryMs = ms;
+  }
+  return lastExpiryIso;
 }
