@@ -19,6 +19,7 @@ import type { JobSnapshot } from '../../core/protocol.js';
 import { type Admission, DelayedOperation, type DelayedOperationPurgatory } from '../purgatory/purgatory.js';
 import type { Resumable } from '../purgatory/resume-batches.js';
 import type { JobChange, JobStore, StoredJob } from './stores/job-store.js';
+import { MemoryJobStore, peekMemoryJob } from './stores/memory-job-store.js';
 import { duration } from './validation.js';
 
 /** What a wait needs to know: the version the caller has, how long to hold, who asks, and when to stop. */
@@ -63,6 +64,9 @@ class Watch {
     return this.job !== undefined && !this.stale && this.job.snapshot.version === this.version;
   }
 }
+
+// Compared with the store's `get`, never called.
+const MEMORY_GET = MemoryJobStore.prototype.get;
 
 /** A job that disappeared while waited on. */
 const GONE = Symbol('gone');
@@ -178,6 +182,8 @@ export abstract class JobWait extends DelayedOperation implements Resumable {
 /** Every held wait on the jobs of one store. */
 export class JobWaits {
   readonly #store: JobStore;
+  /** The store, when it is a {@link MemoryJobStore}: read synchronously while its `get` is its own. */
+  readonly #memory: MemoryJobStore | undefined;
   readonly #clock: Clock;
   readonly #purgatory: DelayedOperationPurgatory;
   readonly #watches = new Map<string, Watch>();
@@ -187,6 +193,7 @@ export class JobWaits {
 
   constructor(store: JobStore, clock: Clock, purgatory: DelayedOperationPurgatory) {
     this.#store = store;
+    this.#memory = store instanceof MemoryJobStore ? store : undefined;
     this.#clock = clock;
     this.#purgatory = purgatory;
   }
@@ -250,6 +257,17 @@ export class JobWaits {
     // caller's version it answers (or starts the hold) without a store read.
     if (watch.fresh && !watch.gone && sinceVersion !== undefined && watch.version >= sinceVersion) {
       this.#startFrom(wait, watch.job!, sinceVersion, timeoutMs);
+      return;
+    }
+    const memory = this.#memory;
+    // The in-memory store reads synchronously: the wait starts now rather than a promise later. Not
+    // when `get` was replaced (a subclass, a wrapper): then it is what a read means.
+    if (memory !== undefined && memory.get === MEMORY_GET && watch.loading === undefined) {
+      const job = id.length > 0 ? peekMemoryJob(memory, id) : undefined;
+      const before = watch.job;
+      this.#observeRead(watch, job);
+      if (watch.refs > 1 && (watch.job !== before || watch.gone)) this.#purgatory.checkAndComplete(watch.keys[0]!);
+      this.#afterLoad(wait, watch.gone ? undefined : watch.fresh ? watch.job : job, 0);
       return;
     }
     // Waiters arriving together share one store read, and wait for it in a list rather than each in
@@ -376,13 +394,7 @@ export class JobWaits {
           void this.#load(watch);
           return;
         }
-        // A read can be older than a notification that arrived while it ran; the newer state wins.
-        if (job === undefined) {
-          if (watch.job === undefined || watch.stale) watch.gone = true;
-        } else if (job.snapshot.version >= watch.version) {
-          watch.stale = false;
-          observe(watch, job);
-        }
+        this.#observeRead(watch, job);
         this.#purgatory.checkAndComplete(key);
         const arriving = watch.arriving;
         if (arriving === undefined) return;
@@ -405,6 +417,16 @@ export class JobWaits {
       },
     );
     return loading;
+  }
+
+  // A read can be older than a notification that arrived while it ran; the newer state wins.
+  #observeRead(watch: Watch, job: StoredJob | undefined): void {
+    if (job === undefined) {
+      if (watch.job === undefined || watch.stale) watch.gone = true;
+    } else if (job.snapshot.version >= watch.version) {
+      watch.stale = false;
+      observe(watch, job);
+    }
   }
 
   #watch(id: string): Watch {

@@ -35,6 +35,12 @@ interface IndexItem {
   readonly entry: number;
 }
 
+/**
+ * Reads a job of a {@link MemoryJobStore} without a promise: the registry's long polls use it to start
+ * at once on the default store, where `get` would only wrap the same synchronous read. Internal.
+ */
+export let peekMemoryJob: (store: MemoryJobStore, id: string) => StoredJob | undefined;
+
 // Indexes keep dead items until they outnumber live ones, so a delete is O(1) and compaction is amortized.
 const COMPACT_MIN_DEAD = 1024;
 
@@ -65,6 +71,10 @@ export class MemoryJobStore implements JobStore {
   readonly #owned = new Map<string, number>();
   readonly #listeners = new ChangeListeners<JobChange>();
   #seq = 0;
+
+  static {
+    peekMemoryJob = (store, id) => store.#jobs.get(id)?.job;
+  }
 
   /** How many jobs the store holds. */
   get size(): number {
