@@ -41,7 +41,14 @@ import {
 import { LeaseKeeper, LeaseSweeper } from './leases.js';
 import { integerAtLeast } from '../validate.js';
 import { type JobWait, JobWaits } from './job-waits.js';
-import type { JobChange, JobStore, JobTransition, StoredJob, SweepResult } from './stores/job-store.js';
+import type {
+  InsertOptions,
+  JobChange,
+  JobStore,
+  JobTransition,
+  StoredJob,
+  SweepResult,
+} from './stores/job-store.js';
 import { MemoryJobStore } from './stores/memory-job-store.js';
 import { releasesKey } from './stores/store-rules.js';
 import { duration, validateProgress, validateTypeName } from './validation.js';
@@ -270,6 +277,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   readonly #waits: JobWaits;
   readonly #leaseMs: number;
   readonly #maxJobsPerOwner: number;
+  readonly #insertOptions: InsertOptions;
   readonly #keeper: LeaseKeeper;
   readonly #leases: LeaseSweeper;
   readonly #sweeper: ExpiryTimer;
@@ -305,6 +313,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     this.#purgatory = options.purgatory ?? new DelayedOperationPurgatory({ clock: this.#clock, name: 'jobs' });
     this.#leaseMs = integerAtLeast(options.leaseMs ?? 30_000, 'leaseMs', 1000);
     this.#maxJobsPerOwner = integerAtLeast(options.maxJobsPerOwner ?? 10_000, 'maxJobsPerOwner', 1);
+    this.#insertOptions = Object.freeze({ maxPerOwner: this.#maxJobsPerOwner });
     this.#keeper = new LeaseKeeper({
       store: this.#store,
       clock: this.#clock,
@@ -863,7 +872,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     });
     let stored: StoredJob | undefined;
     try {
-      const result = await this.#store.insert(job, { maxPerOwner: this.#maxJobsPerOwner });
+      const result = await this.#store.insert(job, this.#insertOptions);
       if (!result.inserted) return replay(result.job, digest, idempotencyKey);
       stored = result.job;
     } catch (error) {
