@@ -41,14 +41,7 @@ import {
 import { LeaseKeeper, LeaseSweeper } from './leases.js';
 import { integerAtLeast } from '../validate.js';
 import { type JobWait, JobWaits } from './job-waits.js';
-import type {
-  InsertOptions,
-  JobChange,
-  JobStore,
-  JobTransition,
-  StoredJob,
-  SweepResult,
-} from './stores/job-store.js';
+import type { InsertOptions, JobChange, JobStore, JobTransition, StoredJob, SweepResult } from './stores/job-store.js';
 import { MemoryJobStore } from './stores/memory-job-store.js';
 import { releasesKey } from './stores/store-rules.js';
 import { duration, validateProgress, validateTypeName } from './validation.js';
@@ -817,8 +810,8 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
 
   // --- submitting ---------------------------------------------------------------------------------
 
-  async #insert(type: string, input: unknown, options: SubmitOptions, runsHere: boolean): Promise<JobSnapshot> {
-    const { owner, idempotencyKey, signal } = options;
+  #insert(type: string, input: unknown, options: SubmitOptions, runsHere: boolean): Promise<JobSnapshot> {
+    const { owner, idempotencyKey } = options;
     if (owner !== undefined && typeof owner !== 'string')
       throw new InvalidArgumentError('owner must be a string', 'owner');
     if (
@@ -832,44 +825,51 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
         'idempotencyKey',
       );
     }
+    const validated = this.#validate(type, input);
+    if (idempotencyKey !== undefined) return this.#insertKeyed(type, input, validated, options, runsHere);
+    return this.#storeNew(type, validated, options, runsHere, undefined);
+  }
+
+  #validate(type: string, input: unknown): unknown {
     const validate = this.#runner.validatorOf(type) ?? this.#accepted.get(type);
-    let validated = input;
-    if (validate !== undefined) {
-      try {
-        validated = validate(input);
-      } catch (error) {
-        const detail = error instanceof Error ? error.message : `The input of a "${type}" job is not valid`;
-        throw new PollkitError(detail, 'invalid-input', { cause: error });
-      }
+    if (validate === undefined) return input;
+    try {
+      return validate(input);
+    } catch (error) {
+      const detail = error instanceof Error ? error.message : `The input of a "${type}" job is not valid`;
+      throw new PollkitError(detail, 'invalid-input', { cause: error });
     }
-    let digest: string | undefined;
-    if (idempotencyKey !== undefined) {
-      // The client's body is what "the same request" means, so the raw input is digested, not the validated one.
-      digest = await fingerprint({ type, input });
-      const existing = await this.#store.findByIdempotencyKey(owner, idempotencyKey);
-      // A job that failed with a retryable problem (its process was lost) gives its key up: a repeat
-      // of the same request then means "try again", and makes a new job.
-      if (existing !== undefined && !(existing.fingerprint === digest && releasesKey(existing))) {
-        return replay(existing, digest, idempotencyKey);
-      }
+  }
+
+  async #insertKeyed(
+    type: string,
+    input: unknown,
+    validated: unknown,
+    options: SubmitOptions,
+    runsHere: boolean,
+  ): Promise<JobSnapshot> {
+    const { owner, idempotencyKey } = options;
+    // The client's body is what "the same request" means, so the raw input is digested, not the validated one.
+    const digest = await fingerprint({ type, input });
+    const existing = await this.#store.findByIdempotencyKey(owner, idempotencyKey!);
+    // A job that failed with a retryable problem (its process was lost) gives its key up: a repeat
+    // of the same request then means "try again", and makes a new job.
+    if (existing !== undefined && !(existing.fingerprint === digest && releasesKey(existing))) {
+      return replay(existing, digest, idempotencyKey);
     }
-    throwIfAborted(signal);
-    this.#assertOpen();
-    if (runsHere) this.#runner.admit(typeof this.#retryAfter === 'number' ? this.#retryAfter : 1);
-    const job = newJob({
-      id: this.#generateId(),
-      type,
-      input: validated,
-      runner: runsHere ? 'handler' : 'external',
-      nowMs: this.#clock.wallNow(),
-      owner,
-      idempotencyKey,
-      fingerprint: digest,
-      // A job this process will run is its own from the start, so that it is not lost if the process
-      // dies while the job waits for a slot.
-      lease: runsHere ? this.#keeper.lease() : undefined,
-      maxAttempts: runsHere ? this.#runner.attemptsOf(type) : undefined,
-    });
+    return this.#storeNew(type, validated, options, runsHere, digest);
+  }
+
+  // The unkeyed path, taken by most submits, runs its checks synchronously and awaits only the store.
+  async #storeNew(
+    type: string,
+    validated: unknown,
+    options: SubmitOptions,
+    runsHere: boolean,
+    digest: string | undefined,
+  ): Promise<JobSnapshot> {
+    const { idempotencyKey } = options;
+    const job = this.#newJob(type, validated, options, runsHere, digest);
     let stored: StoredJob | undefined;
     try {
       const result = await this.#store.insert(job, this.#insertOptions);
@@ -886,6 +886,33 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
       if (abandoning !== undefined) await abandoning;
     }
     return stored.snapshot;
+  }
+
+  /** Checks the registry can take the job now, reserves its place in the queue, and makes it. */
+  #newJob(
+    type: string,
+    validated: unknown,
+    options: SubmitOptions,
+    runsHere: boolean,
+    digest: string | undefined,
+  ): StoredJob {
+    throwIfAborted(options.signal);
+    this.#assertOpen();
+    if (runsHere) this.#runner.admit(typeof this.#retryAfter === 'number' ? this.#retryAfter : 1);
+    return newJob({
+      id: this.#generateId(),
+      type,
+      input: validated,
+      runner: runsHere ? 'handler' : 'external',
+      nowMs: this.#clock.wallNow(),
+      owner: options.owner,
+      idempotencyKey: options.idempotencyKey,
+      fingerprint: digest,
+      // A job this process will run is its own from the start, so that it is not lost if the process
+      // dies while the job waits for a slot.
+      lease: runsHere ? this.#keeper.lease() : undefined,
+      maxAttempts: runsHere ? this.#runner.attemptsOf(type) : undefined,
+    });
   }
 
   // --- store changes, waits and hints --------------------------------------------------------------

@@ -438,69 +438,66 @@ export class JobRunner {
     this.#notifyIdle();
   }
 
-  // Never rejects: whatever escapes goes to onError.
+  // Never rejects: whatever escapes (a 'started' listener that throws) goes to onError. The final
+  // write is not awaited: #finish never rejects, and close() and onIdle() track it.
   async #run(id: string): Promise<void> {
     try {
-      await this.#runHandler(id);
-    } catch (error) {
-      this.#host.onError(error, { operation: 'start', jobId: id });
-    }
-  }
-
-  async #runHandler(id: string): Promise<void> {
-    const host = this.#host;
-    const active = new ActiveJob(id, this);
-    // Registered before the start is stored, so a cancel racing the start still finds and aborts it.
-    this.#active.set(id, active);
-    let job: StoredJob | undefined;
-    try {
-      job = await host.store.update(id, (current) => {
-        this.#assertHeld(current, id);
-        return startJob(current, host.clock.wallNow(), host.keeper.lease());
-      });
-    } catch (error) {
-      if (!IllegalTransitionError.is(error)) {
-        // The store failed; the job cannot be run, so it is failed if that at least can be stored.
-        this.#release(active);
-        await this.#finish(id, (current) => {
+      const host = this.#host;
+      const active = new ActiveJob(id, this);
+      // Registered before the start is stored, so a cancel racing the start still finds and aborts it.
+      this.#active.set(id, active);
+      let job: StoredJob | undefined;
+      try {
+        job = await host.store.update(id, (current) => {
           this.#assertHeld(current, id);
-          return failJob(current, jobFailureProblem(error), host.clock.wallNow(), host.finishOptions());
+          return startJob(current, host.clock.wallNow(), host.keeper.lease());
+        });
+      } catch (error) {
+        if (!IllegalTransitionError.is(error)) {
+          // The store failed; the job cannot be run, so it is failed if that at least can be stored.
+          this.#release(active);
+          void this.#finish(id, (current) => {
+            this.#assertHeld(current, id);
+            return failJob(current, jobFailureProblem(error), host.clock.wallNow(), host.finishOptions());
+          });
+          return;
+        }
+      }
+      if (job === undefined || active.finished) {
+        this.#release(active);
+        return;
+      }
+      host.started(job.snapshot);
+      const definition = this.#types.get(job.snapshot.type)!;
+      const timeoutMs = definition.timeoutMs ?? this.#defaultTimeoutMs;
+      if (Number.isFinite(timeoutMs)) {
+        active.timeoutMs = timeoutMs;
+        host.timer.add(active, timeoutMs);
+      }
+      let result: unknown;
+      try {
+        result = await definition.handler(new HandlerContext(this, active, job.snapshot.type, job.input));
+      } catch (error) {
+        if (active.finished) return;
+        const pending = active.pendingProgress;
+        this.#release(active);
+        const body = jobFailureProblem(error, { exposeStackTraces: this.#exposeStackTraces });
+        void this.#finish(id, (current) => {
+          this.#assertHeld(current, id);
+          return failJob(current, body, host.clock.wallNow(), host.finishOptions(pending));
         });
         return;
       }
-    }
-    if (job === undefined || active.finished) {
-      this.#release(active);
-      return;
-    }
-    host.started(job.snapshot);
-    const definition = this.#types.get(job.snapshot.type)!;
-    const timeoutMs = definition.timeoutMs ?? this.#defaultTimeoutMs;
-    if (Number.isFinite(timeoutMs)) {
-      active.timeoutMs = timeoutMs;
-      host.timer.add(active, timeoutMs);
-    }
-    let result: unknown;
-    try {
-      result = await definition.handler(new HandlerContext(this, active, job.snapshot.type, job.input));
-    } catch (error) {
       if (active.finished) return;
       const pending = active.pendingProgress;
       this.#release(active);
-      const body = jobFailureProblem(error, { exposeStackTraces: this.#exposeStackTraces });
-      await this.#finish(id, (current) => {
+      void this.#finish(id, (current) => {
         this.#assertHeld(current, id);
-        return failJob(current, body, host.clock.wallNow(), host.finishOptions(pending));
+        return succeedJob(current, result, host.clock.wallNow(), host.finishOptions(pending));
       });
-      return;
+    } catch (error) {
+      this.#host.onError(error, { operation: 'start', jobId: id });
     }
-    if (active.finished) return;
-    const pending = active.pendingProgress;
-    this.#release(active);
-    await this.#finish(id, (current) => {
-      this.#assertHeld(current, id);
-      return succeedJob(current, result, host.clock.wallNow(), host.finishOptions(pending));
-    });
   }
 
   /** @internal the time limit of a running handler passed (the wheel calls it). */
