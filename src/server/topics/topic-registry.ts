@@ -141,6 +141,11 @@ export class TopicRegistry {
   #closing: Promise<void> | undefined;
   #waiting = 0;
   #drained: (() => void) | undefined;
+  /** The retention cutoff read from the system clock in the current synchronous run, if any. */
+  #cutoff: number | undefined;
+  readonly #forgetCutoff = (): void => {
+    this.#cutoff = undefined;
+  };
 
   constructor(options: TopicRegistryOptions = {}) {
     this.#clock = options.clock ?? systemClock;
@@ -184,7 +189,7 @@ export class TopicRegistry {
       defaultLimit,
       maxLimit,
       subscribeWaitMs,
-      oldestKeptMs: () => (this.#maxAgeMs === undefined ? undefined : this.#clock.wallNow() - this.#maxAgeMs),
+      oldestKeptMs: () => this.#oldestKeptMs(),
       get closed() {
         return isClosed();
       },
@@ -393,6 +398,21 @@ export class TopicRegistry {
       this.#drained = undefined;
       resolve();
     }
+  }
+
+  // One append can wake ten thousand readers, each asking whether its answer's oldest record is still
+  // kept. On the system clock, the cutoff is read once per synchronous run (a run lasts microseconds,
+  // retention is counted in hours); an injected clock is asked every time, since a test may move it
+  // between two reads of one run.
+  #oldestKeptMs(): number | undefined {
+    const maxAgeMs = this.#maxAgeMs;
+    if (maxAgeMs === undefined) return undefined;
+    if (this.#clock !== systemClock) return this.#clock.wallNow() - maxAgeMs;
+    if (this.#cutoff === undefined) {
+      this.#cutoff = this.#clock.wallNow() - maxAgeMs;
+      queueMicrotask(this.#forgetCutoff);
+    }
+    return this.#cutoff;
   }
 
   #retention(): TopicRetention {
