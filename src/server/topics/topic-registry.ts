@@ -73,6 +73,8 @@ export interface TopicDeleteOptions {
 /** Default retention: a day of records, at most 10,000 per topic. */
 const DEFAULT_MAX_RECORDS = 10_000;
 const DEFAULT_MAX_AGE_MS = 86_400_000;
+// A settled promise: its reactions are microtasks without the async resource Node wraps queueMicrotask callbacks in.
+const SETTLED = Promise.resolve();
 
 /**
  * Options for {@link TopicRegistry}.
@@ -410,7 +412,7 @@ export class TopicRegistry {
     if (this.#clock !== systemClock) return this.#clock.wallNow() - maxAgeMs;
     if (this.#cutoff === undefined) {
       this.#cutoff = this.#clock.wallNow() - maxAgeMs;
-      queueMicrotask(this.#forgetCutoff);
+      void SETTLED.then(this.#forgetCutoff);
     }
     return this.#cutoff;
   }
