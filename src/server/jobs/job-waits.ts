@@ -21,6 +21,7 @@ import type { Resumable } from '../purgatory/resume-batches.js';
 import type { JobChange, JobStore, StoredJob } from './stores/job-store.js';
 import { MemoryJobStore, peekMemoryJob } from './stores/memory-job-store.js';
 import { duration } from './validation.js';
+import { RunWallClock } from '../run-wall-clock.js';
 
 /** What a wait needs to know: the version the caller has, how long to hold, who asks, and when to stop. */
 export interface WaitRequest {
@@ -185,6 +186,8 @@ export class JobWaits {
   /** The store, when it is a {@link MemoryJobStore}: read synchronously while its `get` is its own. */
   readonly #memory: MemoryJobStore | undefined;
   readonly #clock: Clock;
+  /** Asked by every answered wait whether its job has expired: once per synchronous run. */
+  readonly #runClock: RunWallClock;
   readonly #purgatory: DelayedOperationPurgatory;
   readonly #watches = new Map<string, Watch>();
   #waiting = 0;
@@ -195,6 +198,7 @@ export class JobWaits {
     this.#store = store;
     this.#memory = store instanceof MemoryJobStore ? store : undefined;
     this.#clock = clock;
+    this.#runClock = new RunWallClock(clock);
     this.#purgatory = purgatory;
   }
 
@@ -309,7 +313,7 @@ export class JobWaits {
   /** The job as `owner` sees it now: `undefined` when it belongs to another owner or has expired. */
   visibleJob(job: StoredJob, owner: string | undefined): StoredJob | undefined {
     if (owner !== undefined && job.owner !== owner) return undefined;
-    if (job.expiresAtMs !== undefined && job.expiresAtMs <= this.#clock.wallNow()) return undefined;
+    if (job.expiresAtMs !== undefined && job.expiresAtMs <= this.#runClock.wallNow()) return undefined;
     return job;
   }
 

@@ -13,6 +13,7 @@ import { MemoryTopicStore } from './stores/memory-topic-store.js';
 import type { TopicChange, TopicRetention, TopicStore } from './stores/topic-store.js';
 import { Topic, type TopicHost, topicKey } from './topic.js';
 import { Hint } from './topic-fetch.js';
+import { RunWallClock } from '../run-wall-clock.js';
 
 /** Topic names: what fits in a URL path segment without escaping. */
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,200}$/;
@@ -73,8 +74,6 @@ export interface TopicDeleteOptions {
 /** Default retention: a day of records, at most 10,000 per topic. */
 const DEFAULT_MAX_RECORDS = 10_000;
 const DEFAULT_MAX_AGE_MS = 86_400_000;
-// A settled promise: its reactions are microtasks without the async resource Node wraps queueMicrotask callbacks in.
-const SETTLED = Promise.resolve();
 
 /**
  * Options for {@link TopicRegistry}.
@@ -143,14 +142,12 @@ export class TopicRegistry {
   #closing: Promise<void> | undefined;
   #waiting = 0;
   #drained: (() => void) | undefined;
-  /** The retention cutoff read from the system clock in the current synchronous run, if any. */
-  #cutoff: number | undefined;
-  readonly #forgetCutoff = (): void => {
-    this.#cutoff = undefined;
-  };
+  /** Asked by every woken reader whether its answer's oldest record is still kept: once per run. */
+  readonly #runClock: RunWallClock;
 
   constructor(options: TopicRegistryOptions = {}) {
     this.#clock = options.clock ?? systemClock;
+    this.#runClock = new RunWallClock(this.#clock);
     const maxLimit = integerAtLeast(options.maxLimit ?? 1000, 'maxLimit', 1);
     const defaultLimit = integerAtLeast(options.defaultLimit ?? Math.min(100, maxLimit), 'defaultLimit', 1);
     if (defaultLimit > maxLimit) {
@@ -402,19 +399,8 @@ export class TopicRegistry {
     }
   }
 
-  // One append can wake ten thousand readers, each asking whether its answer's oldest record is still
-  // kept. On the system clock, the cutoff is read once per synchronous run (a run lasts microseconds,
-  // retention is counted in hours); an injected clock is asked every time, since a test may move it
-  // between two reads of one run.
   #oldestKeptMs(): number | undefined {
-    const maxAgeMs = this.#maxAgeMs;
-    if (maxAgeMs === undefined) return undefined;
-    if (this.#clock !== systemClock) return this.#clock.wallNow() - maxAgeMs;
-    if (this.#cutoff === undefined) {
-      this.#cutoff = this.#clock.wallNow() - maxAgeMs;
-      void SETTLED.then(this.#forgetCutoff);
-    }
-    return this.#cutoff;
+    return this.#maxAgeMs === undefined ? undefined : this.#runClock.wallNow() - this.#maxAgeMs;
   }
 
   #retention(): TopicRetention {
