@@ -226,7 +226,11 @@ export class JobRunner {
   // A Set keeps submission order and lets a canceled job leave the queue in O(1).
   readonly #queue = new Set<string>();
   readonly #active = new Map<string, ActiveJob>();
+  /** Outcomes whose first write was refused, retried until the store takes them. */
   readonly #finishing = new Map<string, PendingFinish>();
+  /** Outcomes whose first write is in flight. */
+  #storing = 0;
+  #storedResolvers: (() => void)[] = [];
   #running = 0;
   #admitting = 0;
   #idleResolvers: (() => void)[] = [];
@@ -404,6 +408,8 @@ export class JobRunner {
         host.onError(outcome.reason, { operation: 'close', jobId: ids[index]! });
       }
     }
+    // First writes in flight settle first (a refused one then joins #finishing, or gives up: closing).
+    if (this.#storing > 0) await new Promise<void>((resolve) => this.#storedResolvers.push(resolve));
     // Outcomes still waiting for the store get one last attempt now rather than after their pause.
     const finishing = [...this.#finishing.values()];
     for (const pending of finishing) pending.wake?.();
@@ -528,9 +534,43 @@ export class JobRunner {
    * refuses a job another registry holds now (see {@link JobRunner.#assertHeld}).
    */
   #finish(id: string, transition: JobTransition): Promise<void> {
+    // The first write is a plain promise reaction: nearly every outcome is stored at once, and only a
+    // refused one pays for the retry loop and a place in #finishing.
+    this.#storing++;
+    return this.#host.store.update(id, transition).then(
+      (job) => {
+        if (job !== undefined && job.snapshot.done) {
+          try {
+            this.#host.settled(job);
+          } catch (error) {
+            return this.#retryOutcome(id, transition, error);
+          }
+        }
+        this.#storing--;
+        // Stored: the store's change released the lease already; this only makes sure.
+        this.#host.keeper.release(id);
+        this.#afterFirstWrite();
+        return undefined;
+      },
+      (error: unknown) => this.#retryOutcome(id, transition, error),
+    );
+  }
+
+  /** An outcome whose first write failed: tracked in #finishing while it is retried. */
+  #retryOutcome(id: string, transition: JobTransition, error: unknown): Promise<void> {
     const pending: PendingFinish = { wake: undefined, done: undefined };
-    pending.done = this.#storeOutcome(id, transition, pending);
+    this.#finishing.set(id, pending);
+    this.#storing--;
+    this.#afterFirstWrite();
+    pending.done = this.#storeOutcome(id, transition, error, pending);
     return pending.done;
+  }
+
+  #afterFirstWrite(): void {
+    if (this.#storing === 0 && this.#storedResolvers.length > 0) {
+      for (const resolve of this.#storedResolvers.splice(0)) resolve();
+    }
+    this.#notifyIdle();
   }
 
   /**
@@ -551,32 +591,32 @@ export class JobRunner {
     }
   }
 
-  async #storeOutcome(id: string, transition: JobTransition, pending: PendingFinish): Promise<void> {
+  async #storeOutcome(id: string, transition: JobTransition, first: unknown, pending: PendingFinish): Promise<void> {
     const host = this.#host;
-    this.#finishing.set(id, pending);
-    // Made on the first refusal only: nearly every outcome is stored at the first attempt.
     let retry: Backoff | undefined;
     let write = transition;
     let replaced = false;
+    let error = first;
     try {
       for (let attempt = 1; ; attempt++) {
-        try {
-          const job = await host.store.update(id, write);
-          if (job !== undefined && job.snapshot.done) host.settled(job);
-          return;
-        } catch (error) {
-          if (IllegalTransitionError.is(error)) return;
-          host.onError(error, { operation: 'finish', jobId: id, attempt });
-          if (!isTransient(error) && !replaced) {
-            replaced = true;
-            const body = problem('job-failed', `The job's outcome could not be stored: ${describe(error)}`);
-            write = this.#own(id, (current) => failJob(current, body, host.clock.wallNow(), host.finishOptions()));
-            continue;
-          }
+        if (IllegalTransitionError.is(error)) return;
+        host.onError(error, { operation: 'finish', jobId: id, attempt });
+        if (!isTransient(error) && !replaced) {
+          replaced = true;
+          const body = problem('job-failed', `The job's outcome could not be stored: ${describe(error)}`);
+          write = this.#own(id, (current) => failJob(current, body, host.clock.wallNow(), host.finishOptions()));
+        } else {
           if (!isTransient(error) || this.#closed) return;
           retry ??= new Backoff(FINISH_BACKOFF, () => host.clock.random());
           await this.#pause(pending, retry.next());
           // One last attempt when close() woke the pause; the lease then lapses elsewhere if it fails.
+        }
+        try {
+          const job = await host.store.update(id, write);
+          if (job !== undefined && job.snapshot.done) host.settled(job);
+          return;
+        } catch (failure) {
+          error = failure;
         }
       }
     } finally {
@@ -668,7 +708,13 @@ export class JobRunner {
   }
 
   #idle(): boolean {
-    return this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0 && this.#finishing.size === 0;
+    return (
+      this.#running === 0 &&
+      this.#queue.size === 0 &&
+      this.#admitting === 0 &&
+      this.#storing === 0 &&
+      this.#finishing.size === 0
+    );
   }
 
   #notifyIdle(): void {
