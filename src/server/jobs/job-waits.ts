@@ -19,7 +19,8 @@ import type { JobSnapshot } from '../../core/protocol.js';
 import { type Admission, DelayedOperation, type DelayedOperationPurgatory } from '../purgatory/purgatory.js';
 import type { Resumable } from '../purgatory/resume-batches.js';
 import type { JobChange, JobStore, StoredJob } from './stores/job-store.js';
-import { MemoryJobStore, peekMemoryJob } from './stores/memory-job-store.js';
+import { MemoryJobStore } from './stores/memory-job-store.js';
+import { peekMemoryJob } from './stores/memory-peek.js';
 import { duration } from './validation.js';
 import { RunWallClock } from '../run-wall-clock.js';
 

@@ -19,6 +19,7 @@ import type {
   SweepResult,
 } from './job-store.js';
 import { MinHeap } from './min-heap.js';
+import { providePeek } from './memory-peek.js';
 import { ChangeListeners } from '../../change-listeners.js';
 import { releasesKey, tooManyJobs } from './store-rules.js';
 
@@ -68,12 +69,6 @@ class Index {
   }
 }
 
-/**
- * Reads a job of a {@link MemoryJobStore} without a promise: the registry's long polls use it to start
- * at once on the default store, where `get` would only wrap the same synchronous read. Internal.
- */
-export let peekMemoryJob: (store: MemoryJobStore, id: string) => StoredJob | undefined;
-
 // Indexes keep dead items until they outnumber live ones, so a delete is O(1) and compaction is amortized.
 const COMPACT_MIN_DEAD = 1024;
 
@@ -107,7 +102,7 @@ export class MemoryJobStore implements JobStore {
   #seq = 0;
 
   static {
-    peekMemoryJob = (store, id) => store.#jobs.get(id)?.job;
+    providePeek((store, id) => store.#jobs.get(id)?.job);
   }
 
   /** How many jobs the store holds. */
