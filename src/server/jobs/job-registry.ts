@@ -41,7 +41,15 @@ import {
 import { LeaseKeeper, LeaseSweeper } from './leases.js';
 import { integerAtLeast } from '../validate.js';
 import { type JobWait, JobWaits } from './job-waits.js';
-import type { InsertOptions, JobChange, JobStore, JobTransition, StoredJob, SweepResult } from './stores/job-store.js';
+import type {
+  InsertOptions,
+  InsertResult,
+  JobChange,
+  JobStore,
+  JobTransition,
+  StoredJob,
+  SweepResult,
+} from './stores/job-store.js';
 import { MemoryJobStore } from './stores/memory-job-store.js';
 import { releasesKey } from './stores/store-rules.js';
 import { duration, validateProgress, validateTypeName } from './validation.js';
@@ -860,32 +868,50 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     return this.#storeNew(type, validated, options, runsHere, digest);
   }
 
-  // The unkeyed path, taken by most submits, runs its checks synchronously and awaits only the store.
-  async #storeNew(
+  // The unkeyed path, taken by most submits, runs its checks synchronously (a refusal throws here)
+  // and then only reacts to the store's answer: no async frame of its own.
+  #storeNew(
     type: string,
     validated: unknown,
     options: SubmitOptions,
     runsHere: boolean,
     digest: string | undefined,
   ): Promise<JobSnapshot> {
-    const { idempotencyKey } = options;
     const job = this.#newJob(type, validated, options, runsHere, digest);
-    let stored: StoredJob | undefined;
+    let inserting: Promise<InsertResult>;
     try {
-      const result = await this.#store.insert(job, this.#insertOptions);
-      if (!result.inserted) return replay(result.job, digest, idempotencyKey);
-      stored = result.job;
+      inserting = this.#store.insert(job, this.#insertOptions);
     } catch (error) {
-      throw PollkitError.is(error) && error.code === 'too-many-jobs' ? this.#withRetryHint(error) : error;
-    } finally {
-      if (runsHere) this.#runner.admitted(stored?.snapshot.id);
+      // A store that throws instead of rejecting still gets its reservation back below.
+      inserting = Promise.reject(error);
     }
-    this.emit('submitted', stored.snapshot);
+    return inserting.then(
+      (result) => this.#inserted(result, options, runsHere, digest),
+      (error: unknown) => {
+        if (runsHere) this.#runner.admitted(undefined);
+        throw PollkitError.is(error) && error.code === 'too-many-jobs' ? this.#withRetryHint(error) : error;
+      },
+    );
+  }
+
+  #inserted(
+    result: InsertResult,
+    options: SubmitOptions,
+    runsHere: boolean,
+    digest: string | undefined,
+  ): JobSnapshot | Promise<JobSnapshot> {
+    if (!result.inserted) {
+      if (runsHere) this.#runner.admitted(undefined);
+      return replay(result.job, digest, options.idempotencyKey);
+    }
+    const snapshot = result.job.snapshot;
+    if (runsHere) this.#runner.admitted(snapshot.id);
+    this.emit('submitted', snapshot);
     if (runsHere) {
-      const abandoning = this.#runner.pump(stored.snapshot.id);
-      if (abandoning !== undefined) await abandoning;
+      const abandoning = this.#runner.pump(snapshot.id);
+      if (abandoning !== undefined) return abandoning.then(() => snapshot);
     }
-    return stored.snapshot;
+    return snapshot;
   }
 
   /** Checks the registry can take the job now, reserves its place in the queue, and makes it. */
