@@ -12,6 +12,10 @@
  *
  * `--only` picks scenarios by number (1: 0 waiters, 2: 1 waiter, 3: 1,000 waiters, 4: topic wake).
  *
+ * Beside the naive baseline runs a floor: the naive code plus only what pollkit has to do that it does
+ * not (see `FloorJobs` and `FloorTopic`). pollkit ÷ floor says what pollkit's own code costs; floor ÷
+ * naive what the guarantees alone cost, so a scenario whose floor is below 1.0× naive cannot reach it.
+ *
  * @module
  */
 import { performance } from 'node:perf_hooks';
@@ -144,6 +148,227 @@ class NaiveTopic {
   }
 }
 
+// --- the floor: naive plus the guarantees pollkit keeps ----------------------------------------------
+
+interface FloorJob {
+  snapshot: JobSnapshot;
+  lease: { readonly holder: string; readonly expiresAtMs: number } | undefined;
+  expiresAtMs: number | undefined;
+}
+
+/**
+ * What every job store is to a registry: a Map behind async methods (`JobStore` is async, so a Redis
+ * store can take its place), writes that replace a frozen job and announce the change to listeners,
+ * an index of the leases of unfinished jobs (so another process can fail or rerun the jobs of one
+ * that died) and an expiry index of finished ones (retention).
+ */
+class FloorStore {
+  readonly jobs = new Map<string, FloorJob>();
+  readonly leases = new Map<string, number>();
+  readonly expiries: number[] = [];
+  readonly expiringIds: string[] = [];
+  listener: ((id: string, job: FloorJob) => void) | undefined;
+
+  async insert(job: FloorJob): Promise<FloorJob> {
+    this.jobs.set(job.snapshot.id, job);
+    this.#index(job);
+    return job;
+  }
+
+  async update(id: string, next: (job: FloorJob) => FloorJob): Promise<FloorJob | undefined> {
+    const current = this.jobs.get(id);
+    if (current === undefined) return undefined;
+    const job = next(current);
+    if (job.snapshot.version <= current.snapshot.version) throw new Error('a write must raise the version');
+    this.jobs.set(id, job);
+    this.#index(job);
+    return job;
+  }
+
+  #index(job: FloorJob): void {
+    const id = job.snapshot.id;
+    if (job.lease !== undefined && !job.snapshot.done) this.leases.set(id, job.lease.expiresAtMs);
+    else this.leases.delete(id);
+    if (job.expiresAtMs !== undefined) {
+      this.expiries.push(job.expiresAtMs);
+      this.expiringIds.push(id);
+    }
+    this.listener?.(id, job);
+  }
+}
+
+/**
+ * The floor under the registry: the naive registry plus only what pollkit must keep and it lacks —
+ * jobs behind an async store (`FloorStore`), each state a new frozen snapshot, a lease the process
+ * holds (and renews) while a job is queued or running, and a retention expiry on each finished job.
+ * Its waiters are the naive ones (a setTimeout each), woken from the store's change notice.
+ */
+class FloorJobs {
+  readonly store = new FloorStore();
+  readonly held = new Set<string>();
+  readonly waiters = new Map<string, NaiveWaiter<JobSnapshot>[]>();
+  readonly holder = globalThis.crypto.randomUUID();
+  constructor(readonly handler: (id: string) => Promise<unknown>) {
+    this.store.listener = (id, job) => this.#wake(id, job.snapshot);
+  }
+
+  async submit(type: string): Promise<JobSnapshot> {
+    const nowMs = Date.now();
+    const now = new Date(nowMs).toISOString();
+    const snapshot: JobSnapshot = Object.freeze({
+      id: globalThis.crypto.randomUUID(),
+      type,
+      status: 'queued',
+      done: false,
+      progress: null,
+      result: null,
+      error: null,
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+      startedAt: null,
+      finishedAt: null,
+      expiresAt: null,
+    });
+    const job = await this.store.insert({ snapshot, lease: this.#lease(nowMs), expiresAtMs: undefined });
+    this.held.add(snapshot.id);
+    void Promise.resolve().then(() => this.#run(snapshot.id));
+    return job.snapshot;
+  }
+
+  async #run(id: string): Promise<void> {
+    await this.store.update(id, (job) => {
+      const nowMs = Date.now();
+      const now = new Date(nowMs).toISOString();
+      const s = job.snapshot;
+      const snapshot = frozenSnapshot(s, 'running', false, null, s.version + 1, now, now, null, null);
+      return Object.freeze({ snapshot, lease: this.#lease(nowMs), expiresAtMs: undefined });
+    });
+    const result = await this.handler(id);
+    await this.store.update(id, (job) => {
+      const nowMs = Date.now();
+      const expiresAtMs = nowMs + 3_600_000;
+      const now = new Date(nowMs).toISOString();
+      const expiresAt = new Date(expiresAtMs).toISOString();
+      const s = job.snapshot;
+      const snapshot = frozenSnapshot(s, 'succeeded', true, result, s.version + 1, now, s.startedAt, now, expiresAt);
+      return Object.freeze({ snapshot, lease: undefined, expiresAtMs });
+    });
+    this.held.delete(id);
+  }
+
+  #lease(nowMs: number): { readonly holder: string; readonly expiresAtMs: number } {
+    return Object.freeze({ holder: this.holder, expiresAtMs: nowMs + 30_000 });
+  }
+
+  #wake(id: string, snapshot: JobSnapshot): void {
+    const waiters = this.waiters.get(id);
+    if (waiters === undefined) return;
+    this.waiters.delete(id);
+    for (const waiter of waiters) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(snapshot);
+    }
+  }
+
+  // Reads the in-process store synchronously, as pollkit's registry does on its in-memory store.
+  wait(id: string, sinceVersion: number, timeoutMs: number): Promise<JobSnapshot | undefined> {
+    const job = this.store.jobs.get(id);
+    if (job === undefined) return Promise.resolve(undefined);
+    if (job.snapshot.version !== sinceVersion) return Promise.resolve(job.snapshot);
+    return new Promise((resolve) => {
+      let waiters = this.waiters.get(id);
+      if (waiters === undefined) this.waiters.set(id, (waiters = []));
+      const list = waiters;
+      const waiter: NaiveWaiter<JobSnapshot> = {
+        resolve,
+        timer: setTimeout(() => {
+          list.splice(list.indexOf(waiter), 1);
+          resolve(this.store.jobs.get(id)?.snapshot);
+        }, timeoutMs),
+      };
+      list.push(waiter);
+    });
+  }
+}
+
+// Built field by field, as pollkit builds its snapshots: a spread of the previous one costs more.
+function frozenSnapshot(
+  s: JobSnapshot,
+  status: JobSnapshot['status'],
+  done: boolean,
+  result: unknown,
+  version: number,
+  updatedAt: string,
+  startedAt: string | null,
+  finishedAt: string | null,
+  expiresAt: string | null,
+): JobSnapshot {
+  return Object.freeze({
+    id: s.id,
+    type: s.type,
+    status,
+    done,
+    progress: s.progress,
+    result,
+    error: s.error,
+    version,
+    createdAt: s.createdAt,
+    updatedAt,
+    startedAt,
+    finishedAt,
+    expiresAt,
+  });
+}
+
+/**
+ * The floor under the topic: the naive topic plus only what pollkit keeps and it lacks — woken
+ * readers are resumed in batches of 256 with 16 microtask hops between two batches (the purgatory's
+ * defaults), so that under a wake-up of thousands the first answers are written within milliseconds
+ * instead of after all of them are built, and records are frozen, since every reader gets the same
+ * ones. (pollkit also shares one frozen answer between the readers at the same offset: a saving, not a
+ * guarantee, so the floor slices per reader as the naive topic does.)
+ */
+class FloorTopic {
+  readonly log: { offset: number; timestamp: string; key: string | null; value: unknown }[] = [];
+  readers: (NaiveWaiter<unknown[]> & { offset: number })[] = [];
+
+  append(value: unknown): number {
+    const offset = this.log.length;
+    this.log.push(Object.freeze({ offset, timestamp: new Date().toISOString(), key: null, value }));
+    const readers = this.readers;
+    this.readers = [];
+    let index = 0;
+    const batch = (): void => {
+      const end = Math.min(readers.length, index + 256);
+      for (; index < end; index++) {
+        const reader = readers[index]!;
+        clearTimeout(reader.timer);
+        reader.resolve(this.log.slice(reader.offset, reader.offset + 100));
+      }
+      if (index < readers.length) hop(16);
+    };
+    const hop = (left: number): void => queueMicrotask(left > 1 ? () => hop(left - 1) : batch);
+    batch();
+    return offset;
+  }
+
+  read(offset: number, waitMs: number): Promise<unknown[]> {
+    if (offset < this.log.length) return Promise.resolve(this.log.slice(offset, offset + 100));
+    return new Promise((resolve) => {
+      const reader = {
+        offset,
+        resolve,
+        timer: setTimeout(() => {
+          this.readers.splice(this.readers.indexOf(reader), 1);
+          resolve([]);
+        }, waitMs),
+      };
+      this.readers.push(reader);
+    });
+  }
+}
+
 // --- scenarios --------------------------------------------------------------------------------------
 
 /** A handler that runs until the bench opens its gate, so waiters can be placed on a running job. */
@@ -221,6 +446,29 @@ async function jobsNaive(jobs: number, waiters: number, batch: number): Promise<
   return { seconds: (performance.now() - started) / 1000, cpuSeconds: cpuSince(cpu), operations: jobs };
 }
 
+async function jobsFloor(jobs: number, waiters: number, batch: number): Promise<Measurement> {
+  const gated = gatedHandlers();
+  const floor = new FloorJobs((id) => gated.handler(id));
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  for (let done = 0; done < jobs; done += batch) {
+    const size = Math.min(batch, jobs - done);
+    const running = gated.expect(size);
+    const submitted = await Promise.all(Array.from({ length: size }, () => floor.submit('bench')));
+    await running;
+    const held: Promise<JobSnapshot | undefined>[] = [];
+    for (const job of submitted) {
+      for (let w = 0; w < waiters; w++) held.push(floor.wait(job.id, 2, HOLD_MS));
+    }
+    await tick();
+    gated.open();
+    const results = await Promise.all(held);
+    await tick();
+    if (results.some((job) => job?.status !== 'succeeded')) throw new Error('a floor waiter saw the wrong state');
+  }
+  return { seconds: (performance.now() - started) / 1000, cpuSeconds: cpuSince(cpu), operations: jobs };
+}
+
 /**
  * Holds the waiters of one round; in the first round (`measure`) also collects garbage around it to
  * weigh them. Only that round: a forced full collection just before every timed wake-up would time
@@ -290,6 +538,26 @@ async function topicNaive(readers: number, rounds: number): Promise<Measurement>
   return { seconds: wakeSeconds, cpuSeconds, operations: readers * rounds, heapPerWaiter };
 }
 
+async function topicFloor(readers: number, rounds: number): Promise<Measurement> {
+  const topic = new FloorTopic();
+  let wakeSeconds = 0;
+  let cpuSeconds = 0;
+  for (let round = 0; round <= rounds; round++) {
+    const offset = round;
+    const { held } = await heapOf(false, () => Array.from({ length: readers }, () => topic.read(offset, HOLD_MS)));
+    const started = performance.now();
+    const cpu = process.cpuUsage();
+    topic.append(round);
+    const results = (await Promise.all(held)) as unknown[][];
+    if (round > 0) {
+      wakeSeconds += (performance.now() - started) / 1000;
+      cpuSeconds += cpuSince(cpu);
+    }
+    if (results.some((r) => r.length !== 1)) throw new Error('a floor reader missed the record');
+  }
+  return { seconds: wakeSeconds, cpuSeconds, operations: readers * rounds };
+}
+
 /** Heap per held `wait` on a running job: 10,000 waiters on 10 jobs, weighed, then released by the jobs' ends. */
 async function jobWaiterHeap(kind: 'pollkit' | 'naive'): Promise<number> {
   const gated = gatedHandlers();
@@ -346,30 +614,50 @@ async function compare(
   unit: string,
   pollkit: () => Promise<Measurement>,
   naive: () => Promise<Measurement>,
+  floor: () => Promise<Measurement>,
 ): Promise<void> {
-  // One warm-up of each so the JIT has seen both, then alternating runs; the best of each counts, since
+  // One warm-up of each so the JIT has seen all, then alternating runs; the best of each counts, since
   // a shared machine only ever makes a run slower, never faster.
   await pollkit();
   await naive();
+  await floor();
   let p: Measurement | undefined;
   let n: Measurement | undefined;
+  let f: Measurement | undefined;
   let pCpu: Measurement | undefined;
   let nCpu: Measurement | undefined;
+  let fCpu: Measurement | undefined;
   for (let run = 0; run < REPEATS; run++) {
     const pRun = await pollkit();
     const nRun = await naive();
+    const fRun = await floor();
     if (p === undefined || rate(pRun) > rate(p)) p = pRun;
     if (n === undefined || rate(nRun) > rate(n)) n = nRun;
+    if (f === undefined || rate(fRun) > rate(f)) f = fRun;
     if (pCpu === undefined || cpuRate(pRun) > cpuRate(pCpu)) pCpu = pRun;
     if (nCpu === undefined || cpuRate(nRun) > cpuRate(nCpu)) nCpu = nRun;
+    if (fCpu === undefined || cpuRate(fRun) > cpuRate(fCpu)) fCpu = fRun;
   }
-  if (p === undefined || n === undefined || pCpu === undefined || nCpu === undefined) throw new Error('no runs');
+  if (
+    p === undefined ||
+    n === undefined ||
+    f === undefined ||
+    pCpu === undefined ||
+    nCpu === undefined ||
+    fCpu === undefined
+  ) {
+    throw new Error('no runs');
+  }
   const pad = ''.padEnd(LABEL_WIDTH);
   console.log(
     `${label.padEnd(LABEL_WIDTH)} wall: pollkit ${format(rate(p)).padStart(11)} ${unit}   naive ${format(rate(n)).padStart(11)} ${unit}   ratio ${(rate(p) / rate(n)).toFixed(2)}x`,
   );
   console.log(
     `${pad} cpu:  pollkit ${format(cpuRate(pCpu)).padStart(11)} ${unit}   naive ${format(cpuRate(nCpu)).padStart(11)} ${unit}   ratio ${(cpuRate(pCpu) / cpuRate(nCpu)).toFixed(2)}x`,
+  );
+  console.log(
+    `${pad} floor: wall ${format(rate(f))} ${unit}, pollkit ÷ floor ${(rate(p) / rate(f)).toFixed(2)}x, floor ÷ naive ${(rate(f) / rate(n)).toFixed(2)}x;` +
+      ` cpu ${format(cpuRate(fCpu))} ${unit}, pollkit ÷ floor ${(cpuRate(pCpu) / cpuRate(fCpu)).toFixed(2)}x, floor ÷ naive ${(cpuRate(fCpu) / cpuRate(nCpu)).toFixed(2)}x`,
   );
   if (p.heapPerWaiter !== undefined && n.heapPerWaiter !== undefined) {
     console.log(
@@ -395,6 +683,7 @@ if (runs(1)) {
     'jobs/s',
     () => jobsPollkit(jobs0, 0, 100),
     () => jobsNaive(jobs0, 0, 100),
+    () => jobsFloor(jobs0, 0, 100),
   );
 }
 if (runs(2)) {
@@ -403,6 +692,7 @@ if (runs(2)) {
     'jobs/s',
     () => jobsPollkit(jobs1, 1, 100),
     () => jobsNaive(jobs1, 1, 100),
+    () => jobsFloor(jobs1, 1, 100),
   );
 }
 if (runs(3)) {
@@ -411,6 +701,7 @@ if (runs(3)) {
     'jobs/s',
     () => jobsPollkit(jobs1000, 1000, 10),
     () => jobsNaive(jobs1000, 1000, 10),
+    () => jobsFloor(jobs1000, 1000, 10),
   );
   if (gc !== undefined) {
     const [pollkit, naive] = [await jobWaiterHeap('pollkit'), await jobWaiterHeap('naive')];
@@ -425,5 +716,6 @@ if (runs(4)) {
     'wakes/s',
     () => topicPollkit(10_000, topicRounds),
     () => topicNaive(10_000, topicRounds),
+    () => topicFloor(10_000, topicRounds),
   );
 }

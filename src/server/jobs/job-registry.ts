@@ -41,7 +41,15 @@ import {
 import { LeaseKeeper, LeaseSweeper } from './leases.js';
 import { integerAtLeast } from '../validate.js';
 import { type JobWait, JobWaits } from './job-waits.js';
-import type { JobChange, JobStore, JobTransition, StoredJob, SweepResult } from './stores/job-store.js';
+import type {
+  InsertOptions,
+  InsertResult,
+  JobChange,
+  JobStore,
+  JobTransition,
+  StoredJob,
+  SweepResult,
+} from './stores/job-store.js';
 import { MemoryJobStore } from './stores/memory-job-store.js';
 import { releasesKey } from './stores/store-rules.js';
 import { duration, validateProgress, validateTypeName } from './validation.js';
@@ -224,6 +232,7 @@ export interface JobRegistryOptions {
 }
 
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+const NO_OPTIONS: SubmitOptions = Object.freeze({});
 // The retention sweep's batch: it starts here, doubles while a backlog drains quickly and halves when
 // one batch holds the store (or, in memory, the event loop) too long.
 const SWEEP_BATCH = { initial: 500, min: 100, max: 20_000, fastMs: 10, slowMs: 50 } as const;
@@ -269,9 +278,12 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   readonly #waits: JobWaits;
   readonly #leaseMs: number;
   readonly #maxJobsPerOwner: number;
+  readonly #insertOptions: InsertOptions;
   readonly #keeper: LeaseKeeper;
   readonly #leases: LeaseSweeper;
   readonly #sweeper: ExpiryTimer;
+  /** The finish options of a job without pending progress: one object for all of them. */
+  readonly #retention: FinishOptions;
   #sweepLimit: number = SWEEP_BATCH.initial;
   /** Types submitted here but run elsewhere (see `accept`), with their validators. */
   readonly #accepted = new Map<string, ((input: unknown) => unknown) | undefined>();
@@ -283,6 +295,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     super();
     this.#clock = options.clock ?? systemClock;
     this.#retentionMs = duration(options.retentionMs ?? 3_600_000, 'retentionMs', true);
+    this.#retention = Object.freeze({ retentionMs: this.#retentionMs });
     this.#sweepIntervalMs = duration(options.sweepIntervalMs ?? 1000, 'sweepIntervalMs', false);
     const retryAfter = options.retryAfterSeconds ?? 1;
     if (typeof retryAfter !== 'function') duration(retryAfter, 'retryAfterSeconds', false, 'seconds');
@@ -301,6 +314,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
     this.#purgatory = options.purgatory ?? new DelayedOperationPurgatory({ clock: this.#clock, name: 'jobs' });
     this.#leaseMs = integerAtLeast(options.leaseMs ?? 30_000, 'leaseMs', 1000);
     this.#maxJobsPerOwner = integerAtLeast(options.maxJobsPerOwner ?? 10_000, 'maxJobsPerOwner', 1);
+    this.#insertOptions = Object.freeze({ maxPerOwner: this.#maxJobsPerOwner });
     this.#keeper = new LeaseKeeper({
       store: this.#store,
       clock: this.#clock,
@@ -419,14 +433,19 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
    * console.log(job.status); // "queued"
    * ```
    */
-  async submit(type: string, input: unknown, options: SubmitOptions = {}): Promise<JobSnapshot> {
-    this.#assertOpen();
-    throwIfAborted(options.signal);
-    const runsHere = this.#runner.has(type);
-    if (!runsHere && !this.#accepted.has(type)) {
-      throw new PollkitError(`Unknown job type "${String(type)}"`, 'unknown-job-type');
+  submit(type: string, input: unknown, options: SubmitOptions = NO_OPTIONS): Promise<JobSnapshot> {
+    // Not async itself: an async function returning #insert's promise would take two more turns to settle.
+    try {
+      this.#assertOpen();
+      throwIfAborted(options.signal);
+      const runsHere = this.#runner.has(type);
+      if (!runsHere && !this.#accepted.has(type)) {
+        throw new PollkitError(`Unknown job type "${String(type)}"`, 'unknown-job-type');
+      }
+      return this.#insert(type, input, options, runsHere);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return this.#insert(type, input, options, runsHere);
   }
 
   /**
@@ -799,8 +818,8 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
 
   // --- submitting ---------------------------------------------------------------------------------
 
-  async #insert(type: string, input: unknown, options: SubmitOptions, runsHere: boolean): Promise<JobSnapshot> {
-    const { owner, idempotencyKey, signal } = options;
+  #insert(type: string, input: unknown, options: SubmitOptions, runsHere: boolean): Promise<JobSnapshot> {
+    const { owner, idempotencyKey } = options;
     if (owner !== undefined && typeof owner !== 'string')
       throw new InvalidArgumentError('owner must be a string', 'owner');
     if (
@@ -814,57 +833,112 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
         'idempotencyKey',
       );
     }
+    const validated = this.#validate(type, input);
+    if (idempotencyKey !== undefined) return this.#insertKeyed(type, input, validated, options, runsHere);
+    return this.#storeNew(type, validated, options, runsHere, undefined);
+  }
+
+  #validate(type: string, input: unknown): unknown {
     const validate = this.#runner.validatorOf(type) ?? this.#accepted.get(type);
-    let validated = input;
-    if (validate !== undefined) {
-      try {
-        validated = validate(input);
-      } catch (error) {
-        const detail = error instanceof Error ? error.message : `The input of a "${type}" job is not valid`;
-        throw new PollkitError(detail, 'invalid-input', { cause: error });
-      }
+    if (validate === undefined) return input;
+    try {
+      return validate(input);
+    } catch (error) {
+      const detail = error instanceof Error ? error.message : `The input of a "${type}" job is not valid`;
+      throw new PollkitError(detail, 'invalid-input', { cause: error });
     }
-    let digest: string | undefined;
-    if (idempotencyKey !== undefined) {
-      // The client's body is what "the same request" means, so the raw input is digested, not the validated one.
-      digest = await fingerprint({ type, input });
-      const existing = await this.#store.findByIdempotencyKey(owner, idempotencyKey);
-      // A job that failed with a retryable problem (its process was lost) gives its key up: a repeat
-      // of the same request then means "try again", and makes a new job.
-      if (existing !== undefined && !(existing.fingerprint === digest && releasesKey(existing))) {
-        return replay(existing, digest, idempotencyKey);
-      }
+  }
+
+  async #insertKeyed(
+    type: string,
+    input: unknown,
+    validated: unknown,
+    options: SubmitOptions,
+    runsHere: boolean,
+  ): Promise<JobSnapshot> {
+    const { owner, idempotencyKey } = options;
+    // The client's body is what "the same request" means, so the raw input is digested, not the validated one.
+    const digest = await fingerprint({ type, input });
+    const existing = await this.#store.findByIdempotencyKey(owner, idempotencyKey!);
+    // A job that failed with a retryable problem (its process was lost) gives its key up: a repeat
+    // of the same request then means "try again", and makes a new job.
+    if (existing !== undefined && !(existing.fingerprint === digest && releasesKey(existing))) {
+      return replay(existing, digest, idempotencyKey);
     }
-    throwIfAborted(signal);
+    return this.#storeNew(type, validated, options, runsHere, digest);
+  }
+
+  // The unkeyed path, taken by most submits, runs its checks synchronously (a refusal throws here)
+  // and then only reacts to the store's answer: no async frame of its own.
+  #storeNew(
+    type: string,
+    validated: unknown,
+    options: SubmitOptions,
+    runsHere: boolean,
+    digest: string | undefined,
+  ): Promise<JobSnapshot> {
+    const job = this.#newJob(type, validated, options, runsHere, digest);
+    let inserting: Promise<InsertResult>;
+    try {
+      inserting = this.#store.insert(job, this.#insertOptions);
+    } catch (error) {
+      // A store that throws instead of rejecting still gets its reservation back below.
+      inserting = Promise.reject(error);
+    }
+    return inserting.then(
+      (result) => this.#inserted(result, options, runsHere, digest),
+      (error: unknown) => {
+        if (runsHere) this.#runner.admitted(undefined);
+        throw PollkitError.is(error) && error.code === 'too-many-jobs' ? this.#withRetryHint(error) : error;
+      },
+    );
+  }
+
+  #inserted(
+    result: InsertResult,
+    options: SubmitOptions,
+    runsHere: boolean,
+    digest: string | undefined,
+  ): JobSnapshot | Promise<JobSnapshot> {
+    if (!result.inserted) {
+      if (runsHere) this.#runner.admitted(undefined);
+      return replay(result.job, digest, options.idempotencyKey);
+    }
+    const snapshot = result.job.snapshot;
+    if (runsHere) this.#runner.admitted(snapshot.id);
+    this.emit('submitted', snapshot);
+    if (runsHere) {
+      const abandoning = this.#runner.pump(snapshot.id);
+      if (abandoning !== undefined) return abandoning.then(() => snapshot);
+    }
+    return snapshot;
+  }
+
+  /** Checks the registry can take the job now, reserves its place in the queue, and makes it. */
+  #newJob(
+    type: string,
+    validated: unknown,
+    options: SubmitOptions,
+    runsHere: boolean,
+    digest: string | undefined,
+  ): StoredJob {
+    throwIfAborted(options.signal);
     this.#assertOpen();
     if (runsHere) this.#runner.admit(typeof this.#retryAfter === 'number' ? this.#retryAfter : 1);
-    const job = newJob({
+    return newJob({
       id: this.#generateId(),
       type,
       input: validated,
       runner: runsHere ? 'handler' : 'external',
       nowMs: this.#clock.wallNow(),
-      owner,
-      idempotencyKey,
+      owner: options.owner,
+      idempotencyKey: options.idempotencyKey,
       fingerprint: digest,
       // A job this process will run is its own from the start, so that it is not lost if the process
       // dies while the job waits for a slot.
       lease: runsHere ? this.#keeper.lease() : undefined,
       maxAttempts: runsHere ? this.#runner.attemptsOf(type) : undefined,
     });
-    let stored: StoredJob | undefined;
-    try {
-      const result = await this.#store.insert(job, { maxPerOwner: this.#maxJobsPerOwner });
-      if (!result.inserted) return replay(result.job, digest, idempotencyKey);
-      stored = result.job;
-    } catch (error) {
-      throw PollkitError.is(error) && error.code === 'too-many-jobs' ? this.#withRetryHint(error) : error;
-    } finally {
-      if (runsHere) this.#runner.admitted(stored?.snapshot.id);
-    }
-    this.emit('submitted', stored.snapshot);
-    if (runsHere) await this.#runner.pump(stored.snapshot.id);
-    return stored.snapshot;
   }
 
   // --- store changes, waits and hints --------------------------------------------------------------
@@ -928,7 +1002,7 @@ export class JobRegistry extends EventEmitter<JobRegistryEvents> {
   }
 
   #finishOptions(progress?: JobProgress): FinishOptions {
-    return progress === undefined ? { retentionMs: this.#retentionMs } : { retentionMs: this.#retentionMs, progress };
+    return progress === undefined ? this.#retention : { retentionMs: this.#retentionMs, progress };
   }
 
   // --- retention -----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import {
 } from '../../core/errors.js';
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import { type JobProgress, type JobSnapshot, problem } from '../../core/protocol.js';
-import type { TimerTask, TimingWheel } from '../purgatory/timing-wheel.js';
+import { TimerTask, type TimingWheel } from '../purgatory/timing-wheel.js';
 import { integerAtLeast } from '../validate.js';
 import type { BackgroundErrorHandler } from './background-errors.js';
 import type { LeaseKeeper } from './leases.js';
@@ -135,20 +135,35 @@ interface JobDefinition {
   readonly attempts: number;
 }
 
-/** A handler run in this process, from the moment it is taken off the queue until it settles. */
-interface ActiveJob {
+/**
+ * A handler run in this process, from the moment it is taken off the queue until it settles. It is
+ * also its own time limit: the task the timing wheel holds, so a run costs no closure or timer for it.
+ */
+class ActiveJob extends TimerTask {
   readonly id: string;
+  readonly #runner: JobRunner;
   /** Made when the handler first reads `context.signal`: most handlers never do, and each costs an allocation. */
-  controller: AbortController | undefined;
+  controller: AbortController | undefined = undefined;
   /** Why the job was stopped, for a signal first read after the fact. */
-  abortReason: unknown;
-  /** The per-job timeout, held in the purgatory's timing wheel rather than a timer of its own. */
-  timer: TimerTask | undefined;
-  finished: boolean;
-  pendingProgress: JobProgress | undefined;
-  progressTimer: TimerTask | undefined;
-  lastProgressAt: number;
-  flushingProgress: boolean;
+  abortReason: unknown = undefined;
+  /** The time limit in ms while it is held in the wheel. */
+  timeoutMs = 0;
+  finished = false;
+  pendingProgress: JobProgress | undefined = undefined;
+  progressTimer: TimerTask | undefined = undefined;
+  lastProgressAt = Number.NEGATIVE_INFINITY;
+  flushingProgress = false;
+
+  constructor(id: string, runner: JobRunner) {
+    super();
+    this.id = id;
+    this.#runner = runner;
+  }
+
+  /** The time limit passed. */
+  override run(): void {
+    this.#runner._timeout(this);
+  }
 }
 
 /** A final state this process reached and is still storing. */
@@ -156,6 +171,32 @@ interface PendingFinish {
   /** Ends the current pause between two attempts at once (close() does, for a last attempt). */
   wake: (() => void) | undefined;
   done: Promise<void> | undefined;
+}
+
+/**
+ * What a handler receives. A class, so that its `signal` getter is shared by every run: an object
+ * literal with an accessor costs V8 a slow path of about a microsecond per run. `signal` is inherited
+ * (its AbortController is made on first read); the rest are own properties.
+ */
+class HandlerContext implements JobContext {
+  readonly id: string;
+  readonly type: string;
+  readonly input: unknown;
+  readonly reportProgress: (progress: JobProgress) => void;
+  readonly #active: ActiveJob;
+
+  constructor(runner: JobRunner, active: ActiveJob, type: string, input: unknown) {
+    this.id = active.id;
+    this.type = type;
+    this.input = input;
+    this.reportProgress = (progress) => runner._reportProgress(active, progress);
+    this.#active = active;
+    Object.freeze(this);
+  }
+
+  get signal(): AbortSignal {
+    return signalOf(this.#active);
+  }
 }
 
 // Retries of a final write that the store refused: quick at first, since most outages are a blip
@@ -185,7 +226,11 @@ export class JobRunner {
   // A Set keeps submission order and lets a canceled job leave the queue in O(1).
   readonly #queue = new Set<string>();
   readonly #active = new Map<string, ActiveJob>();
+  /** Outcomes whose first write was refused, retried until the store takes them. */
   readonly #finishing = new Map<string, PendingFinish>();
+  /** Outcomes whose first write is in flight. */
+  #storing = 0;
+  #storedResolvers: (() => void)[] = [];
   #running = 0;
   #admitting = 0;
   #idleResolvers: (() => void)[] = [];
@@ -292,11 +337,14 @@ export class JobRunner {
     this.#notifyIdle();
   }
 
-  /** Starts queued handlers while slots are free; a job stored after `close()` is failed instead. */
-  pump(id: string): Promise<void> {
+  /**
+   * Starts queued handlers while slots are free; a job stored after `close()` is failed instead, and
+   * the promise returned then resolves once that is stored.
+   */
+  pump(id: string): Promise<void> | undefined {
     if (this.#closed) return this.#abandonQueued(id);
     this.#pump();
-    return Promise.resolve();
+    return undefined;
   }
 
   /** The job left the queue without this runner (an external `start`, a settle). */
@@ -360,6 +408,8 @@ export class JobRunner {
         host.onError(outcome.reason, { operation: 'close', jobId: ids[index]! });
       }
     }
+    // First writes in flight settle first (a refused one then joins #finishing, or gives up: closing).
+    if (this.#storing > 0) await new Promise<void>((resolve) => this.#storedResolvers.push(resolve));
     // Outcomes still waiting for the store get one last attempt now rather than after their pause.
     const finishing = [...this.#finishing.values()];
     for (const pending of finishing) pending.wake?.();
@@ -389,94 +439,90 @@ export class JobRunner {
       const id = this.#queue.values().next().value as string;
       this.#queue.delete(id);
       this.#running++;
-      this.#run(id).catch((error: unknown) => this.#host.onError(error, { operation: 'start', jobId: id }));
+      void this.#run(id);
     }
     this.#notifyIdle();
   }
 
+  // Never rejects: whatever escapes (a 'started' listener that throws) goes to onError. The final
+  // write is not awaited: #finish never rejects, and close() and onIdle() track it.
   async #run(id: string): Promise<void> {
-    const host = this.#host;
-    const active: ActiveJob = {
-      id,
-      controller: undefined,
-      abortReason: undefined,
-      timer: undefined,
-      finished: false,
-      pendingProgress: undefined,
-      progressTimer: undefined,
-      lastProgressAt: Number.NEGATIVE_INFINITY,
-      flushingProgress: false,
-    };
-    // Registered before the start is stored, so a cancel racing the start still finds and aborts it.
-    this.#active.set(id, active);
-    let job: StoredJob | undefined;
     try {
-      job = await host.store.update(
-        id,
-        this.#own(id, (current) => startJob(current, host.clock.wallNow(), host.keeper.lease())),
-      );
-    } catch (error) {
-      if (!IllegalTransitionError.is(error)) {
-        // The store failed; the job cannot be run, so it is failed if that at least can be stored.
+      const host = this.#host;
+      const active = new ActiveJob(id, this);
+      // Registered before the start is stored, so a cancel racing the start still finds and aborts it.
+      this.#active.set(id, active);
+      let job: StoredJob | undefined;
+      try {
+        job = await host.store.update(id, (current) => {
+          this.#assertHeld(current, id);
+          return startJob(current, host.clock.wallNow(), host.keeper.lease());
+        });
+      } catch (error) {
+        if (!IllegalTransitionError.is(error)) {
+          // The store failed; the job cannot be run, so it is failed if that at least can be stored.
+          this.#release(active);
+          void this.#finish(id, (current) => {
+            this.#assertHeld(current, id);
+            return failJob(current, jobFailureProblem(error), host.clock.wallNow(), host.finishOptions());
+          });
+          return;
+        }
+      }
+      if (job === undefined || active.finished) {
         this.#release(active);
-        await this.#finish(id, (current) =>
-          failJob(current, jobFailureProblem(error), host.clock.wallNow(), host.finishOptions()),
-        );
         return;
       }
-    }
-    if (job === undefined || active.finished) {
-      this.#release(active);
-      return;
-    }
-    host.started(job.snapshot);
-    const definition = this.#types.get(job.snapshot.type)!;
-    const timeoutMs = definition.timeoutMs ?? this.#defaultTimeoutMs;
-    if (Number.isFinite(timeoutMs)) {
-      active.timer = host.timer.schedule(
-        () =>
-          void this.#timeout(active, timeoutMs).catch((error: unknown) =>
-            host.onError(error, { operation: 'timeout', jobId: id }),
-          ),
-        timeoutMs,
-      );
-    }
-    const context: JobContext = Object.freeze({
-      id,
-      type: job.snapshot.type,
-      input: job.input,
-      get signal(): AbortSignal {
-        return signalOf(active);
-      },
-      reportProgress: (progress: JobProgress) => this.#reportProgress(active, progress),
-    });
-    let result: unknown;
-    try {
-      result = await definition.handler(context);
-    } catch (error) {
+      host.started(job.snapshot);
+      const definition = this.#types.get(job.snapshot.type)!;
+      const timeoutMs = definition.timeoutMs ?? this.#defaultTimeoutMs;
+      if (Number.isFinite(timeoutMs)) {
+        active.timeoutMs = timeoutMs;
+        host.timer.add(active, timeoutMs);
+      }
+      let result: unknown;
+      try {
+        result = await definition.handler(new HandlerContext(this, active, job.snapshot.type, job.input));
+      } catch (error) {
+        if (active.finished) return;
+        const pending = active.pendingProgress;
+        this.#release(active);
+        const body = jobFailureProblem(error, { exposeStackTraces: this.#exposeStackTraces });
+        void this.#finish(id, (current) => {
+          this.#assertHeld(current, id);
+          return failJob(current, body, host.clock.wallNow(), host.finishOptions(pending));
+        });
+        return;
+      }
       if (active.finished) return;
       const pending = active.pendingProgress;
       this.#release(active);
-      const body = jobFailureProblem(error, { exposeStackTraces: this.#exposeStackTraces });
-      await this.#finish(id, (current) => failJob(current, body, host.clock.wallNow(), host.finishOptions(pending)));
-      return;
+      void this.#finish(id, (current) => {
+        this.#assertHeld(current, id);
+        return succeedJob(current, result, host.clock.wallNow(), host.finishOptions(pending));
+      });
+    } catch (error) {
+      this.#host.onError(error, { operation: 'start', jobId: id });
     }
-    if (active.finished) return;
-    const pending = active.pendingProgress;
-    this.#release(active);
-    await this.#finish(id, (current) => succeedJob(current, result, host.clock.wallNow(), host.finishOptions(pending)));
+  }
+
+  /** @internal the time limit of a running handler passed (the wheel calls it). */
+  _timeout(active: ActiveJob): void {
+    this.#timeout(active, active.timeoutMs).catch((error: unknown) =>
+      this.#host.onError(error, { operation: 'timeout', jobId: active.id }),
+    );
   }
 
   async #timeout(active: ActiveJob, timeoutMs: number): Promise<void> {
-    active.timer = undefined;
     if (active.finished) return;
     const host = this.#host;
     const pending = active.pendingProgress;
     this.#release(active, new TimeoutError(`The job exceeded its time limit of ${timeoutMs} ms`));
     const body = problem('job-timeout', `The job did not finish within ${timeoutMs} ms.`);
-    await this.#finish(active.id, (current) =>
-      failJob(current, body, host.clock.wallNow(), host.finishOptions(pending)),
-    );
+    await this.#finish(active.id, (current) => {
+      this.#assertHeld(current, active.id);
+      return failJob(current, body, host.clock.wallNow(), host.finishOptions(pending));
+    });
   }
 
   /**
@@ -484,12 +530,47 @@ export class JobRunner {
    * error. A store that refuses the write (an outage) does not lose the outcome: the transition, which
    * holds the result, is retried with backoff until the store takes it, and the job stays in
    * {@link JobRunner.finishing} meanwhile so that its lease keeps being renewed. A write that can never
-   * succeed (a result the store cannot serialize) is replaced by a failure saying so.
+   * succeed (a result the store cannot serialize) is replaced by a failure saying so. `transition`
+   * refuses a job another registry holds now (see {@link JobRunner.#assertHeld}).
    */
   #finish(id: string, transition: JobTransition): Promise<void> {
+    // The first write is a plain promise reaction: nearly every outcome is stored at once, and only a
+    // refused one pays for the retry loop and a place in #finishing.
+    this.#storing++;
+    return this.#host.store.update(id, transition).then(
+      (job) => {
+        if (job !== undefined && job.snapshot.done) {
+          try {
+            this.#host.settled(job);
+          } catch (error) {
+            return this.#retryOutcome(id, transition, error);
+          }
+        }
+        this.#storing--;
+        // Stored: the store's change released the lease already; this only makes sure.
+        this.#host.keeper.release(id);
+        this.#afterFirstWrite();
+        return undefined;
+      },
+      (error: unknown) => this.#retryOutcome(id, transition, error),
+    );
+  }
+
+  /** An outcome whose first write failed: tracked in #finishing while it is retried. */
+  #retryOutcome(id: string, transition: JobTransition, error: unknown): Promise<void> {
     const pending: PendingFinish = { wake: undefined, done: undefined };
-    pending.done = this.#storeOutcome(id, this.#own(id, transition), pending);
+    this.#finishing.set(id, pending);
+    this.#storing--;
+    this.#afterFirstWrite();
+    pending.done = this.#storeOutcome(id, transition, error, pending);
     return pending.done;
+  }
+
+  #afterFirstWrite(): void {
+    if (this.#storing === 0 && this.#storedResolvers.length > 0) {
+      for (const resolve of this.#storedResolvers.splice(0)) resolve();
+    }
+    this.#notifyIdle();
   }
 
   /**
@@ -497,39 +578,45 @@ export class JobRunner {
    * process stalled past its lease), so this runner's outcome for it no longer counts.
    */
   #own(id: string, transition: JobTransition): JobTransition {
-    const holder = this.#host.keeper.holder;
     return (current) => {
-      if (current.lease !== undefined && current.lease.holder !== holder) {
-        throw new IllegalTransitionError(`job ${id} is held by another process now`);
-      }
+      this.#assertHeld(current, id);
       return transition(current);
     };
   }
 
-  async #storeOutcome(id: string, transition: JobTransition, pending: PendingFinish): Promise<void> {
+  /** Refuses a write of this runner to a job another registry holds now (see {@link JobRunner.#own}). */
+  #assertHeld(current: StoredJob, id: string): void {
+    if (current.lease !== undefined && current.lease.holder !== this.#host.keeper.holder) {
+      throw new IllegalTransitionError(`job ${id} is held by another process now`);
+    }
+  }
+
+  async #storeOutcome(id: string, transition: JobTransition, first: unknown, pending: PendingFinish): Promise<void> {
     const host = this.#host;
-    this.#finishing.set(id, pending);
-    const retry = new Backoff(FINISH_BACKOFF, () => host.clock.random());
+    let retry: Backoff | undefined;
     let write = transition;
     let replaced = false;
+    let error = first;
     try {
       for (let attempt = 1; ; attempt++) {
+        if (IllegalTransitionError.is(error)) return;
+        host.onError(error, { operation: 'finish', jobId: id, attempt });
+        if (!isTransient(error) && !replaced) {
+          replaced = true;
+          const body = problem('job-failed', `The job's outcome could not be stored: ${describe(error)}`);
+          write = this.#own(id, (current) => failJob(current, body, host.clock.wallNow(), host.finishOptions()));
+        } else {
+          if (!isTransient(error) || this.#closed) return;
+          retry ??= new Backoff(FINISH_BACKOFF, () => host.clock.random());
+          await this.#pause(pending, retry.next());
+          // One last attempt when close() woke the pause; the lease then lapses elsewhere if it fails.
+        }
         try {
           const job = await host.store.update(id, write);
           if (job !== undefined && job.snapshot.done) host.settled(job);
           return;
-        } catch (error) {
-          if (IllegalTransitionError.is(error)) return;
-          host.onError(error, { operation: 'finish', jobId: id, attempt });
-          if (!isTransient(error) && !replaced) {
-            replaced = true;
-            const body = problem('job-failed', `The job's outcome could not be stored: ${describe(error)}`);
-            write = this.#own(id, (current) => failJob(current, body, host.clock.wallNow(), host.finishOptions()));
-            continue;
-          }
-          if (!isTransient(error) || this.#closed) return;
-          await this.#pause(pending, retry.next());
-          // One last attempt when close() woke the pause; the lease then lapses elsewhere if it fails.
+        } catch (failure) {
+          error = failure;
         }
       }
     } finally {
@@ -558,9 +645,9 @@ export class JobRunner {
   #release(active: ActiveJob, reason?: unknown): void {
     if (active.finished) return;
     active.finished = true;
-    active.timer?.cancel();
+    active.cancel();
     active.progressTimer?.cancel();
-    active.timer = active.progressTimer = undefined;
+    active.progressTimer = undefined;
     active.pendingProgress = undefined;
     if (this.#active.get(active.id) === active) this.#active.delete(active.id);
     this.#running--;
@@ -576,7 +663,8 @@ export class JobRunner {
   // Leading and trailing edge: the first report after a quiet spell is stored at once; later ones
   // only replace the pending value, stored when progressIntervalMs has passed since the last store
   // and no store write is in flight. So a storm of N reports costs two writes per interval, not N.
-  #reportProgress(active: ActiveJob, progress: JobProgress): void {
+  /** @internal `context.reportProgress` of a running handler. */
+  _reportProgress(active: ActiveJob, progress: JobProgress): void {
     validateProgress(progress);
     if (active.finished) return;
     active.pendingProgress = progress;
@@ -620,7 +708,13 @@ export class JobRunner {
   }
 
   #idle(): boolean {
-    return this.#running === 0 && this.#queue.size === 0 && this.#admitting === 0 && this.#finishing.size === 0;
+    return (
+      this.#running === 0 &&
+      this.#queue.size === 0 &&
+      this.#admitting === 0 &&
+      this.#storing === 0 &&
+      this.#finishing.size === 0
+    );
   }
 
   #notifyIdle(): void {

@@ -48,31 +48,14 @@ export interface NewJob {
  */
 export function newJob(fields: NewJob): StoredJob {
   const now = iso(fields.nowMs);
-  const snapshot: JobSnapshot = Object.freeze({
-    id: fields.id,
-    type: fields.type,
-    status: 'queued',
-    done: false,
-    progress: null,
-    result: null,
-    error: null,
-    version: 1,
-    createdAt: now,
-    updatedAt: now,
-    startedAt: null,
-    finishedAt: null,
-    expiresAt: null,
-  });
-  return Object.freeze({
-    snapshot,
-    input: fields.input,
-    runner: fields.runner,
-    ...(fields.owner === undefined ? {} : { owner: fields.owner }),
-    ...(fields.idempotencyKey === undefined ? {} : { idempotencyKey: fields.idempotencyKey }),
-    ...(fields.fingerprint === undefined ? {} : { fingerprint: fields.fingerprint }),
-    ...(fields.lease === undefined ? {} : { lease: Object.freeze({ ...fields.lease }) }),
-    ...(fields.maxAttempts === undefined || fields.maxAttempts <= 1 ? {} : { maxAttempts: fields.maxAttempts }),
-  });
+  const snapshot = snapshotOf(fields.id, fields.type, 'queued', false, null, null, null, 1, now, now, null, null, null);
+  const job: Mutable<StoredJob> = { snapshot, input: fields.input, runner: fields.runner };
+  if (fields.owner !== undefined) job.owner = fields.owner;
+  if (fields.idempotencyKey !== undefined) job.idempotencyKey = fields.idempotencyKey;
+  if (fields.fingerprint !== undefined) job.fingerprint = fields.fingerprint;
+  if (fields.lease !== undefined) job.lease = leaseOf(fields.lease);
+  if (fields.maxAttempts !== undefined && fields.maxAttempts > 1) job.maxAttempts = fields.maxAttempts;
+  return Object.freeze(job);
 }
 
 /**
@@ -87,12 +70,29 @@ export function newJob(fields: NewJob): StoredJob {
 export function startJob(job: StoredJob, nowMs: number, lease?: JobLease): StoredJob {
   expectStatus(job, 'start', ['queued']);
   const now = iso(nowMs);
-  const started = next(job, { status: 'running', startedAt: now }, now);
-  return Object.freeze({
-    ...started,
-    attempts: (job.attempts ?? 0) + 1,
-    ...(lease === undefined ? {} : { lease: Object.freeze({ ...lease }) }),
-  });
+  const s = job.snapshot;
+  const snapshot = snapshotOf(
+    s.id,
+    s.type,
+    'running',
+    false,
+    s.progress,
+    s.result,
+    s.error,
+    s.version + 1,
+    s.createdAt,
+    now,
+    now,
+    s.finishedAt,
+    s.expiresAt,
+  );
+  return storedOf(
+    job,
+    snapshot,
+    lease === undefined ? job.lease : leaseOf(lease),
+    (job.attempts ?? 0) + 1,
+    job.expiresAtMs,
+  );
 }
 
 /**
@@ -108,8 +108,23 @@ export function startJob(job: StoredJob, nowMs: number, lease?: JobLease): Store
  */
 export function requeueJob(job: StoredJob, lease: JobLease, nowMs: number): StoredJob {
   expectStatus(job, 'requeue', ['queued', 'running']);
-  const requeued = next(job, { status: 'queued', startedAt: null, progress: null }, iso(nowMs));
-  return Object.freeze({ ...requeued, lease: Object.freeze({ ...lease }) });
+  const s = job.snapshot;
+  const snapshot = snapshotOf(
+    s.id,
+    s.type,
+    'queued',
+    s.done,
+    null,
+    s.result,
+    s.error,
+    s.version + 1,
+    s.createdAt,
+    iso(nowMs),
+    null,
+    s.finishedAt,
+    s.expiresAt,
+  );
+  return storedOf(job, snapshot, leaseOf(lease), job.attempts, job.expiresAtMs);
 }
 
 /**
@@ -156,7 +171,23 @@ export function workerLostProblem(): Problem {
  */
 export function progressJob(job: StoredJob, progress: JobProgress, nowMs: number): StoredJob {
   expectStatus(job, 'report progress on', ['running']);
-  return next(job, { progress: Object.freeze({ ...progress }) }, iso(nowMs));
+  const s = job.snapshot;
+  const snapshot = snapshotOf(
+    s.id,
+    s.type,
+    s.status,
+    s.done,
+    Object.freeze({ ...progress }),
+    s.result,
+    s.error,
+    s.version + 1,
+    s.createdAt,
+    iso(nowMs),
+    s.startedAt,
+    s.finishedAt,
+    s.expiresAt,
+  );
+  return storedOf(job, snapshot, job.lease, job.attempts, job.expiresAtMs);
 }
 
 /**
@@ -188,7 +219,7 @@ export interface FinishOptions {
 export function succeedJob(job: StoredJob, result: unknown, nowMs: number, options: FinishOptions): StoredJob {
   expectStatus(job, 'succeed', ['running']);
   // `null` is how the wire says "no result", so an undefined result is stored as null too.
-  return finish(job, { status: 'succeeded', result: result ?? null }, nowMs, options);
+  return finish(job, 'succeeded', result ?? null, job.snapshot.error, nowMs, options);
 }
 
 /**
@@ -203,7 +234,7 @@ export function succeedJob(job: StoredJob, result: unknown, nowMs: number, optio
  */
 export function failJob(job: StoredJob, error: Problem, nowMs: number, options: FinishOptions): StoredJob {
   expectStatus(job, 'fail', ['queued', 'running']);
-  return finish(job, { status: 'failed', error: Object.freeze({ ...error }) }, nowMs, options);
+  return finish(job, 'failed', job.snapshot.result, Object.freeze({ ...error }), nowMs, options);
 }
 
 /**
@@ -219,42 +250,100 @@ export function failJob(job: StoredJob, error: Problem, nowMs: number, options: 
  */
 export function cancelJob(job: StoredJob, error: Problem, nowMs: number, options: FinishOptions): StoredJob {
   if (job.snapshot.done) return job;
-  return finish(job, { status: 'canceled', error: Object.freeze({ ...error }) }, nowMs, options);
+  return finish(job, 'canceled', job.snapshot.result, Object.freeze({ ...error }), nowMs, options);
 }
 
 function finish(
   job: StoredJob,
-  changes: Partial<Pick<JobSnapshot, 'status' | 'result' | 'error'>>,
+  status: JobStatus,
+  result: unknown,
+  error: Problem | null,
   nowMs: number,
   options: FinishOptions,
 ): StoredJob {
   const expiresAtMs = nowMs + options.retentionMs;
   const expires = Number.isFinite(expiresAtMs);
   const now = iso(nowMs);
-  const finished = next(
-    job,
-    {
-      ...changes,
-      done: true,
-      finishedAt: now,
-      expiresAt: expires ? new Date(expiresAtMs).toISOString() : null,
-      ...(options.progress === undefined ? {} : { progress: Object.freeze({ ...options.progress }) }),
-    },
+  const s = job.snapshot;
+  const progress = options.progress === undefined ? s.progress : Object.freeze({ ...options.progress });
+  const expiresAt = expires ? expiryIso(expiresAtMs) : null;
+  const snapshot = snapshotOf(
+    s.id,
+    s.type,
+    status,
+    true,
+    progress,
+    result,
+    error,
+    s.version + 1,
+    s.createdAt,
     now,
+    s.startedAt,
+    now,
+    expiresAt,
   );
   // A finished job is nobody's: its lease goes with the same version.
-  const { lease: _lease, ...unleased } = finished;
-  return Object.freeze(expires ? { ...unleased, expiresAtMs } : unleased);
+  return storedOf(job, snapshot, undefined, job.attempts, expires ? expiresAtMs : job.expiresAtMs);
 }
 
-function next(job: StoredJob, changes: Partial<JobSnapshot>, now: string): StoredJob {
-  const snapshot: JobSnapshot = Object.freeze({
-    ...job.snapshot,
-    ...changes,
-    version: job.snapshot.version + 1,
-    updatedAt: now,
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+// Every snapshot is built by this one literal, so all of them share one hidden class, and a transition
+// costs one object instead of the two or three a spread of the previous snapshot takes.
+function snapshotOf(
+  id: string,
+  type: string,
+  status: JobStatus,
+  done: boolean,
+  progress: JobProgress | null,
+  result: unknown,
+  error: Problem | null,
+  version: number,
+  createdAt: string,
+  updatedAt: string,
+  startedAt: string | null,
+  finishedAt: string | null,
+  expiresAt: string | null,
+): JobSnapshot {
+  return Object.freeze({
+    id,
+    type,
+    status,
+    done,
+    progress,
+    result,
+    error,
+    version,
+    createdAt,
+    updatedAt,
+    startedAt,
+    finishedAt,
+    expiresAt,
   });
-  return Object.freeze({ ...job, snapshot });
+}
+
+/** `job` with a new snapshot, lease, attempt count and expiry; its other fields carried over. */
+function storedOf(
+  job: StoredJob,
+  snapshot: JobSnapshot,
+  lease: JobLease | undefined,
+  attempts: number | undefined,
+  expiresAtMs: number | undefined,
+): StoredJob {
+  const next: Mutable<StoredJob> = { snapshot, input: job.input, runner: job.runner };
+  if (job.owner !== undefined) next.owner = job.owner;
+  if (job.idempotencyKey !== undefined) next.idempotencyKey = job.idempotencyKey;
+  if (job.fingerprint !== undefined) next.fingerprint = job.fingerprint;
+  if (expiresAtMs !== undefined) next.expiresAtMs = expiresAtMs;
+  if (lease !== undefined) next.lease = lease;
+  if (attempts !== undefined) next.attempts = attempts;
+  if (job.maxAttempts !== undefined) next.maxAttempts = job.maxAttempts;
+  return Object.freeze(next);
+}
+
+// A frozen lease cannot change under the job, so it is shared rather than copied.
+function leaseOf(lease: JobLease): JobLease {
+  return Object.isFrozen(lease) ? lease : Object.freeze({ holder: lease.holder, expiresAtMs: lease.expiresAtMs });
 }
 
 function expectStatus(job: StoredJob, action: string, allowed: readonly JobStatus[]): void {
@@ -264,7 +353,8 @@ function expectStatus(job: StoredJob, action: string, allowed: readonly JobStatu
   }
 }
 
-// Transitions in one burst share a millisecond, so a one-entry cache saves most Date allocations.
+// Transitions in one burst share a millisecond, so one-entry caches (one for the time of the change,
+// one for the expiry it sets) save most Date allocations.
 let lastMs = Number.NaN;
 let lastIso = '';
 function iso(ms: number): string {
@@ -273,4 +363,14 @@ function iso(ms: number): string {
     lastMs = ms;
   }
   return lastIso;
+}
+
+let lastExpiryMs = Number.NaN;
+let lastExpiryIso = '';
+function expiryIso(ms: number): string {
+  if (ms !== lastExpiryMs) {
+    lastExpiryIso = new Date(ms).toISOString();
+    lastExpiryMs = ms;
+  }
+  return lastExpiryIso;
 }

@@ -19,7 +19,10 @@ import type { JobSnapshot } from '../../core/protocol.js';
 import { type Admission, DelayedOperation, type DelayedOperationPurgatory } from '../purgatory/purgatory.js';
 import type { Resumable } from '../purgatory/resume-batches.js';
 import type { JobChange, JobStore, StoredJob } from './stores/job-store.js';
+import { MemoryJobStore } from './stores/memory-job-store.js';
+import { peekMemoryJob } from './stores/memory-peek.js';
 import { duration } from './validation.js';
+import { RunWallClock } from '../run-wall-clock.js';
 
 /** What a wait needs to know: the version the caller has, how long to hold, who asks, and when to stop. */
 export interface WaitRequest {
@@ -63,6 +66,9 @@ class Watch {
     return this.job !== undefined && !this.stale && this.job.snapshot.version === this.version;
   }
 }
+
+// Compared with the store's `get`, never called.
+const MEMORY_GET = MemoryJobStore.prototype.get;
 
 /** A job that disappeared while waited on. */
 const GONE = Symbol('gone');
@@ -178,7 +184,11 @@ export abstract class JobWait extends DelayedOperation implements Resumable {
 /** Every held wait on the jobs of one store. */
 export class JobWaits {
   readonly #store: JobStore;
+  /** The store, when it is a {@link MemoryJobStore}: read synchronously while its `get` is its own. */
+  readonly #memory: MemoryJobStore | undefined;
   readonly #clock: Clock;
+  /** Asked by every answered wait whether its job has expired: once per synchronous run. */
+  readonly #runClock: RunWallClock;
   readonly #purgatory: DelayedOperationPurgatory;
   readonly #watches = new Map<string, Watch>();
   #waiting = 0;
@@ -187,7 +197,9 @@ export class JobWaits {
 
   constructor(store: JobStore, clock: Clock, purgatory: DelayedOperationPurgatory) {
     this.#store = store;
+    this.#memory = store instanceof MemoryJobStore ? store : undefined;
     this.#clock = clock;
+    this.#runClock = new RunWallClock(clock);
     this.#purgatory = purgatory;
   }
 
@@ -252,6 +264,17 @@ export class JobWaits {
       this.#startFrom(wait, watch.job!, sinceVersion, timeoutMs);
       return;
     }
+    const memory = this.#memory;
+    // The in-memory store reads synchronously: the wait starts now rather than a promise later. Not
+    // when `get` was replaced (a subclass, a wrapper): then it is what a read means.
+    if (memory !== undefined && memory.get === MEMORY_GET && watch.loading === undefined) {
+      const job = id.length > 0 ? peekMemoryJob(memory, id) : undefined;
+      const before = watch.job;
+      this.#observeRead(watch, job);
+      if (watch.refs > 1 && (watch.job !== before || watch.gone)) this.#purgatory.checkAndComplete(watch.keys[0]!);
+      this.#afterLoad(wait, watch.gone ? undefined : watch.fresh ? watch.job : job, 0);
+      return;
+    }
     // Waiters arriving together share one store read, and wait for it in a list rather than each in
     // a promise reaction of its own.
     (watch.arriving ??= []).push(wait);
@@ -291,7 +314,7 @@ export class JobWaits {
   /** The job as `owner` sees it now: `undefined` when it belongs to another owner or has expired. */
   visibleJob(job: StoredJob, owner: string | undefined): StoredJob | undefined {
     if (owner !== undefined && job.owner !== owner) return undefined;
-    if (job.expiresAtMs !== undefined && job.expiresAtMs <= this.#clock.wallNow()) return undefined;
+    if (job.expiresAtMs !== undefined && job.expiresAtMs <= this.#runClock.wallNow()) return undefined;
     return job;
   }
 
@@ -376,13 +399,7 @@ export class JobWaits {
           void this.#load(watch);
           return;
         }
-        // A read can be older than a notification that arrived while it ran; the newer state wins.
-        if (job === undefined) {
-          if (watch.job === undefined || watch.stale) watch.gone = true;
-        } else if (job.snapshot.version >= watch.version) {
-          watch.stale = false;
-          observe(watch, job);
-        }
+        this.#observeRead(watch, job);
         this.#purgatory.checkAndComplete(key);
         const arriving = watch.arriving;
         if (arriving === undefined) return;
@@ -405,6 +422,16 @@ export class JobWaits {
       },
     );
     return loading;
+  }
+
+  // A read can be older than a notification that arrived while it ran; the newer state wins.
+  #observeRead(watch: Watch, job: StoredJob | undefined): void {
+    if (job === undefined) {
+      if (watch.job === undefined || watch.stale) watch.gone = true;
+    } else if (job.snapshot.version >= watch.version) {
+      watch.stale = false;
+      observe(watch, job);
+    }
   }
 
   #watch(id: string): Watch {

@@ -35,6 +35,7 @@ export class LeaseKeeper {
   readonly #held = new Set<string>();
   readonly #retry: Backoff;
   #timer: TimerHandle | undefined;
+  #lease: JobLease | undefined;
   #renewing: Promise<void> | undefined;
   #closed = false;
 
@@ -48,9 +49,13 @@ export class LeaseKeeper {
     return this.#host.holder;
   }
 
-  /** A lease for a job this process takes now. */
+  /** A lease for a job this process takes now (frozen: jobs taken in the same millisecond share it). */
   lease(): JobLease {
-    return { holder: this.#host.holder, expiresAtMs: Math.floor(this.#host.clock.wallNow()) + this.#host.leaseMs };
+    const expiresAtMs = Math.floor(this.#host.clock.wallNow()) + this.#host.leaseMs;
+    if (this.#lease?.expiresAtMs !== expiresAtMs) {
+      this.#lease = Object.freeze({ holder: this.#host.holder, expiresAtMs });
+    }
+    return this.#lease;
   }
 
   /** How many jobs this process holds. */

@@ -13,6 +13,7 @@ import { MemoryTopicStore } from './stores/memory-topic-store.js';
 import type { TopicChange, TopicRetention, TopicStore } from './stores/topic-store.js';
 import { Topic, type TopicHost, topicKey } from './topic.js';
 import { Hint } from './topic-fetch.js';
+import { RunWallClock } from '../run-wall-clock.js';
 
 /** Topic names: what fits in a URL path segment without escaping. */
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,200}$/;
@@ -141,9 +142,12 @@ export class TopicRegistry {
   #closing: Promise<void> | undefined;
   #waiting = 0;
   #drained: (() => void) | undefined;
+  /** Asked by every woken reader whether its answer's oldest record is still kept: once per run. */
+  readonly #runClock: RunWallClock;
 
   constructor(options: TopicRegistryOptions = {}) {
     this.#clock = options.clock ?? systemClock;
+    this.#runClock = new RunWallClock(this.#clock);
     const maxLimit = integerAtLeast(options.maxLimit ?? 1000, 'maxLimit', 1);
     const defaultLimit = integerAtLeast(options.defaultLimit ?? Math.min(100, maxLimit), 'defaultLimit', 1);
     if (defaultLimit > maxLimit) {
@@ -184,7 +188,7 @@ export class TopicRegistry {
       defaultLimit,
       maxLimit,
       subscribeWaitMs,
-      oldestKeptMs: () => (this.#maxAgeMs === undefined ? undefined : this.#clock.wallNow() - this.#maxAgeMs),
+      oldestKeptMs: () => this.#oldestKeptMs(),
       get closed() {
         return isClosed();
       },
@@ -393,6 +397,10 @@ export class TopicRegistry {
       this.#drained = undefined;
       resolve();
     }
+  }
+
+  #oldestKeptMs(): number | undefined {
+    return this.#maxAgeMs === undefined ? undefined : this.#runClock.wallNow() - this.#maxAgeMs;
   }
 
   #retention(): TopicRetention {

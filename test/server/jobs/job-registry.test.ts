@@ -549,6 +549,29 @@ describe('JobRegistry: wait', () => {
     expect(purgatory.watched()).toBe(0);
   });
 
+  it('holds a wait on the in-memory store at once, and reads through a replaced get when there is one', async () => {
+    const { registry, store, purgatory } = setup();
+    const job = await registry.create('t', null);
+    const first = registry.wait(job.id, { sinceVersion: 1, timeoutMs: 30_000 });
+    // No store read to wait for: the wait is in the purgatory before the call returns.
+    expect(purgatory.watched()).toBe(1);
+    const get = store.get.bind(store);
+    let reads = 0;
+    store.get = (id) => {
+      reads++;
+      return get(id);
+    };
+    const other = await registry.create('t', null);
+    const second = registry.wait(other.id, { sinceVersion: 1, timeoutMs: 30_000 });
+    expect(purgatory.watched()).toBe(1);
+    await Promise.resolve();
+    expect(reads).toBe(1);
+    await registry.start(job.id);
+    await registry.start(other.id);
+    expect(await first).toMatchObject({ status: 'running', version: 2 });
+    expect(await second).toMatchObject({ status: 'running', version: 2 });
+  });
+
   it('makes waiters that arrive together share one store read', async () => {
     const { registry, store, flush } = setup();
     const job = await registry.create('t', null);

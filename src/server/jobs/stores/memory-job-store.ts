@@ -19,6 +19,7 @@ import type {
   SweepResult,
 } from './job-store.js';
 import { MinHeap } from './min-heap.js';
+import { providePeek } from './memory-peek.js';
 import { ChangeListeners } from '../../change-listeners.js';
 import { releasesKey, tooManyJobs } from './store-rules.js';
 
@@ -27,12 +28,45 @@ interface Entry {
   job: StoredJob;
 }
 
-interface IndexItem {
-  /** The position in its index: the global sequence, or in an owner's index the owner's own. */
-  readonly seq: number;
-  readonly id: string;
-  /** The job's global sequence, which tells a live item from one of a removed job. */
-  readonly entry: number;
+/**
+ * Jobs in insertion order, as parallel arrays so that an item costs no object of its own: the
+ * position (the global sequence, or in an owner's index the owner's own), the id, and the job's
+ * global sequence, which tells a live item from one of a removed job (the same as the position in
+ * the global index, which keeps no copy of it).
+ */
+class Index {
+  readonly seqs: number[] = [];
+  readonly ids: string[] = [];
+  readonly entries: number[] | undefined;
+
+  constructor(global: boolean) {
+    this.entries = global ? undefined : [];
+  }
+
+  get length(): number {
+    return this.seqs.length;
+  }
+
+  push(seq: number, id: string, entry: number): void {
+    this.seqs.push(seq);
+    this.ids.push(id);
+    this.entries?.push(entry);
+  }
+
+  entry(position: number): number {
+    return this.entries === undefined ? this.seqs[position]! : this.entries[position]!;
+  }
+
+  /** A copy holding only the items `live` keeps. */
+  filter(live: (id: string, entry: number) => boolean): Index {
+    const kept = new Index(this.entries === undefined);
+    for (let position = 0; position < this.seqs.length; position++) {
+      const id = this.ids[position]!;
+      const entry = this.entry(position);
+      if (live(id, entry)) kept.push(this.seqs[position]!, id, entry);
+    }
+    return kept;
+  }
 }
 
 // Indexes keep dead items until they outnumber live ones, so a delete is O(1) and compaction is amortized.
@@ -53,18 +87,23 @@ const COMPACT_MIN_DEAD = 1024;
 export class MemoryJobStore implements JobStore {
   readonly #jobs = new Map<string, Entry>();
   readonly #idempotency = new Map<string, string>();
-  #order: IndexItem[] = [];
-  #byOwner = new Map<string, IndexItem[]>();
+  #order = new Index(true);
+  #byOwner = new Map<string, Index>();
   // Each owner's index counts on its own, so an owner's page tokens reveal nothing of other owners'
   // jobs (a global sequence would tell every caller how many jobs everyone made).
   readonly #ownerSeq = new Map<string, number>();
   #dead = 0;
-  readonly #expiry = new MinHeap<{ readonly id: string; readonly at: number }>();
+  /** Ids by the expiry they had when pushed; an entry whose job now expires otherwise is stale. */
+  readonly #expiry = new MinHeap<string>();
   /** Unfinished jobs with a lease, by id: their current expiry. Few (running and queued ones), so scanned. */
   readonly #leases = new Map<string, number>();
   readonly #owned = new Map<string, number>();
   readonly #listeners = new ChangeListeners<JobChange>();
   #seq = 0;
+
+  static {
+    providePeek((store, id) => store.#jobs.get(id)?.job);
+  }
 
   /** How many jobs the store holds. */
   get size(): number {
@@ -84,16 +123,16 @@ export class MemoryJobStore implements JobStore {
     if (job.owner !== undefined) this.#owned.set(job.owner, owned + 1);
     const seq = ++this.#seq;
     this.#jobs.set(id, { seq, job });
-    this.#order.push({ seq, id, entry: seq });
+    this.#order.push(seq, id, seq);
     if (job.owner !== undefined) {
       let owned = this.#byOwner.get(job.owner);
-      if (owned === undefined) this.#byOwner.set(job.owner, (owned = []));
+      if (owned === undefined) this.#byOwner.set(job.owner, (owned = new Index(false)));
       const ownerSeq = (this.#ownerSeq.get(job.owner) ?? 0) + 1;
       this.#ownerSeq.set(job.owner, ownerSeq);
-      owned.push({ seq: ownerSeq, id, entry: seq });
+      owned.push(ownerSeq, id, seq);
     }
     if (job.idempotencyKey !== undefined) this.#idempotency.set(idempotencySlot(job.owner, job.idempotencyKey), id);
-    if (job.expiresAtMs !== undefined) this.#expiry.push(job.expiresAtMs, { id, at: job.expiresAtMs });
+    if (job.expiresAtMs !== undefined) this.#expiry.push(job.expiresAtMs, id);
     this.#indexLease(id, job);
     this.#listeners.emit({ id, version: job.snapshot.version, job });
     return { inserted: true, job };
@@ -128,7 +167,7 @@ export class MemoryJobStore implements JobStore {
     }
     entry.job = next;
     if (next.expiresAtMs !== undefined && next.expiresAtMs !== current.expiresAtMs) {
-      this.#expiry.push(next.expiresAtMs, { id, at: next.expiresAtMs });
+      this.#expiry.push(next.expiresAtMs, id);
     }
     this.#indexLease(id, next);
     this.#listeners.emit({ id, version: next.snapshot.version, job: next });
@@ -145,7 +184,8 @@ export class MemoryJobStore implements JobStore {
 
   async list(query: JobListQuery): Promise<JobListPage> {
     const before = query.cursor === undefined ? Number.POSITIVE_INFINITY : decodeCursor(query.cursor);
-    const index = query.owner === undefined ? this.#order : (this.#byOwner.get(query.owner) ?? []);
+    const index = query.owner === undefined ? this.#order : this.#byOwner.get(query.owner);
+    if (index === undefined) return { jobs: [] };
     const jobs: StoredJob[] = [];
     let lastSeq = 0;
     // Binary search for the first item at or after the cursor; the page starts just below it.
@@ -153,17 +193,16 @@ export class MemoryJobStore implements JobStore {
     let high = index.length;
     while (low < high) {
       const middle = (low + high) >> 1;
-      if (index[middle]!.seq < before) low = middle + 1;
+      if (index.seqs[middle]! < before) low = middle + 1;
       else high = middle;
     }
     for (let position = low - 1; position >= 0; position--) {
-      const item = index[position]!;
-      const entry = this.#jobs.get(item.id);
-      if (entry === undefined || entry.seq !== item.entry) continue;
+      const entry = this.#jobs.get(index.ids[position]!);
+      if (entry === undefined || entry.seq !== index.entry(position)) continue;
       if (query.status !== undefined && entry.job.snapshot.status !== query.status) continue;
       if (jobs.length === query.limit) return { jobs, cursor: encodeCursor(lastSeq) };
       jobs.push(entry.job);
-      lastSeq = item.seq;
+      lastSeq = index.seqs[position]!;
     }
     return { jobs };
   }
@@ -173,7 +212,7 @@ export class MemoryJobStore implements JobStore {
     while (removed.length < limit) {
       const at = this.#skipStaleExpiries();
       if (at === undefined || at > nowMs) break;
-      const { id } = this.#expiry.pop()!;
+      const id = this.#expiry.pop()!;
       this.#remove(id, this.#jobs.get(id)!);
       removed.push(id);
     }
@@ -218,9 +257,10 @@ export class MemoryJobStore implements JobStore {
   // Heap entries of forgotten or re-expired jobs are left in place and dropped here, when they surface.
   #skipStaleExpiries(): number | undefined {
     for (;;) {
-      const top = this.#expiry.peek();
-      if (top === undefined) return undefined;
-      if (this.#jobs.get(top.id)?.job.expiresAtMs === top.at) return top.at;
+      const id = this.#expiry.peek();
+      if (id === undefined) return undefined;
+      const at = this.#expiry.peekKey()!;
+      if (this.#jobs.get(id)?.job.expiresAtMs === at) return at;
       this.#expiry.pop();
     }
   }
@@ -250,9 +290,9 @@ export class MemoryJobStore implements JobStore {
   }
 
   #compact(): void {
-    const live = (item: IndexItem): boolean => this.#jobs.get(item.id)?.seq === item.entry;
+    const live = (id: string, entry: number): boolean => this.#jobs.get(id)?.seq === entry;
     this.#order = this.#order.filter(live);
-    const byOwner = new Map<string, IndexItem[]>();
+    const byOwner = new Map<string, Index>();
     for (const [owner, items] of this.#byOwner) {
       const kept = items.filter(live);
       if (kept.length > 0) byOwner.set(owner, kept);
