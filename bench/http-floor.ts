@@ -5,6 +5,9 @@
  *
  * - `http`: `writeHead` + `end` on each `ServerResponse`, the least that any server built on
  *   `node:http` can do per answer (pollkit/node, Express, Fastify, Koa and Hono's Node server all are).
+ * - `http-sliced`: the same, but like pollkit's purgatory it yields to the event loop once a wake-up
+ *   has run for 100 ms (checking the clock every 256 answers), so timers and new connections are served
+ *   during a wake-up of thousands: the least a server that must stay responsive can do.
  * - `socket`: the prebuilt response bytes written straight onto each socket, past `node:http`'s
  *   response machinery: the kernel's and libuv's share alone. Not a usable server (those responses
  *   never finish, so a connection cannot be reused), only a measurement.
@@ -16,9 +19,14 @@
  * @module
  */
 import http from 'node:http';
+import { performance } from 'node:perf_hooks';
 
 /** How a floor server writes its answers. */
-export type FloorMode = 'http' | 'socket';
+export type FloorMode = 'http' | 'http-sliced' | 'socket';
+
+/** The `http-sliced` floor's slice and batch: pollkit's `resumeSliceMs` and `resumeBatchSize` defaults. */
+const SLICE_MS = 100;
+const BATCH = 256;
 
 /** A running floor server. */
 export interface FloorServer {
@@ -101,6 +109,12 @@ export function createFloorServer(mode: FloorMode): FloorServer {
       if (set === undefined) return offset;
       waiting.delete(topic);
       held -= set.size;
+      if (mode === 'http-sliced') {
+        // A copy, so that a client hanging up mid-wake-up is not counted off `held` twice.
+        answerInSlices([...set].values(), (res) => res.writeHead(200, headers).end(body));
+        set.clear();
+        return offset;
+      }
       for (const res of set) {
         if (mode === 'socket') res.socket?.write(raw);
         else res.writeHead(200, headers).end(body);
@@ -110,4 +124,20 @@ export function createFloorServer(mode: FloorMode): FloorServer {
     },
     held: () => held,
   };
+}
+
+/** Answers every response `pending` yields, yielding to the event loop after each `SLICE_MS` of work. */
+function answerInSlices(pending: Iterator<http.ServerResponse>, answer: (res: http.ServerResponse) => void): void {
+  const sliceEnds = performance.now() + SLICE_MS;
+  for (;;) {
+    for (let i = 0; i < BATCH; i++) {
+      const next = pending.next();
+      if (next.done === true) return;
+      answer(next.value);
+    }
+    if (performance.now() >= sliceEnds) {
+      setImmediate(() => answerInSlices(pending, answer));
+      return;
+    }
+  }
 }

@@ -39,10 +39,11 @@ export type Framework = 'node' | 'express' | 'fastify' | 'koa' | 'hono';
 /**
  * Which server a process runs: pollkit behind a framework's adapter, the same framework answering a
  * fixed job body from a plain route (`plain-…`, so the adapter's own share can be told from the
- * framework's), the naive long-poll baseline, a lower bound (`floor-http`, `floor-socket`), or
+ * framework's), the naive long-poll baseline, a lower bound (`floor-http`, `floor-http-sliced`, `floor-socket`), or
  * pollkit/node never yielding during a wake-up (`node-unsliced`).
  */
-export type ServerKind = Framework | `plain-${Framework}` | 'naive' | 'floor-http' | 'floor-socket' | 'node-unsliced';
+export type ServerKind =
+  Framework | `plain-${Framework}` | 'naive' | 'floor-http' | 'floor-http-sliced' | 'floor-socket' | 'node-unsliced';
 
 /** A command from the orchestrator. */
 export type ServerCommand =
@@ -92,13 +93,15 @@ function listenOn(server: Server): Promise<number> {
   });
 }
 
+const FLOOR_MODES = { 'floor-http': 'http', 'floor-http-sliced': 'http-sliced', 'floor-socket': 'socket' } as const;
+
 async function start(kind: ServerKind): Promise<Record<string, unknown>> {
   if (kind.startsWith('plain-')) {
     const server = await buildPlain(kind.slice('plain-'.length) as Framework);
     return { port: await listenOn(server), jobId: 'plain' };
   }
-  if (kind === 'naive' || kind === 'floor-http' || kind === 'floor-socket') {
-    baseline = kind === 'naive' ? createNaiveServer() : createFloorServer(kind === 'floor-http' ? 'http' : 'socket');
+  if (kind === 'naive' || kind === 'floor-http' || kind === 'floor-http-sliced' || kind === 'floor-socket') {
+    baseline = kind === 'naive' ? createNaiveServer() : createFloorServer(FLOOR_MODES[kind]);
     baseline.server.keepAliveTimeout = 120_000;
     baseline.server.headersTimeout = 0;
     baseline.server.requestTimeout = 0;

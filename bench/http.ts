@@ -26,7 +26,7 @@
  *
  * `--quick` shrinks every count and duration for a smoke run under a minute (and skips section 4);
  * `--only=1,4` runs just those sections; `--held=node,floor-http` runs just those servers in section 1
- * (`node`, `node-unsliced`, `naive`, `floor-http`, `floor-socket`) and `--spread=node` in section 5
+ * (`node`, `node-unsliced`, `naive`, `floor-http`, `floor-http-sliced`, `floor-socket`) and `--spread=node` in section 5
  * (`node`, `naive`, `floor-http`), say to profile one of them.
  *
  * @module
@@ -179,13 +179,14 @@ interface HoldFigures {
 }
 
 /** Scenario 1 for one server kind. */
-type HeldKind = 'node' | 'node-unsliced' | 'naive' | 'floor-http' | 'floor-socket';
+type HeldKind = 'node' | 'node-unsliced' | 'naive' | 'floor-http' | 'floor-http-sliced' | 'floor-socket';
 
 const HELD_LABELS: Readonly<Record<HeldKind, string>> = {
   node: 'pollkit (pollkit/node)',
   'node-unsliced': 'pollkit, resumeSliceMs: Infinity (the same, never yielding to the event loop during a wake-up)',
   naive: 'naive (timer + closure + array scan)',
   'floor-http': 'floor: bare node:http (one loop, prebuilt body, writeHead + end)',
+  'floor-http-sliced': 'floor: the same, yielding to the event loop every 100 ms of a wake-up (as pollkit does)',
   'floor-socket': 'floor: prebuilt bytes written onto each socket (no node:http response)',
 };
 
@@ -420,6 +421,13 @@ async function section1(loads: readonly Child[]): Promise<void> {
     console.log(
       `  what yielding costs: p99 ${ms(pollkit.fanOut.p99)} yielding every 100 ms, ${ms(unsliced.fanOut.p99)} never yielding ` +
         `(×${(unsliced.fanOut.p99 / floor.fanOut.p99).toFixed(2)} of the floor's)`,
+    );
+  }
+  const sliced = held.get('floor-http-sliced');
+  if (sliced !== undefined) {
+    console.log(
+      `  against a floor that yields as pollkit does: p99 ${ms(sliced.fanOut.p99)}, pollkit ×${(pollkit.fanOut.p99 / sliced.fanOut.p99).toFixed(2)} ` +
+        `(p99 ≤ 1.2 × this floor's ${check(pollkit.fanOut.p99 <= 1.2 * sliced.fanOut.p99)}); the floor's own cost of yielding ×${(sliced.fanOut.p99 / floor.fanOut.p99).toFixed(2)}`,
     );
   }
   console.log(
