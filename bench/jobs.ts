@@ -423,48 +423,32 @@ async function jobsPollkit(jobs: number, waiters: number, batch: number): Promis
   return { seconds, cpuSeconds, operations: jobs };
 }
 
-async function jobsNaive(jobs: number, waiters: number, batch: number): Promise<Measurement> {
-  const gated = gatedHandlers();
-  const naive = new NaiveJobs((id) => gated.handler(id));
-  const started = performance.now();
-  const cpu = process.cpuUsage();
-  for (let done = 0; done < jobs; done += batch) {
-    const size = Math.min(batch, jobs - done);
-    const running = gated.expect(size);
-    const submitted = await Promise.all(Array.from({ length: size }, () => naive.submit('bench')));
-    await running;
-    const held: Promise<JobSnapshot | undefined>[] = [];
-    for (const job of submitted) {
-      for (let w = 0; w < waiters; w++) held.push(naive.wait(job.id, 2, HOLD_MS));
-    }
-    await tick();
-    gated.open();
-    const results = await Promise.all(held);
-    await tick();
-    if (results.some((job) => job?.status !== 'succeeded')) throw new Error('a naive waiter saw the wrong state');
-  }
-  return { seconds: (performance.now() - started) / 1000, cpuSeconds: cpuSince(cpu), operations: jobs };
+/** The registries written by hand (the naive one and the floor), as the job scenarios drive them. */
+interface HandJobs {
+  submit(type: string): Promise<JobSnapshot>;
+  wait(id: string, sinceVersion: number, timeoutMs: number): Promise<JobSnapshot | undefined>;
 }
 
-async function jobsFloor(jobs: number, waiters: number, batch: number): Promise<Measurement> {
+async function jobsByHand(kind: 'naive' | 'floor', jobs: number, waiters: number, batch: number): Promise<Measurement> {
   const gated = gatedHandlers();
-  const floor = new FloorJobs((id) => gated.handler(id));
+  const handler = (id: string): Promise<unknown> => gated.handler(id);
+  const registry: HandJobs = kind === 'naive' ? new NaiveJobs(handler) : new FloorJobs(handler);
   const started = performance.now();
   const cpu = process.cpuUsage();
   for (let done = 0; done < jobs; done += batch) {
     const size = Math.min(batch, jobs - done);
     const running = gated.expect(size);
-    const submitted = await Promise.all(Array.from({ length: size }, () => floor.submit('bench')));
+    const submitted = await Promise.all(Array.from({ length: size }, () => registry.submit('bench')));
     await running;
     const held: Promise<JobSnapshot | undefined>[] = [];
     for (const job of submitted) {
-      for (let w = 0; w < waiters; w++) held.push(floor.wait(job.id, 2, HOLD_MS));
+      for (let w = 0; w < waiters; w++) held.push(registry.wait(job.id, 2, HOLD_MS));
     }
     await tick();
     gated.open();
     const results = await Promise.all(held);
     await tick();
-    if (results.some((job) => job?.status !== 'succeeded')) throw new Error('a floor waiter saw the wrong state');
+    if (results.some((job) => job?.status !== 'succeeded')) throw new Error(`a ${kind} waiter saw the wrong state`);
   }
   return { seconds: (performance.now() - started) / 1000, cpuSeconds: cpuSince(cpu), operations: jobs };
 }
@@ -514,17 +498,19 @@ async function topicPollkit(readers: number, rounds: number): Promise<Measuremen
   return { seconds: wakeSeconds, cpuSeconds, operations: readers * rounds, heapPerWaiter };
 }
 
-async function topicNaive(readers: number, rounds: number): Promise<Measurement> {
-  const topic = new NaiveTopic();
+/** The naive topic and the floor's; only the naive one is weighed (the floor's readers are the same). */
+async function topicByHand(kind: 'naive' | 'floor', readers: number, rounds: number): Promise<Measurement> {
+  const topic = kind === 'naive' ? new NaiveTopic() : new FloorTopic();
   let wakeSeconds = 0;
   let cpuSeconds = 0;
   let heapPerWaiter: number | undefined;
   for (let round = 0; round <= rounds; round++) {
     const offset = round;
-    const { bytes, held } = await heapOf(round === 0, () =>
+    const weigh = kind === 'naive' && round === 0;
+    const { bytes, held } = await heapOf(weigh, () =>
       Array.from({ length: readers }, () => topic.read(offset, HOLD_MS)),
     );
-    if (round === 0 && gc !== undefined) heapPerWaiter = bytes / readers;
+    if (weigh && gc !== undefined) heapPerWaiter = bytes / readers;
     const started = performance.now();
     const cpu = process.cpuUsage();
     topic.append(round);
@@ -533,29 +519,9 @@ async function topicNaive(readers: number, rounds: number): Promise<Measurement>
       wakeSeconds += (performance.now() - started) / 1000;
       cpuSeconds += cpuSince(cpu);
     }
-    if (results.some((r) => r.length !== 1)) throw new Error('a naive reader missed the record');
+    if (results.some((r) => r.length !== 1)) throw new Error(`a ${kind} reader missed the record`);
   }
   return { seconds: wakeSeconds, cpuSeconds, operations: readers * rounds, heapPerWaiter };
-}
-
-async function topicFloor(readers: number, rounds: number): Promise<Measurement> {
-  const topic = new FloorTopic();
-  let wakeSeconds = 0;
-  let cpuSeconds = 0;
-  for (let round = 0; round <= rounds; round++) {
-    const offset = round;
-    const { held } = await heapOf(false, () => Array.from({ length: readers }, () => topic.read(offset, HOLD_MS)));
-    const started = performance.now();
-    const cpu = process.cpuUsage();
-    topic.append(round);
-    const results = (await Promise.all(held)) as unknown[][];
-    if (round > 0) {
-      wakeSeconds += (performance.now() - started) / 1000;
-      cpuSeconds += cpuSince(cpu);
-    }
-    if (results.some((r) => r.length !== 1)) throw new Error('a floor reader missed the record');
-  }
-  return { seconds: wakeSeconds, cpuSeconds, operations: readers * rounds };
 }
 
 /** Heap per held `wait` on a running job: 10,000 waiters on 10 jobs, weighed, then released by the jobs' ends. */
@@ -682,8 +648,8 @@ if (runs(1)) {
     `submit → succeed, 0 waiters/job`,
     'jobs/s',
     () => jobsPollkit(jobs0, 0, 100),
-    () => jobsNaive(jobs0, 0, 100),
-    () => jobsFloor(jobs0, 0, 100),
+    () => jobsByHand('naive', jobs0, 0, 100),
+    () => jobsByHand('floor', jobs0, 0, 100),
   );
 }
 if (runs(2)) {
@@ -691,8 +657,8 @@ if (runs(2)) {
     `submit → succeed, 1 waiter/job`,
     'jobs/s',
     () => jobsPollkit(jobs1, 1, 100),
-    () => jobsNaive(jobs1, 1, 100),
-    () => jobsFloor(jobs1, 1, 100),
+    () => jobsByHand('naive', jobs1, 1, 100),
+    () => jobsByHand('floor', jobs1, 1, 100),
   );
 }
 if (runs(3)) {
@@ -700,8 +666,8 @@ if (runs(3)) {
     `submit → succeed, 1,000 waiters/job`,
     'jobs/s',
     () => jobsPollkit(jobs1000, 1000, 10),
-    () => jobsNaive(jobs1000, 1000, 10),
-    () => jobsFloor(jobs1000, 1000, 10),
+    () => jobsByHand('naive', jobs1000, 1000, 10),
+    () => jobsByHand('floor', jobs1000, 1000, 10),
   );
   if (gc !== undefined) {
     const [pollkit, naive] = [await jobWaiterHeap('pollkit'), await jobWaiterHeap('naive')];
@@ -715,7 +681,7 @@ if (runs(4)) {
     `topic append + wake, 10,000 readers`,
     'wakes/s',
     () => topicPollkit(10_000, topicRounds),
-    () => topicNaive(10_000, topicRounds),
-    () => topicFloor(10_000, topicRounds),
+    () => topicByHand('naive', 10_000, topicRounds),
+    () => topicByHand('floor', 10_000, topicRounds),
   );
 }
