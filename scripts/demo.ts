@@ -358,5 +358,8 @@ for (const [name, hint] of [
   console.log(`   node --import tsx examples/${name}/server.ts   ${dim(`→ http://127.0.0.1:3000/  ${hint}`)}`);
 }
 console.log(
+  `   node --import tsx examples/bullmq-transcode/server.ts   ${dim('→ http://127.0.0.1:3000/  jobs on a BullMQ queue run by worker processes (node --import tsx examples/bullmq-transcode/worker.ts); needs a Redis (REDIS_URL)')}`,
+);
+console.log(
   `   ${dim('and without a browser: examples/kafka-style-consumer (offsets committed to a file), examples/every-framework')}`,
 );
