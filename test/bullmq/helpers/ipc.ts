@@ -86,8 +86,8 @@ export async function forkChild(name: string, script: string, env: Record<string
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
-      // A graceful close has hung past the hook's minute twice in ~45 runs, on a pollkit server right
-      // after a Redis restart (which step was not caught); it is cut short and said, not waited out.
+      // After a Redis restart, BullMQ's QueueEvents.close() sometimes never returns (caught in a process
+      // running only BullMQ code: its Worker closed, its QueueEvents did not); cut short and said.
       let timer: ReturnType<typeof setTimeout> | undefined;
       const closed = await Promise.race([
         handle.call('close').then(
