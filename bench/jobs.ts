@@ -329,11 +329,8 @@ function frozenSnapshot(
  * ones. (pollkit also shares one frozen answer between the readers at the same offset: a saving, not a
  * guarantee, so the floor slices per reader as the naive topic does.)
  */
-class FloorTopic {
-  readonly log: { offset: number; timestamp: string; key: string | null; value: unknown }[] = [];
-  readers: (NaiveWaiter<unknown[]> & { offset: number })[] = [];
-
-  append(value: unknown): number {
+class FloorTopic extends NaiveTopic {
+  override append(value: unknown): number {
     const offset = this.log.length;
     this.log.push(Object.freeze({ offset, timestamp: new Date().toISOString(), key: null, value }));
     const readers = this.readers;
@@ -351,21 +348,6 @@ class FloorTopic {
     const hop = (left: number): void => queueMicrotask(left > 1 ? () => hop(left - 1) : batch);
     batch();
     return offset;
-  }
-
-  read(offset: number, waitMs: number): Promise<unknown[]> {
-    if (offset < this.log.length) return Promise.resolve(this.log.slice(offset, offset + 100));
-    return new Promise((resolve) => {
-      const reader = {
-        offset,
-        resolve,
-        timer: setTimeout(() => {
-          this.readers.splice(this.readers.indexOf(reader), 1);
-          resolve([]);
-        }, waitMs),
-      };
-      this.readers.push(reader);
-    });
   }
 }
 
