@@ -355,22 +355,16 @@ function expectStatus(job: StoredJob, action: string, allowed: readonly JobStatu
 
 // Transitions in one burst share a millisecond, so one-entry caches (one for the time of the change,
 // one for the expiry it sets) save most Date allocations.
-let lastMs = Number.NaN;
-let lastIso = '';
-function iso(ms: number): string {
-  if (ms !== lastMs) {
-    lastIso = new Date(ms).toISOString();
-    lastMs = ms;
-  }
-  return lastIso;
+function isoCache(): (ms: number) => string {
+  let lastMs = Number.NaN;
+  let lastIso = '';
+  return (ms) => {
+    if (ms !== lastMs) {
+      lastIso = new Date(ms).toISOString();
+      lastMs = ms;
+    }
+    return lastIso;
+  };
 }
-
-let lastExpiryMs = Number.NaN;
-let lastExpiryIso = '';
-function expiryIso(ms: number): string {
-  if (ms !== lastExpiryMs) {
-    lastExpiryIso = new Date(ms).toISOString();
-    lastExpiryMs = ms;
-  }
-  return lastExpiryIso;
-}
+const iso = isoCache();
+const expiryIso = isoCache();
